@@ -1,0 +1,1 @@
+"""Rollcall web console: a Bottle app that talks to the firmware only over its control socket."""

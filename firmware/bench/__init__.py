@@ -1,0 +1,1 @@
+"""Rollcall: bench."""

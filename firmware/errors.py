@@ -1,0 +1,66 @@
+"""One exception tree for Rollcall.
+
+Every class also inherits the built-in that fits, so callers can catch either
+``RollcallError`` or the usual ``ValueError`` / ``OSError`` / ``RuntimeError``.
+Messages say what was wrong and what to do; they never contain secrets.
+"""
+
+
+class RollcallError(Exception):
+    """Base of every error raised on purpose by Rollcall."""
+
+
+class ConfigError(RollcallError, ValueError):
+    """The configuration file or a setting is invalid."""
+
+
+class ModelError(RollcallError, RuntimeError):
+    """A model is missing, corrupt, or does not match the manifest."""
+
+
+class ModelHashMismatch(ModelError):
+    """A built model's SHA-256 differs from the manifest."""
+
+
+class RuntimeUnavailable(ModelError, ImportError):
+    """Neither ai-edge-litert nor tflite-runtime can be imported."""
+
+
+class ImageError(RollcallError, ValueError):
+    """An image could not be decoded or is unusable (too small, corrupt, wrong format)."""
+
+
+class EnrolmentError(RollcallError, ValueError):
+    """An enrolment photo was rejected (no face, several faces, different person...)."""
+
+
+class CameraError(RollcallError, OSError):
+    """The camera could not be opened or stopped delivering frames."""
+
+
+class NoCameraFound(CameraError):
+    """No picamera2 camera and no webcam was found."""
+
+
+class StoreError(RollcallError, OSError):
+    """A data file could not be read or written."""
+
+
+class LinkError(RollcallError, ConnectionError):
+    """The MQTT link failed (broker unreachable, TLS refused...)."""
+
+
+class BundleError(RollcallError, ValueError):
+    """A roster bundle was rejected (bad signature, schema, model id or version)."""
+
+
+class CommandError(RollcallError, ValueError):
+    """A remote or control command was malformed or not allowed."""
+
+
+class SessionError(RollcallError, ValueError):
+    """A session transition is not allowed (e.g. completing a cancelled session)."""
+
+
+class ControlError(RollcallError, ConnectionError):
+    """The console could not talk to the firmware's control socket."""

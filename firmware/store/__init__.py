@@ -1,0 +1,1 @@
+"""Crash-safe state on disk: atomic TinyDB files partitioned so none grows without bound."""

@@ -1,0 +1,1 @@
+"""Model manifest, build scripts and verification (TensorFlow only inside the build venv)."""

@@ -1,0 +1,1 @@
+"""Device provisioning and the reference central-side tools."""
