@@ -7,10 +7,6 @@ with a clear reason when it is absent (a user's fresh clone has no ../shared).
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -43,58 +39,18 @@ def built_models() -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from firmware.bench.broker import BrokerUnavailable, free_port  # noqa: E402
+from firmware.bench.broker import Mosquitto as _Mosquitto  # noqa: E402
 
 
-class Mosquitto:
-    """A real mosquitto broker on a free loopback port, started and stopped by the test."""
-
-    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = ""):
-        self.workdir = Path(workdir)
-        self.port = port or free_port()
-        self.extra_conf = extra_conf
-        self.proc: subprocess.Popen | None = None
+class Mosquitto(_Mosquitto):
+    """The broker of firmware/bench/broker.py; skips the test when mosquitto is not installed."""
 
     def start(self) -> "Mosquitto":
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(binary).exists():
-            pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {self.workdir}/\nmax_queued_messages 100000\n{self.extra_conf}\n"
-        )
-        log = open(self.workdir / "mosquitto.log", "ab")
-        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"mosquitto did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def __enter__(self) -> "Mosquitto":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        try:
+            return super().start()
+        except BrokerUnavailable as exc:
+            pytest.skip(str(exc))
 
 
 @pytest.fixture

@@ -21,10 +21,32 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` atomically; the file gets ``mode`` (octal permissions)."""
+def make_dirs(directory: Path, mode: int) -> None:
+    """Create ``directory`` and every missing parent with ``mode`` (unlike ``mkdir(parents=True)``)."""
+    missing = []
+    directory = Path(directory)
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for new in reversed(missing):
+        try:
+            new.mkdir(mode=mode)
+        except FileExistsError:
+            continue
+        os.chmod(new, mode)  # mkdir's mode is filtered by the umask
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600,
+                       dir_mode: int | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically; the file gets ``mode`` (octal permissions).
+
+    Missing parent directories are created (with ``dir_mode`` when given, e.g. 0o700).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if dir_mode is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        make_dirs(path.parent, dir_mode)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -21,6 +21,7 @@ layers in computation order (input first). Used at build time only; pure Python 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -228,10 +229,12 @@ def pack_string(text: str) -> bytes:
 
 
 def pack_float(value: float) -> bytes:
-    """Exact for float32/float64 values: mantissa * 2**exponent with integer mantissa."""
-    mantissa, exponent = float(value).as_integer_ratio()
-    shift = exponent.bit_length() - 1  # denominator is a power of two
-    return pack_int(mantissa) + pack_int(-shift)
+    """Exact for finite floats: value = mantissa * 2**exponent with an int64 mantissa."""
+    mantissa, exponent = math.frexp(value)
+    mantissa, exponent = int(mantissa * (1 << 53)), exponent - 53
+    while mantissa and mantissa % 2 == 0:
+        mantissa, exponent = mantissa // 2, exponent + 1
+    return pack_int(mantissa) + pack_int(exponent if mantissa else 0)
 
 
 def pack_tensor(array: np.ndarray) -> bytes:

@@ -1,0 +1,118 @@
+"""Shared state of one console app (config, control client, auth) and page helpers."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import quote
+
+import bottle
+
+from console.auth import AdminAccount, LoginLimiter, Sessions
+from firmware.config import Config, load_config, parse_config, write_config_atomic
+from firmware.errors import ControlError
+
+logger = logging.getLogger(__name__)
+
+VIEWS = str(Path(__file__).with_name("views"))
+STATUS_TTL_S = 1.0
+
+
+@dataclass
+class Context:
+    config_path: Path
+    config: Config
+    client: Any
+    admin: AdminAccount
+    sessions: Sessions
+    limiter: LoginLimiter
+    clock: Callable[[], float] = time.time
+    _status: tuple[float, dict | None, str | None] = (0.0, None, None)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # --- request state -------------------------------------------------------------
+    @staticmethod
+    def session() -> dict | None:
+        return bottle.request.environ.get("rc.session")
+
+    def user(self) -> str | None:
+        session = self.session()
+        return session.get("user") if session else None
+
+    def flash(self, message: str, kind: str = "ok") -> None:
+        session = self.session()
+        if session is not None:
+            session["flash"].append((kind, message))
+
+    # --- firmware ------------------------------------------------------------------
+    def firmware_status(self) -> tuple[dict | None, str | None]:
+        """(status, None) or (None, error message); cached for a second."""
+        with self._lock:
+            at, status, error = self._status
+            if time.monotonic() - at < STATUS_TTL_S:
+                return status, error
+        try:
+            status, error = self.client.get("/v1/status", timeout=2), None
+        except ControlError as exc:
+            status, error = None, str(exc)
+        with self._lock:
+            self._status = (time.monotonic(), status, error)
+        return status, error
+
+    def audit(self, action: str, target: str | None = None, details: dict | None = None) -> None:
+        """Record a console action in the firmware's audit log (logged locally if it is down)."""
+        actor = self.user() or "anonymous"
+        try:
+            self.client.post("/v1/audit", {"actor": actor, "action": action, "target": target,
+                                           "details": details or {}})
+        except ControlError as exc:
+            logger.warning("audit entry %s by %s not stored: %s", action, actor, exc)
+
+    # --- config --------------------------------------------------------------------
+    def reload_config_file(self) -> Config:
+        self.config = load_config(self.config_path)
+        return self.config
+
+    def save_config(self, changes: dict[str, dict]) -> tuple[Config, str]:
+        """Validate ``{section: {field: value}}`` with the firmware schema, write atomically,
+        ask the firmware to reload. Returns (config, message); raises ConfigError."""
+        data = self.reload_config_file().model_dump(mode="json", exclude_none=True)
+        merged = copy.deepcopy(data)
+        for section, values in changes.items():
+            target = merged.setdefault(section, {})
+            for key, value in values.items():
+                if isinstance(value, dict):
+                    target.setdefault(key, {}).update(value)
+                elif value is None:
+                    target.pop(key, None)
+                else:
+                    target[key] = value
+        config = parse_config(merged, "settings")
+        write_config_atomic(config, self.config_path)
+        self.config = config
+        try:
+            answer = self.client.post("/v1/config/reload")
+            message = answer.get("message") or "the firmware reloaded the configuration"
+        except ControlError as exc:
+            message = f"saved; the firmware will use it when it starts ({exc})"
+        return config, message
+
+    # --- rendering -----------------------------------------------------------------
+    def render(self, name: str, **values: Any) -> str:
+        session = self.session()
+        flashes = list(session["flash"]) if session else []
+        if session:
+            session["flash"].clear()
+        status, fw_error = self.firmware_status() if values.pop("need_status", True) else (None, None)
+        base = {"user": self.user(), "csrf": session["csrf"] if session else "",
+                "flashes": flashes, "fw_error": fw_error, "fw_status": status,
+                "device_name": self.config.device.name, "https": self.config.console.https,
+                "nav": values.get("nav", ""), "title": values.get("title", ""),
+                "q": lambda value: quote(str(value), safe="")}
+        base.update(values)
+        return bottle.template(name, template_lookup=[VIEWS], **base)

@@ -1,0 +1,111 @@
+"""Login, logout, first-run account creation and static files."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from pathlib import Path
+
+import bottle
+
+from console.auth import password_problem
+from console.security import ensure_session, rotate_session
+
+logger = logging.getLogger(__name__)
+
+STATIC = str(Path(__file__).with_name("static"))
+USER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+def safe_next(url: str | None) -> str:
+    """Only same-site absolute paths are followed after login (no open redirect)."""
+    if url and url.startswith("/") and not url.startswith("//") and "\\" not in url:
+        return url
+    return "/"
+
+
+def client_id() -> str:
+    return bottle.request.environ.get("REMOTE_ADDR") or "unknown"
+
+
+def _setup_error(ctx, form) -> str | None:
+    code = ctx.admin.setup_code()
+    if code and not hmac.compare_digest(form.get("setup_code", "").strip().encode(), code.encode()):
+        return "wrong setup code"
+    user = form.get("user", "").strip()
+    if not USER_RE.match(user):
+        return "user name: 1-32 letters, digits, '_', '.', '-'"
+    if form.get("password", "") != form.get("password2", ""):
+        return "the two passwords differ"
+    return password_problem(form.get("password", ""), user)
+
+
+def register(app: bottle.Bottle, ctx) -> None:
+    @app.get("/static/<name:path>", public=True)
+    def static(name: str):
+        response = bottle.static_file(name, root=STATIC)
+        response.set_header("Cache-Control", "max-age=3600")
+        return response
+
+    @app.get("/login", public=True)
+    def login_form():
+        if not ctx.admin.exists():
+            bottle.redirect("/setup")
+        ensure_session(ctx)
+        return ctx.render("login.tpl", title="Log in", error=None, user_name="",
+                          next_url=safe_next(bottle.request.query.get("next")))
+
+    @app.post("/login", public=True)
+    def login():
+        form, who = bottle.request.forms, client_id()
+        wait = ctx.limiter.wait_s(who)
+        user = form.getunicode("user", "").strip()
+        error = None
+        if wait > 0:
+            error = f"too many failed attempts; try again in {int(wait) + 1} s"
+        elif ctx.admin.verify(user, form.getunicode("password", "")):
+            ctx.limiter.succeeded(who)
+            rotate_session(ctx, user)
+            ctx.audit("login", user)
+            bottle.redirect(safe_next(form.getunicode("next")))
+        else:
+            ctx.limiter.failed(who)
+            error = "wrong user name or password"
+            logger.warning("console login failed for user %r from %s", user[:32], who)
+        bottle.response.status = 429 if wait > 0 else 401
+        return ctx.render("login.tpl", title="Log in", error=error, user_name=user,
+                          next_url=safe_next(form.getunicode("next")))
+
+    @app.post("/logout")
+    def logout():
+        ctx.audit("logout", ctx.user())
+        ctx.sessions.drop(bottle.request.environ["rc.sid"])
+        bottle.response.delete_cookie("rc_session", path="/")
+        bottle.redirect("/login")
+
+    @app.get("/setup", public=True)
+    def setup_form():
+        if ctx.admin.exists():
+            bottle.redirect("/login")
+        ensure_session(ctx)
+        return ctx.render("setup.tpl", title="First-run setup", error=None, user_name="admin",
+                          need_code=bool(ctx.admin.setup_code()))
+
+    @app.post("/setup", public=True)
+    def setup():
+        if ctx.admin.exists():
+            raise bottle.HTTPError(403, "the admin account already exists; log in instead")
+        form = bottle.request.forms.decode()
+        error = _setup_error(ctx, form)
+        if error:
+            bottle.response.status = 400
+            return ctx.render("setup.tpl", title="First-run setup", error=error,
+                              user_name=form.get("user", ""), need_code=bool(ctx.admin.setup_code()))
+        user = form.get("user").strip()
+        ctx.admin.set_password(user, form.get("password"))
+        ctx.admin.consume_setup_code()
+        rotate_session(ctx, user)
+        ctx.audit("setup.admin_created", user)
+        ctx.flash("Admin account created. Now set up the device.")
+        bottle.redirect("/setup/device")

@@ -1,0 +1,99 @@
+"""Dashboard, live view (MJPEG proxied from the firmware), snapshot and the kiosk page."""
+
+from __future__ import annotations
+
+import logging
+
+import bottle
+
+from firmware.errors import ControlError
+
+logger = logging.getLogger(__name__)
+
+HEALTH_FIELDS = (("camera", "Camera"), ("broker", "Broker"), ("models", "Model"),
+                 ("roster_version", "Roster version"), ("session", "Active session"),
+                 ("fps", "FPS"), ("outbox_depth", "Outbox depth"),
+                 ("disk_free_mb", "Disk free (MB)"), ("cpu_temp_c", "CPU temperature (°C)"),
+                 ("liveness_policy", "Liveness"), ("uptime_s", "Uptime (s)"))
+
+
+def _text(value) -> str:
+    if isinstance(value, dict):
+        return value.get("name") or value.get("state") or value.get("id") or ", ".join(
+            f"{k}: {v}" for k, v in value.items() if not isinstance(v, (dict, list)))
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return "—" if value in (None, "") else str(value)
+
+
+def health_rows(status: dict | None) -> list[tuple[str, str, str]]:
+    """(label, text, css class) per health field; class 'bad' flags a problem."""
+    rows = []
+    for key, label in HEALTH_FIELDS:
+        value = (status or {}).get(key)
+        text = _text(value)
+        bad = isinstance(value, str) and value.lower() not in ("ok", "connected", "running", "blink",
+                                                               "challenge", "online", "ready")
+        rows.append((label, text, "bad" if bad and key in ("camera", "broker", "models") else ""))
+    return rows
+
+
+def proxy_jpeg(ctx, path: str):
+    try:
+        data = ctx.client.get_bytes(path)
+    except ControlError as exc:
+        raise bottle.HTTPError(503 if exc.status in (None, 503) else exc.status, str(exc))
+    bottle.response.content_type = "image/jpeg"
+    bottle.response.set_header("Cache-Control", "no-store")
+    return data
+
+
+def register(app: bottle.Bottle, ctx) -> None:
+    @app.get("/")
+    def dashboard():
+        status, error = ctx.firmware_status()
+        return ctx.render("dashboard.tpl", title="Dashboard", nav="/", rows=health_rows(status),
+                          warnings=(status or {}).get("warnings") or [])
+
+    @app.get("/api/status")
+    def api_status():
+        status, error = ctx.firmware_status()
+        return {"status": status, "error": error}
+
+    @app.get("/live/snapshot.jpg")
+    def snapshot():
+        annotated = bottle.request.query.get("annotated", "1")
+        return proxy_jpeg(ctx, f"/v1/snapshot.jpg?annotated={'0' if annotated == '0' else '1'}")
+
+    @app.get("/live/stream.mjpg")
+    def stream():
+        try:
+            ctype, chunks = ctx.client.stream("/v1/stream.mjpg?max_s=600")
+        except ControlError as exc:
+            raise bottle.HTTPError(503, str(exc))
+        bottle.response.content_type = ctype
+        bottle.response.set_header("Cache-Control", "no-store")
+        return chunks
+
+    @app.get("/kiosk")
+    def kiosk():
+        return ctx.render("kiosk.tpl", title="Kiosk", need_status=False)
+
+    @app.get("/api/kiosk")
+    def api_kiosk():
+        try:
+            return ctx.client.get("/v1/kiosk", timeout=2)
+        except ControlError as exc:
+            return {"state": "offline", "prompt": "Device starting…", "error": str(exc)}
+
+    @app.get("/people/<person_id>/photos/<photo_id>.jpg")
+    def person_photo(person_id: str, photo_id: str):
+        from urllib.parse import quote
+
+        return proxy_jpeg(ctx, f"/v1/people/{quote(person_id, safe='')}/photos/{quote(photo_id, safe='')}")
+
+    @app.get("/unknowns/<unknown_id>/crop.jpg")
+    def unknown_crop(unknown_id: str):
+        from urllib.parse import quote
+
+        return proxy_jpeg(ctx, f"/v1/unknowns/{quote(unknown_id, safe='')}/crop.jpg")

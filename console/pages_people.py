@@ -1,0 +1,142 @@
+"""People and enrolment (upload or browser camera), and the unknown-face / spoof review."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from urllib.parse import quote
+
+import bottle
+
+from console.uploads import clean_image, display_name
+from firmware.errors import ControlError, ImageError
+
+logger = logging.getLogger(__name__)
+
+MAX_FILES = 10
+
+
+def q(value: str) -> str:
+    return quote(value, safe="")
+
+
+def fw_call(ctx, fn, *args, fallback=None, **kwargs):
+    """Call the firmware; on failure flash the reason and return ``fallback``."""
+    try:
+        return fn(*args, **kwargs)
+    except ControlError as exc:
+        ctx.flash(str(exc), "error")
+        return fallback
+
+
+def validate_uploads(ctx, uploads) -> tuple[list[bytes], list[str], list[dict]]:
+    """(clean JPEGs, their labels, rejected {"name", "ok": False, "message"})."""
+    max_bytes = int(ctx.config.console.max_upload_mb * 1048576)
+    images, names, rejected = [], [], []
+    for index, upload in enumerate(uploads[:MAX_FILES]):
+        name = display_name(upload.raw_filename, index)
+        try:
+            images.append(clean_image(upload.file.read(max_bytes + 1), max_bytes))
+            names.append(name)
+        except ImageError as exc:
+            rejected.append({"name": name, "ok": False, "message": str(exc)})
+    for upload in uploads[MAX_FILES:]:
+        rejected.append({"name": display_name(upload.raw_filename, 0), "ok": False,
+                         "message": f"at most {MAX_FILES} photos at a time"})
+    return images, names, rejected
+
+
+def enrol(ctx, person_id: str, uploads) -> list[dict]:
+    """Per-photo results {"name", "ok", "message"} for the uploaded files."""
+    images, names, results = validate_uploads(ctx, uploads)
+    if not uploads:
+        return [{"name": "-", "ok": False, "message": "choose at least one photo"}]
+    if images:
+        encoded = [base64.b64encode(i).decode("ascii") for i in images]
+        try:
+            answer = ctx.client.post(f"/v1/people/{q(person_id)}/photos", {"images": encoded},
+                                     timeout=60)
+            for name, res in zip(names, answer.get("results", [])):
+                results.append({"name": name, "ok": bool(res.get("ok")),
+                                "message": res.get("message", "")})
+        except ControlError as exc:
+            results.extend({"name": n, "ok": False, "message": str(exc)} for n in names)
+    ctx.audit("person.photos_added", person_id,
+              {"accepted": sum(r["ok"] for r in results), "rejected": sum(not r["ok"] for r in results)})
+    return results
+
+
+def secure_context(ctx) -> bool:
+    """Browsers allow getUserMedia only on HTTPS or localhost."""
+    host = (bottle.request.get_header("Host") or "").rsplit(":", 1)[0]
+    return ctx.config.console.https or host in ("localhost", "127.0.0.1", "[::1]")
+
+
+def _wants_json() -> bool:
+    return "application/json" in bottle.request.headers.get("Accept", "")
+
+
+def register(app: bottle.Bottle, ctx) -> None:
+    @app.get("/people")
+    def people():
+        search = bottle.request.query.getunicode("q", "").strip()
+        answer = fw_call(ctx, ctx.client.get, "/v1/people", {"q": search}, fallback={"items": []})
+        return ctx.render("people.tpl", title="People", nav="/people", people=answer["items"],
+                          search=search)
+
+    @app.post("/people")
+    def people_add():
+        form = bottle.request.forms.decode()
+        data = {"name": form.get("name", "").strip(), "external_id": form.get("external_id") or None}
+        if not data["name"]:
+            ctx.flash("a name is needed", "error")
+            bottle.redirect("/people")
+        person = fw_call(ctx, ctx.client.post, "/v1/people", data)
+        if not person:
+            bottle.redirect("/people")
+        ctx.audit("person.created", person["id"], {"name": data["name"]})
+        ctx.flash(f"{data['name']} added. Now add 3-5 photos.")
+        bottle.redirect(f"/people/{q(person['id'])}")
+
+    @app.get("/people/<person_id>")
+    def person(person_id: str):
+        found = fw_call(ctx, ctx.client.get, f"/v1/people/{q(person_id)}")
+        if not found:
+            raise bottle.HTTPError(404, "no such person")
+        return ctx.render("person.tpl", title=found["name"], nav="/people", person=found,
+                          results=None, secure=secure_context(ctx), q=q)
+
+    @app.post("/people/<person_id>/photos")
+    def person_photos(person_id: str):
+        results = enrol(ctx, person_id, bottle.request.files.getall("photos"))
+        if _wants_json():
+            return {"results": results}
+        found = fw_call(ctx, ctx.client.get, f"/v1/people/{q(person_id)}") or {
+            "id": person_id, "name": person_id, "photos": []}
+        return ctx.render("person.tpl", title=found["name"], nav="/people", person=found,
+                          results=results, secure=secure_context(ctx), q=q)
+
+    @app.post("/people/<person_id>/delete")
+    def person_delete(person_id: str):
+        if fw_call(ctx, ctx.client.delete, f"/v1/people/{q(person_id)}"):
+            ctx.audit("person.deleted", person_id)
+            ctx.flash("Person deleted, with their photos and face data.")
+        bottle.redirect("/people")
+
+    @app.get("/unknowns")
+    def unknowns():
+        kind = bottle.request.query.get("kind") or None
+        items = fw_call(ctx, ctx.client.get, "/v1/unknowns", {"kind": kind}, fallback={"items": []})
+        people_list = fw_call(ctx, ctx.client.get, "/v1/people", fallback={"items": []})
+        return ctx.render("unknowns.tpl", title="Unknown faces", nav="/unknowns",
+                          items=items["items"], people=people_list["items"], kind=kind or "", q=q)
+
+    @app.post("/unknowns/<unknown_id>/resolve")
+    def unknown_resolve(unknown_id: str):
+        form = bottle.request.forms.decode()
+        action = "assign" if form.get("action") == "assign" else "discard"
+        body = {"action": action, "by": ctx.user(), "person_id": form.get("person_id") or None}
+        if fw_call(ctx, ctx.client.post, f"/v1/unknowns/{q(unknown_id)}/resolve", body, timeout=30):
+            ctx.audit(f"unknown.{action}", unknown_id, {"person_id": body["person_id"]})
+            ctx.flash("Face added to the person's enrolment." if action == "assign" else "Discarded.")
+        bottle.redirect("/unknowns")

@@ -1,0 +1,142 @@
+/* Rollcall console: small progressive enhancements. No inline script (CSP script-src 'self'). */
+"use strict";
+
+function csrfToken() {
+  const el = document.querySelector('input[name="csrf"]');
+  return el ? el.value : "";
+}
+
+function show(out, text, ok) {
+  if (!out) return;
+  out.textContent = text;
+  out.className = ok ? "ok" : "error";
+}
+
+async function postForm(url, body) {
+  const res = await fetch(url, {method: "POST", body: body, credentials: "same-origin",
+    headers: {"X-CSRF-Token": csrfToken(), "Accept": "application/json"}});
+  let data = {};
+  try { data = await res.json(); } catch (e) { data = {message: "HTTP " + res.status}; }
+  if (!res.ok && !data.message) data.message = data.error || ("HTTP " + res.status);
+  return data;
+}
+
+function wireButtons() {
+  document.querySelectorAll("form[data-confirm]").forEach(form => {
+    form.addEventListener("submit", ev => { if (!confirm(form.dataset.confirm)) ev.preventDefault(); });
+  });
+  document.querySelectorAll("button[data-post]").forEach(btn => {
+    btn.addEventListener("click", async () => {
+      const body = new FormData();
+      const form = btn.closest("form");
+      (btn.dataset.formFields || "").split(",").filter(Boolean).forEach(name => {
+        const field = form && form.elements[name];
+        if (!field) return;
+        if (field.type === "checkbox") { if (field.checked) body.append(name, field.value); }
+        else body.append(name, field.value);
+      });
+      const out = document.getElementById(btn.dataset.out);
+      show(out, "…", true);
+      const data = await postForm(btn.dataset.post, body);
+      show(out, data.message || (data.ok ? "OK" : "failed"), !!data.ok);
+    });
+  });
+  document.querySelectorAll("button[data-snapshot]").forEach(btn => {
+    btn.addEventListener("click", () => {
+      const img = document.getElementById(btn.dataset.snapshot);
+      img.classList.remove("hidden");
+      img.src = "/live/snapshot.jpg?annotated=0&t=" + Date.now();
+    });
+  });
+}
+
+function poll(url, everyMs, apply) {
+  async function tick() {
+    try {
+      const res = await fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}});
+      if (res.ok) apply(await res.json());
+    } catch (e) { /* firmware restarting: try again */ }
+    setTimeout(tick, everyMs);
+  }
+  tick();
+}
+
+function wireKiosk() {
+  const body = document.body;
+  if (!body.dataset.kiosk) return;
+  const card = document.getElementById("kiosk");
+  const photo = document.getElementById("kiosk-photo");
+  poll(body.dataset.kiosk, 500, k => {
+    card.dataset.state = k.state || "idle";
+    document.getElementById("kiosk-name").textContent = k.name || "";
+    document.getElementById("kiosk-seat").textContent = k.seat ? ("Seat " + k.seat) : "";
+    document.getElementById("kiosk-prompt").textContent = k.prompt || "";
+    if (k.person_id && k.photo_id) {
+      photo.src = "/people/" + encodeURIComponent(k.person_id) + "/photos/" + encodeURIComponent(k.photo_id) + ".jpg";
+      photo.classList.remove("hidden");
+    } else {
+      photo.classList.add("hidden");
+    }
+  });
+}
+
+function wireGrid() {
+  const table = document.getElementById("grid");
+  if (!table || !table.dataset.grid) return;
+  poll(table.dataset.grid, 2000, g => {
+    (g.rows || []).forEach(r => {
+      const tr = table.querySelector('tr[data-person="' + CSS.escape(r.person_id) + '"]');
+      if (!tr) return;
+      const pill = tr.querySelector("[data-status]");
+      pill.textContent = r.status;
+      pill.className = "pill " + r.status;
+      tr.querySelector("[data-at]").textContent = r.at_text || "";
+    });
+    Object.entries(g.counts || {}).forEach(([k, v]) => {
+      const el = document.querySelector('[data-count="' + k + '"]');
+      if (el) el.textContent = v;
+    });
+    const state = document.getElementById("session-state");
+    if (state && g.session) { state.textContent = g.session.state; state.className = "pill " + g.session.state; }
+  });
+}
+
+function wireCamera() {
+  const start = document.getElementById("cam-start");
+  if (!start) return;
+  const video = document.getElementById("cam");
+  const shot = document.getElementById("cam-shot");
+  const list = document.getElementById("cam-results");
+  start.addEventListener("click", async () => {
+    try {
+      video.srcObject = await navigator.mediaDevices.getUserMedia({video: {width: 1280, height: 720}});
+      shot.disabled = false;
+    } catch (e) {
+      list.innerHTML = "";
+      const li = document.createElement("li");
+      li.className = "error";
+      li.textContent = "camera not available: " + e.message;
+      list.appendChild(li);
+    }
+  });
+  shot.addEventListener("click", () => {
+    const canvas = document.createElement("canvas");
+    canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+    canvas.getContext("2d").drawImage(video, 0, 0);
+    canvas.toBlob(async blob => {
+      const body = new FormData();
+      body.append("photos", blob, "camera.jpg");
+      const data = await postForm(shot.dataset.url, body);
+      (data.results || [{ok: false, message: data.message || data.error}]).forEach(r => {
+        const li = document.createElement("li");
+        li.className = r.ok ? "ok" : "error";
+        li.textContent = (r.ok ? "accepted — " : "rejected — ") + r.message;
+        list.prepend(li);
+      });
+    }, "image/jpeg", 0.92);
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  wireButtons(); wireKiosk(); wireGrid(); wireCamera();
+});

@@ -1,0 +1,46 @@
+% rebase('layout.tpl')
+<h1>{{person['name']}}</h1>
+% if results:
+<section class="card" id="results">
+<h2>Photo check</h2>
+<ul class="results">
+% for r in results:
+<li class="{{'ok' if r['ok'] else 'error'}}"><strong>{{r['name']}}</strong>: {{'accepted' if r['ok'] else 'rejected'}} — {{r['message']}}</li>
+% end
+</ul>
+</section>
+% end
+<div class="two-col">
+<section class="card">
+<h2>Photos ({{len(person.get('photos') or [])}})</h2>
+<div class="thumbs">
+% for ph in person.get('photos') or []:
+<img src="/people/{{q(person['id'])}}/photos/{{q(ph.get('id') or ph.get('photo_id') or '')}}.jpg" alt="enrolment photo" loading="lazy">
+% end
+</div>
+<form method="post" action="/people/{{q(person['id'])}}/photos" enctype="multipart/form-data" id="upload-form">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <label>Add photos <small>(JPEG or PNG, one face each, the same person; 3-5 photos work best)</small>
+  <input type="file" name="photos" accept="image/jpeg,image/png" multiple required></label>
+  <button type="submit">Upload and check</button>
+</form>
+</section>
+<section class="card">
+<h2>Capture with this browser's camera</h2>
+% if secure:
+<video id="cam" class="cam" autoplay playsinline muted></video>
+<p><button type="button" id="cam-start" class="secondary">Start camera</button>
+<button type="button" id="cam-shot" data-url="/people/{{q(person['id'])}}/photos" disabled>Capture and check</button></p>
+<ul class="results" id="cam-results"></ul>
+% else:
+<p class="muted">Browsers allow the camera only on a secure page: open the console at
+<code>http://localhost</code> on the device, or turn on the HTTPS option in Settings. Uploading files works everywhere.</p>
+% end
+</section>
+</div>
+<section class="card danger-zone">
+<form method="post" action="/people/{{q(person['id'])}}/delete" data-confirm="Delete {{person['name']}} with all photos and face data?">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <button type="submit" class="danger">Delete this person</button>
+</form>
+</section>

@@ -1,0 +1,59 @@
+% rebase('layout.tpl')
+<h1>Settings</h1>
+<p><a href="/setup/device">Device, camera, broker and GPIO setup</a></p>
+<div class="two-col">
+<section class="card">
+<h2>Recognition</h2>
+<form method="post" action="/settings/recognition" id="form-recognition">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <label>Match threshold <small>(cosine similarity; empty = the model's default)</small>
+    <input name="match_threshold" type="number" step="0.01" min="-1" max="1" value="{{'' if cfg.recognition.match_threshold is None else cfg.recognition.match_threshold}}"></label>
+  <label>Margin over the runner-up <input name="margin" type="number" step="0.01" min="0" max="1" value="{{cfg.recognition.margin}}" required></label>
+  <label>Liveness policy <select name="policy">
+  % for p in ("blink", "challenge", "off"):
+  <option value="{{p}}" {{'selected' if cfg.liveness.policy == p else ''}}>{{p}}{{' (testing only)' if p == 'off' else ''}}</option>
+  % end
+  </select></label>
+  <button type="submit">Save</button>
+</form>
+</section>
+<section class="card">
+<h2>Retention</h2>
+<form method="post" action="/settings/retention" id="form-retention">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <label>Keep attendance and face crops (days) <input name="retention_days" type="number" min="1" max="3650" value="{{cfg.store.retention_days}}" required></label>
+  <label>Keep the audit log (days) <input name="audit_retention_days" type="number" min="1" max="3650" value="{{cfg.store.audit_retention_days}}" required></label>
+  <button type="submit">Save</button>
+</form>
+</section>
+<section class="card">
+<h2>MQTT broker</h2>
+<form method="post" action="/settings/mqtt" id="form-mqtt">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <label><input type="checkbox" name="mqtt_enabled" value="1" {{'checked' if cfg.mqtt.enabled else ''}}> Report to the broker</label>
+  <label>Host <input name="mqtt_host" value="{{cfg.mqtt.host}}"></label>
+  <label>Port <input name="mqtt_port" type="number" min="1" max="65535" value="{{cfg.mqtt.port}}"></label>
+  <label>User name <input name="mqtt_username" value="{{cfg.mqtt.username}}" autocomplete="off"></label>
+  <label><input type="checkbox" name="mqtt_tls" value="1" {{'checked' if cfg.mqtt.tls else ''}}> TLS</label>
+  <p class="muted">The password lives in a 0600 file set at provisioning ({{'set' if cfg.mqtt.password_file else 'none'}}).</p>
+  <button type="submit">Save</button>
+  <button type="button" class="secondary" data-post="/api/broker-test" data-form-fields="mqtt_host,mqtt_port,mqtt_tls" data-out="broker-out">Test connection</button> <output id="broker-out"></output>
+</form>
+</section>
+<section class="card">
+<h2>Change password</h2>
+<form method="post" action="/settings/password" id="form-password">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <label>Current password <input name="old_password" type="password" required autocomplete="current-password"></label>
+  <label>New password <small>(12+ characters)</small> <input name="new_password" type="password" required minlength="12" autocomplete="new-password"></label>
+  <label>Repeat <input name="new_password2" type="password" required minlength="12" autocomplete="new-password"></label>
+  <button type="submit">Change password</button>
+</form>
+</section>
+<section class="card">
+<h2>Diagnostics</h2>
+<p>A zip with the configuration (no secrets), software versions, device status and recent logs.</p>
+<p><a class="button secondary" href="/settings/diagnostics.zip" id="diag">Download diagnostics bundle</a></p>
+<p><button type="button" class="secondary" data-post="/api/indicators-test" data-out="led-out">Blink each LED</button> <output id="led-out"></output></p>
+</section>
+</div>

@@ -1,0 +1,30 @@
+% rebase('layout.tpl')
+<h1>Unknown faces and spoof attempts</h1>
+<p class="row"><a href="/unknowns" class="{{'active' if not kind else ''}}">All</a> · <a href="/unknowns?kind=unknown">Unknown</a> · <a href="/unknowns?kind=spoof">Spoof attempts</a></p>
+<div class="review-grid" id="unknowns">
+% for u in items:
+<figure class="card review {{u.get('kind')}}">
+  <img src="/unknowns/{{q(u['id'])}}/crop.jpg" alt="{{u.get('kind')}} face" loading="lazy">
+  <figcaption>{{u.get('kind')}} · {{u.get('at') or u.get('created_at') or ''}}</figcaption>
+  <form method="post" action="/unknowns/{{q(u['id'])}}/resolve" class="assign-form">
+    <input type="hidden" name="csrf" value="{{csrf}}">
+    <input type="hidden" name="action" value="assign">
+    <select name="person_id" required aria-label="person">
+      <option value="">Assign to…</option>
+      % for p in people:
+      <option value="{{p['id']}}">{{p['name']}}</option>
+      % end
+    </select>
+    <button type="submit">Assign</button>
+  </form>
+  <form method="post" action="/unknowns/{{q(u['id'])}}/resolve">
+    <input type="hidden" name="csrf" value="{{csrf}}">
+    <input type="hidden" name="action" value="discard">
+    <button type="submit" class="secondary">Discard</button>
+  </form>
+</figure>
+% end
+% if not items:
+<p class="muted">Nothing to review.</p>
+% end
+</div>

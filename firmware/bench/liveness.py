@@ -1,0 +1,421 @@
+"""`rollcall bench liveness`: blink liveness on real live, still and replayed footage.
+
+Runs the real detector + Face Mesh + eyelid model + :class:`LivenessTracker` on:
+
+- ``--live`` clips (must pass) at their native frame rate and decimated to 8 fps, with the
+  video's own frame timestamps (never the wall clock);
+- ``--still`` images (must never pass), each fed for ``--still-seconds`` at 15 fps with
+  camera-like noise (gaussian noise, 1-2 px shifts, brightness flicker, JPEG re-encode),
+  as stored and rotated by +-90 degrees;
+- ``--replay`` clips (a phone replaying a face) under the ``blink`` and ``challenge``
+  policies, reported as they are.
+
+Prints a table and writes ``--json``. Paths default to ``../shared/data`` next to the
+repo (or ``$ROLLCALL_SHARED_DATA``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from firmware.config import LivenessConfig
+from firmware.domain.liveness import LOST_GAP_S, LivenessTracker, Verdict
+from firmware.domain.liveness_measures import assess_face, eyelid_openness, head_pose
+from firmware.inference.detector import iou_one_to_many
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXT = {".mp4", ".mov", ".avi", ".mkv", ".webm"}
+IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
+DECIMATED_FPS = 8.0
+STILL_FPS = 15.0
+CHALLENGE_SEED = 7
+TRACK_IOU = 0.3
+FIRST_BLINK_RATIO = 0.6  # reference blink: openness below this x the clip's median
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _shared_data() -> Path:
+    return Path(os.environ.get("ROLLCALL_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def register(parser: argparse.ArgumentParser, command: str) -> None:
+    data = _shared_data()
+    parser.add_argument("--models", default=os.environ.get("ROLLCALL_MODELS_DIR", str(REPO / "var" / "models")),
+                        help="directory of built models (blazeface_short, face_mesh, iris_landmark)")
+    parser.add_argument("--live", nargs="*", default=[str(data / "blink")],
+                        help="clips/images/folders of live people who blink (must pass)")
+    parser.add_argument("--still", nargs="*",
+                        default=[str(data / "spoof" / "print-and-tablet-stills"), str(data / "faces-small")],
+                        help="photos fed as noisy constant streams (must never pass)")
+    parser.add_argument("--replay", nargs="*", default=[str(data / "spoof" / "replay-phone" / "fake.mp4")],
+                        help="replayed-video attacks (reported)")
+    parser.add_argument("--detector", default="blazeface_short", help="detector for live and still input")
+    parser.add_argument("--replay-detector", default="blazeface_full",
+                        help="detector for replays (the full-range model finds a face on a phone screen "
+                             "held away from the camera; the short-range one misses it)")
+    parser.add_argument("--rotate", choices=["auto", "all", "none"], default="auto",
+                        help="also stream stills turned 90 degrees each way: auto = when the face is not upright")
+    parser.add_argument("--still-seconds", type=float, default=10.0, help="seconds each still is streamed")
+    parser.add_argument("--max-stills", type=int, default=0, help="use at most N still images (0: all)")
+    parser.add_argument("--seed", type=int, default=CHALLENGE_SEED, help="seed for noise and the challenge")
+    parser.add_argument("--json", dest="json_path", help="write the results to this JSON file")
+    parser.set_defaults(func=run)
+
+
+def expand(paths: list[str], exts: set[str]) -> list[Path]:
+    """Files with one of ``exts`` among ``paths`` (files, or folders searched recursively)."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in exts))
+        elif path.is_file() and path.suffix.lower() in exts:
+            found.append(path)
+        else:
+            logger.warning("skipping %s: not a %s file or folder", path, "/".join(sorted(exts)))
+    return found
+
+
+def read_video(path: Path) -> tuple[list[np.ndarray], list[float], float]:
+    """All frames of a video with their timestamps (seconds, from the frame rate)."""
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    frames: list[np.ndarray] = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames, [i / fps for i in range(len(frames))], float(fps)
+
+
+def decimate(timestamps: list[float], fps: float) -> list[int]:
+    """Indices of the frames a camera running at ``fps`` would have delivered."""
+    keep, next_ts = [], timestamps[0] if timestamps else 0.0
+    for i, ts in enumerate(timestamps):
+        if ts + 1e-6 >= next_ts:
+            keep.append(i)
+            next_ts += 1.0 / fps
+    return keep
+
+
+@dataclass
+class Pipeline:
+    """The real models, created once."""
+
+    models_dir: Path
+    detector_id: str = "blazeface_short"
+    min_face_px: float = 64.0
+    timings_ms: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from firmware.inference.detector import FaceDetector
+        from firmware.inference.eyelids import EyelidModel
+        from firmware.inference.mesh import FaceMesh
+
+        self.detector = FaceDetector(self.models_dir, self.detector_id)
+        self.mesh = FaceMesh(self.models_dir)
+        self.eyelids = EyelidModel(self.models_dir)
+
+    def measure(self, tracker: LivenessTracker, frame: np.ndarray, face, ts: float):
+        """Mesh + eyelids + gate + tracker for one detected face (this is what is timed)."""
+        start = time.perf_counter()
+        points = self.mesh.landmarks(frame, face).points
+        lids = self.eyelids.eyelids(frame, points)
+        openness, gate = assess_face(frame, face.box, points, lids, tracker.config, self.min_face_px)
+        state = tracker.update(ts, openness, gate)
+        self.timings_ms.append((time.perf_counter() - start) * 1000.0)
+        return state
+
+    def openness_trace(self, frames: list[np.ndarray]) -> list[float | None]:
+        """Mean eyelid openness per frame (None without a face), for the reference blink."""
+        trace: list[float | None] = []
+        for frame in frames:
+            faces = self.detector.detect(frame)
+            if not faces:
+                trace.append(None)
+                continue
+            face = max(faces, key=lambda d: d.width)
+            points = self.mesh.landmarks(frame, face).points
+            trace.append(eyelid_openness(self.eyelids.eyelids(frame, points)).mean)
+        return trace
+
+
+def first_blink_s(trace: list[float | None], timestamps: list[float]) -> float | None:
+    """Reference time of the first blink: first frame whose openness drops below
+    FIRST_BLINK_RATIO x the clip's median openness (independent of the tracker)."""
+    values = [v for v in trace if v is not None]
+    if not values:
+        return None
+    limit = FIRST_BLINK_RATIO * statistics.median(values)
+    return next((ts for v, ts in zip(trace, timestamps) if v is not None and v < limit), None)
+
+
+@dataclass
+class Track:
+    """One face followed across frames by box overlap, with its own liveness tracker."""
+
+    track_id: int
+    box: np.ndarray
+    last_ts: float
+    tracker: LivenessTracker
+    passed_at: float | None = None
+    blinks: int = 0
+    verdict: str = "pending"
+    frontal_s: float = 0.0
+    widths: list[float] = field(default_factory=list)
+
+
+class FaceTracks:
+    """Bench-only IoU tracker: every detected face gets a track (IoU > TRACK_IOU with its
+    box in an earlier frame), each with its own LivenessTracker (a new track: a reset)."""
+
+    def __init__(self, pipe: Pipeline, config: LivenessConfig, seed: int, *, force_max: bool = False) -> None:
+        self.pipe, self.config, self.seed, self.force_max = pipe, config, seed, force_max
+        self.tracks: list[Track] = []
+        self.all: list[Track] = []
+
+    def _match(self, box: np.ndarray, used: set[int]) -> Track | None:
+        free = [t for t in self.tracks if t.track_id not in used]
+        if not free:
+            return None
+        ious = iou_one_to_many(box, np.stack([t.box for t in free]))
+        best = int(np.argmax(ious))
+        return free[best] if ious[best] > TRACK_IOU else None
+
+    def _new(self, box: np.ndarray, ts: float) -> Track:
+        rng = _MaxDraw() if self.force_max else random.Random(self.seed + len(self.all))
+        tracker = LivenessTracker(self.config, rng=rng)
+        track = Track(len(self.all), box, ts, tracker)
+        self.tracks.append(track)
+        self.all.append(track)
+        return track
+
+    def step(self, frame: np.ndarray, ts: float, t0: float) -> int:
+        """Feed every face of ``frame``; returns how many faces were found."""
+        self.tracks = [t for t in self.tracks if ts - t.last_ts <= LOST_GAP_S]
+        used: set[int] = set()
+        faces = sorted(self.pipe.detector.detect(frame), key=lambda d: -d.width)
+        for face in faces:
+            track = self._match(face.box, used) or self._new(face.box, ts)
+            used.add(track.track_id)
+            track.box, track.last_ts = face.box, ts
+            state = self.pipe.measure(track.tracker, frame, face, ts)
+            track.widths.append(face.width)
+            track.blinks, track.verdict, track.frontal_s = state.blinks, state.verdict.value, state.frontal_s
+            if state.verdict is Verdict.LIVE and track.passed_at is None:
+                track.passed_at = ts - t0
+        return len(faces)
+
+
+def _track_summary(track: Track) -> dict:
+    return {"track": track.track_id, "passed_at": track.passed_at, "blinks": track.blinks,
+            "verdict": track.verdict, "frames": len(track.widths), "frontal_s": round(track.frontal_s, 2),
+            "median_face_px": round(float(np.median(track.widths)), 1),
+            "required_blinks": track.tracker.required_blinks}
+
+
+class _MaxDraw(random.Random):
+    """A challenge draw that always asks for the most blinks (to test each count)."""
+
+    def randint(self, a: int, b: int) -> int:
+        return b
+
+
+def run_stream(pipe: Pipeline, config: LivenessConfig, frames, timestamps, seed: int,
+               force_max: bool = False) -> dict:
+    """Feed frames to fresh trackers; the first pass time over all tracks and per-track results."""
+    tracks = FaceTracks(pipe, config, seed, force_max=force_max)
+    for frame, ts in zip(frames, timestamps):
+        tracks.step(frame, ts, timestamps[0])
+    rows = [_track_summary(t) for t in tracks.all]
+    passes = [r["passed_at"] for r in rows if r["passed_at"] is not None]
+    first = min(passes) if passes else None
+    main = max(rows, key=lambda r: r["frames"]) if rows else None
+    return {"passed": first is not None, "seconds_to_pass": first,
+            "final_verdict": main["verdict"] if main else "no_face",
+            "blinks": max((r["blinks"] for r in rows), default=0),
+            "required_blinks": main["required_blinks"] if main else 0, "tracks": rows}
+
+
+def noisy_stream(image: np.ndarray, seconds: float, fps: float, rng: np.random.Generator):
+    """Yield (frame, ts): ``image`` as a camera would see a photo held still: gaussian
+    noise (sigma 3 grey levels), 1-2 px shifts, +-3 % brightness flicker, JPEG 80-95."""
+    h, w = image.shape[:2]
+    base = image.astype(np.float32)
+    for i in range(int(round(seconds * fps))):
+        dx, dy = rng.uniform(-2.0, 2.0, size=2)
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        frame = cv2.warpAffine(base, shift, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        frame = frame * rng.uniform(0.97, 1.03) + rng.normal(0.0, 3.0, size=frame.shape)
+        frame = np.clip(frame, 0, 255).astype(np.uint8)
+        ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(80, 96))])
+        yield cv2.imdecode(jpeg, cv2.IMREAD_COLOR), i / fps
+
+
+def still_variants(path: Path, rotate: str, pipe: Pipeline | None = None) -> list[tuple[str, np.ndarray]]:
+    """The image upright (EXIF orientation applied), as its pixels are stored (when that
+    differs: the spoof stills are stored turned 90 degrees) and, for ``rotate`` = "all"
+    (or "auto" when the upright image's largest face is missing or not upright), turned
+    90 degrees each way."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        logger.warning("cannot read %s", path)
+        return []
+    variants = [("upright", image)]
+    stored = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if stored is not None and (stored.shape != image.shape or not np.array_equal(stored, image)):
+        variants.append(("as-stored", stored))
+    if rotate == "all" or (rotate == "auto" and pipe is not None and not _upright(pipe, image)):
+        variants += [("cw", cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)),
+                     ("ccw", cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE))]
+    return variants
+
+
+def _upright(pipe: Pipeline, image: np.ndarray) -> bool:
+    """True when the image's largest face is found and its roll is under 45 degrees."""
+    faces = pipe.detector.detect(image)
+    if not faces:
+        return False
+    face = max(faces, key=lambda d: d.width)
+    return abs(head_pose(pipe.mesh.landmarks(image, face).points)[2]) < 45.0
+
+
+def bench_still(pipe: Pipeline, config: LivenessConfig, path: Path, variant: str, image: np.ndarray,
+                seconds: float, seed: int) -> dict:
+    """One photo as a noisy stream, every face in it tracked. The trackers' window is
+    stretched past the stream so every second is searched for a (false) blink; ``spoof``
+    counts the faces whose real window would have ended in a spoof verdict."""
+    long_cfg = config.model_copy(update={"window_s": min(60.0, seconds + 1.0)})
+    tracks = FaceTracks(pipe, long_cfg, seed)
+    rng = np.random.default_rng(seed)
+    frames_with_face = 0
+    for frame, ts in noisy_stream(image, seconds, STILL_FPS, rng):
+        frames_with_face += tracks.step(frame, ts, 0.0) > 0
+    rows = [_track_summary(t) for t in tracks.all]
+    return {"file": str(path), "variant": variant, "passed": any(r["passed_at"] is not None for r in rows),
+            "blinks": sum(r["blinks"] for r in rows), "frames_with_face": frames_with_face,
+            "tracks": len(rows), "spoof": sum(r["frontal_s"] >= config.window_s for r in rows)}
+
+
+def bench_live(pipe: Pipeline, config: LivenessConfig, path: Path, seed: int) -> list[dict]:
+    """A live clip at native fps and at 8 fps; time to pass and time from the first blink."""
+    frames, stamps, fps = read_video(path)
+    if not frames:
+        logger.warning("no frames in %s", path)
+        return []
+    first = first_blink_s(pipe.openness_trace(frames), stamps)
+    rows = []
+    for label, keep in (("native", list(range(len(frames)))), ("8fps", decimate(stamps, DECIMATED_FPS))):
+        result = run_stream(pipe, config, [frames[i] for i in keep], [stamps[i] for i in keep], seed)
+        t = result["seconds_to_pass"]
+        rows.append({"file": str(path), "rate": label, "fps": round(fps if label == "native" else DECIMATED_FPS, 2),
+                     "first_blink_s": first, **result,
+                     "seconds_from_first_blink": None if t is None or first is None else round(t - first, 3)})
+    return rows
+
+
+def bench_replay(pipe: Pipeline, config: LivenessConfig, path: Path, seed: int) -> list[dict]:
+    """A replayed clip under the blink policy and under the challenge policy (each
+    possible count, and the count the fixed seed draws)."""
+    frames, stamps, fps = read_video(path)
+    rows = []
+    runs = [("blink", config.model_copy(update={"policy": "blink"}), False)]
+    challenge = config.model_copy(update={"policy": "challenge"})
+    runs.append((f"challenge(seed={seed})", challenge, False))
+    for n in range(2, challenge.challenge_max_blinks + 1):
+        runs.append((f"challenge(n={n})", challenge.model_copy(update={"challenge_max_blinks": n}), True))
+    for label, cfg, force in runs:
+        for rate, keep in (("native", list(range(len(frames)))), ("8fps", decimate(stamps, DECIMATED_FPS))):
+            result = run_stream(pipe, cfg, [frames[i] for i in keep], [stamps[i] for i in keep], seed, force)
+            rows.append({"file": str(path), "policy": label, "rate": rate, **result})
+    return rows
+
+
+def _verdict_text(row: dict) -> str:
+    if row["passed"]:
+        return f"PASSED at {row['seconds_to_pass']:.2f} s ({row['blinks']}/{row['required_blinks']} blinks)"
+    return f"{row['final_verdict']} ({row['blinks']}/{row['required_blinks']} blinks)"
+
+
+def summarise(live: list[dict], stills: list[dict], replay: list[dict], timings: list[float]) -> dict:
+    """The JSON summary (keys documented in the module docstring of the bench)."""
+    passed = [r for r in live if r["passed"]]
+    from_blink = [r["seconds_from_first_blink"] for r in passed if r["seconds_from_first_blink"] is not None]
+    by_policy: dict[str, dict[str, str]] = {}
+    for row in replay:
+        by_policy.setdefault(row["policy"], {})[row["rate"]] = _verdict_text(row)
+    return {
+        "live_pass_rate": len(passed) / len(live) if live else None,
+        "median_seconds_to_pass": statistics.median(r["seconds_to_pass"] for r in passed) if passed else None,
+        "max_seconds_from_first_blink": max(from_blink) if from_blink else None,
+        "still_streams": len(stills),
+        "still_false_passes": sum(r["passed"] for r in stills),
+        "still_false_blinks": sum(r["blinks"] for r in stills),
+        "still_spoof_verdicts": sum(r["spoof"] for r in stills),
+        "still_faces_tracked": sum(r["tracks"] for r in stills),
+        "still_streams_with_face": sum(r["frames_with_face"] > 0 for r in stills),
+        "replay_result_blink_policy": by_policy.get("blink", {}),
+        "replay_result_challenge_policy": {k: v for k, v in by_policy.items() if k.startswith("challenge")},
+        "ms_per_frame_landmarks_median": statistics.median(timings) if timings else None,
+        "ms_per_frame_landmarks_p95": float(np.percentile(timings, 95)) if timings else None,
+        "live": live, "stills": stills, "replay": replay,
+    }
+
+
+def print_table(summary: dict) -> None:
+    """Human-readable table on stdout (this is a CLI command, so print is right here)."""
+    print(f"{'live clip':44} {'rate':7} {'pass':5} {'t_pass s':>8} {'1st blink s':>11} {'from blink s':>12}")
+    for r in summary["live"]:
+        t = "-" if r["seconds_to_pass"] is None else f"{r['seconds_to_pass']:.2f}"
+        fb = "-" if r["first_blink_s"] is None else f"{r['first_blink_s']:.2f}"
+        d = "-" if r["seconds_from_first_blink"] is None else f"{r['seconds_from_first_blink']:.2f}"
+        print(f"{Path(r['file']).name[:44]:44} {r['rate']:7} {str(r['passed']):5} {t:>8} {fb:>11} {d:>12}")
+    bad = [r for r in summary["stills"] if r["passed"] or r["blinks"]]
+    print(f"\nstills: {summary['still_streams']} noisy streams ({summary['still_streams_with_face']} with a face), "
+          f"false passes {summary['still_false_passes']}, false blinks {summary['still_false_blinks']}, "
+          f"spoof verdicts {summary['still_spoof_verdicts']}")
+    for r in bad:
+        print(f"  FALSE BLINK {r['file']} [{r['variant']}] blinks={r['blinks']} passed={r['passed']}")
+    print("\nreplay:")
+    for r in summary["replay"]:
+        print(f"  {Path(r['file']).name:20} {r['policy']:16} {r['rate']:7} {_verdict_text(r)}")
+        for t in r["tracks"]:
+            if t["frames"] >= 3:
+                print(f"      track {t['track']}: {t['frames']} frames, face {t['median_face_px']:.0f} px, "
+                      f"{t['verdict']}, blinks {t['blinks']}/{t['required_blinks']}, frontal {t['frontal_s']} s")
+    ms = summary["ms_per_frame_landmarks_median"]
+    print(f"\nmesh + eyelids + liveness per face per frame: median {ms:.2f} ms, "
+          f"p95 {summary['ms_per_frame_landmarks_p95']:.2f} ms" if ms is not None else "\nno faces measured")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = LivenessConfig()
+    pipe = Pipeline(Path(args.models), args.detector)
+    live = [row for p in expand(args.live, VIDEO_EXT) for row in bench_live(pipe, config, p, args.seed)]
+    still_files = expand(args.still, IMAGE_EXT)
+    if args.max_stills:
+        still_files = still_files[: args.max_stills]
+    stills = [bench_still(pipe, config, p, variant, image, args.still_seconds, args.seed)
+              for p in still_files for variant, image in still_variants(p, args.rotate, pipe)]
+    replay_pipe = Pipeline(Path(args.models), args.replay_detector, timings_ms=pipe.timings_ms)
+    replay = [row for p in expand(args.replay, VIDEO_EXT) for row in bench_replay(replay_pipe, config, p, args.seed)]
+    summary = summarise(live, stills, replay, pipe.timings_ms)
+    print_table(summary)
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(summary, indent=2, default=str))
+    ok = summary["live_pass_rate"] in (None, 1.0) and summary["still_false_passes"] == 0
+    return 0 if ok else 1

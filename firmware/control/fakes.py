@@ -1,0 +1,273 @@
+"""In-memory stand-ins for ``Store`` and ``Device``, for PURE UNIT tests of the control API
+and the console only (integration and e2e tests use the real Store and firmware).
+
+They follow docs/interfaces.md closely enough for the routes; they validate little.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from firmware.errors import SessionError
+
+
+class _NotFound(LookupError):
+    pass
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Table:
+    def __init__(self, owner: "FakeStore") -> None:
+        self.owner = owner
+        self.rows: dict[str, dict] = {}
+
+    def get(self, key):
+        return dict(self.rows[key]) if key in self.rows else None
+
+    def _need(self, key) -> dict:
+        if key not in self.rows:
+            raise _NotFound(f"{key} not found")
+        return self.rows[key]
+
+
+class _People(_Table):
+    def add(self, person_id, name, external_id=None):
+        if not name:
+            raise ValueError("name must not be empty")
+        self.rows[person_id] = {"id": person_id, "name": name, "external_id": external_id}
+        self.owner.photo_store[person_id] = []
+        return dict(self.rows[person_id])
+
+    def list(self, search=None):
+        rows = [dict(r) for r in self.rows.values()]
+        return [r for r in rows if not search or search.lower() in r["name"].lower()]
+
+    def update(self, person_id, **fields):
+        self._need(person_id).update(fields)
+        return self.get(person_id)
+
+    def delete(self, person_id):
+        self._need(person_id)
+        del self.rows[person_id]
+        self.owner.photo_store.pop(person_id, None)
+
+    def photos(self, person_id):
+        return [{"id": pid} for pid, _ in self.owner.photo_store.get(person_id, [])]
+
+    def photo_path(self, person_id, photo_id):
+        for pid, path in self.owner.photo_store.get(person_id, []):
+            if pid == photo_id:
+                return path
+        raise _NotFound("photo not found")
+
+
+class _Rosters(_Table):
+    def create(self, name, entries, roster_id=None, version=None, source="local"):
+        rid = roster_id or f"r{next(self.owner.ids)}"
+        self.rows[rid] = {"id": rid, "name": name, "entries": list(entries), "version": version or 1,
+                          "source": source}
+        return self.get(rid)
+
+    def list(self):
+        return [dict(r) for r in self.rows.values()]
+
+    def update(self, roster_id, **changes):
+        row = self._need(roster_id)
+        row.update(changes)
+        row["version"] += 1
+        return self.get(roster_id)
+
+    def delete(self, roster_id):
+        self._need(roster_id)
+        del self.rows[roster_id]
+
+
+class _Sessions(_Table):
+    def create(self, roster_id, room, name, scheduled_start, scheduled_end, late_after=None):
+        sid = f"s{next(self.owner.ids)}"
+        self.rows[sid] = {"id": sid, "roster_id": roster_id, "room": room, "name": name,
+                          "scheduled_start": scheduled_start, "scheduled_end": scheduled_end,
+                          "late_after": late_after, "state": "scheduled"}
+        return self.get(sid)
+
+    def list(self, day=None, room=None, state=None):
+        return [dict(r) for r in self.rows.values()
+                if (not room or r["room"] == room) and (not state or r["state"] == state)]
+
+    def set_state(self, sid, state, by, at=None):
+        allowed = {"scheduled": {"in_progress", "cancelled"},
+                   "in_progress": {"completed", "cancelled"}}
+        row = self._need(sid)
+        if state not in allowed.get(row["state"], set()):
+            raise SessionError(f"a {row['state']} session cannot become {state}")
+        row["state"] = state
+        return self.get(sid)
+
+    def active(self, room=None):
+        return next((dict(r) for r in self.rows.values() if r["state"] == "in_progress"), None)
+
+
+class _Attendance:
+    def __init__(self, owner: "FakeStore") -> None:
+        self.owner = owner
+        self.rows: list[dict] = []
+
+    def record(self, session_id, person_id, status, score=None, captured_at=None, extra=None):
+        session = self.owner.sessions.get(session_id) or {}
+        rec = {"event_id": f"e{next(self.owner.ids)}", "seq": next(self.owner.ids),
+               "session_id": session_id, "person_id": person_id, "status": status,
+               "score": score, "room": session.get("room"),
+               "captured_at": captured_at or _iso(self.owner.clock()), **(extra or {})}
+        self.rows.append(rec)
+        return dict(rec)
+
+    def for_session(self, session_id):
+        return [dict(r) for r in self.rows if r["session_id"] == session_id]
+
+    def query(self, day_from=None, day_to=None, session_id=None, room=None, person_id=None,
+              status=None):
+        def keep(r):
+            day = r["captured_at"][:10]
+            return ((not day_from or day >= day_from) and (not day_to or day <= day_to)
+                    and (not session_id or r["session_id"] == session_id)
+                    and (not room or r["room"] == room)
+                    and (not person_id or r["person_id"] == person_id)
+                    and (not status or r["status"] == status))
+        return [dict(r) for r in self.rows if keep(r)]
+
+    def set_status(self, session_id, person_id, status, by):
+        rec = self.record(session_id, person_id, status, extra={"by": by, "manual": True})
+        self.owner.audit.log(by, "attendance.set_status", person_id, {"status": status})
+        return rec
+
+
+class _Unknowns(_Table):
+    def add(self, kind, session_id, embedding, crop_jpeg, frame_jpeg=None, extra=None):
+        uid = f"u{next(self.owner.ids)}"
+        path = self.owner.tmp / f"{uid}.jpg"
+        path.write_bytes(crop_jpeg)
+        self.rows[uid] = {"id": uid, "kind": kind, "session_id": session_id, "state": "open",
+                          "at": _iso(self.owner.clock()), "path": str(path)}
+        return self.get(uid)
+
+    def list(self, kind=None, session_id=None, state="open"):
+        return [dict(r) for r in self.rows.values()
+                if (not kind or r["kind"] == kind) and (not state or r["state"] == state)]
+
+    def resolve(self, uid, action, by, person_id=None):
+        row = self._need(uid)
+        row.update(state="assigned" if action == "assign" else "discarded", by=by,
+                   person_id=person_id)
+        return self.get(uid)
+
+    def crop_path(self, uid):
+        return Path(self._need(uid)["path"])
+
+
+class _Audit:
+    def __init__(self, owner: "FakeStore") -> None:
+        self.owner = owner
+        self.rows: list[dict] = []
+
+    def log(self, actor, action, target=None, details=None):
+        entry = {"at": _iso(self.owner.clock()), "actor": actor, "action": action,
+                 "target": target, "details": details or {}}
+        self.rows.append(entry)
+        return dict(entry)
+
+    def list(self, limit=200):
+        return [dict(r) for r in reversed(self.rows[-limit:])]
+
+
+class _Outbox:
+    def depth(self) -> int:
+        return 0
+
+
+class FakeStore:
+    """Just enough of ``firmware.store.Store`` for route tests (no files except crops)."""
+
+    def __init__(self, clock=time.time) -> None:
+        self.clock = clock
+        self.ids = itertools.count(1)
+        self.tmp = Path(tempfile.mkdtemp(prefix="rollcall-fake-"))
+        self.photo_store: dict[str, list[tuple[str, Path]]] = {}
+        self.people, self.rosters = _People(self), _Rosters(self)
+        self.sessions, self.attendance = _Sessions(self), _Attendance(self)
+        self.unknowns, self.audit, self.outbox = _Unknowns(self), _Audit(self), _Outbox()
+
+
+class FakeDevice:
+    """A DeviceAPI whose answers are canned; ``enrol_photos`` accepts any JPEG once."""
+
+    def __init__(self, store: FakeStore, jpeg: bytes | None = None) -> None:
+        self.store = store
+        self.jpeg = jpeg
+        self.calls: list[tuple] = []
+        self.seen: set[str] = set()
+
+    def status(self) -> dict:
+        return {"camera": "ok", "broker": "disconnected", "models": "ok", "roster_version": 1,
+                "session": None, "fps": 12.5, "outbox_depth": 0, "disk_free_mb": 1000,
+                "cpu_temp_c": 48.0, "liveness_policy": "blink", "uptime_s": 5, "warnings": []}
+
+    def latest_jpeg(self, annotated: bool = True) -> bytes | None:
+        return self.jpeg
+
+    def kiosk_state(self) -> dict:
+        return {"state": "idle", "name": None, "person_id": None, "seat": None,
+                "prompt": "Look at the camera", "required_blinks": 1, "at": None}
+
+    def enrol_photos(self, person_id: str, images: list[bytes]) -> list[dict]:
+        self.calls.append(("enrol", person_id, len(images)))
+        out = []
+        for data in images:
+            digest = hashlib.sha256(data).hexdigest()
+            if not data.startswith(b"\xff\xd8"):
+                out.append({"ok": False, "message": "not a JPEG image", "photo_id": None})
+            elif digest in self.seen:
+                out.append({"ok": False, "message": "duplicate of a photo already enrolled",
+                            "photo_id": None})
+            else:
+                self.seen.add(digest)
+                out.append({"ok": True, "message": "accepted",
+                             "photo_id": self._keep(person_id, digest, data)})
+        return out
+
+    def _keep(self, person_id: str, digest: str, data: bytes) -> str:
+        if isinstance(self.store, FakeStore):
+            path = self.store.tmp / f"{digest[:12]}.jpg"
+            path.write_bytes(data)
+            self.store.photo_store.setdefault(person_id, []).append((digest[:12], path))
+            return digest[:12]
+        import numpy as np  # a real Store: a deterministic fake embedding
+
+        vector = np.random.default_rng(int(digest[:8], 16)).standard_normal(8).astype("float32")
+        meta = self.store.people.add_embedding(person_id, vector / np.linalg.norm(vector),
+                                               "fake_model", photo_sha256=digest, photo_jpeg=data)
+        return meta["photo_id"]
+
+    def reload_config(self) -> dict:
+        self.calls.append(("reload",))
+        return {"ok": True, "message": "reloaded"}
+
+    def test_indicators(self) -> dict:
+        self.calls.append(("indicators",))
+        return {"ok": True, "message": "blinked green, amber, red, buzzer"}
+
+    def test_broker(self, mqtt: dict) -> dict:
+        self.calls.append(("broker", mqtt))
+        return {"ok": False, "message": f"cannot connect to {mqtt.get('host') or '(no host)'}"}
+
+    def session_command(self, action: str, session_id: str, by: str) -> dict:
+        self.calls.append(("session", action, session_id, by))
+        state = {"start": "in_progress", "stop": "completed", "cancel": "cancelled"}[action]
+        return self.store.sessions.set_state(session_id, state, by, time.time())

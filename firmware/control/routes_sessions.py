@@ -1,0 +1,137 @@
+"""Control routes for rosters, sessions (with the live per-session grid) and attendance."""
+
+from __future__ import annotations
+
+import logging
+
+import bottle
+
+from firmware.control.api import ApiError, field, must, query, read_json
+
+logger = logging.getLogger(__name__)
+
+SESSION_ACTIONS = ("start", "stop", "cancel")
+STATUSES = ("present", "late", "absent", "excused")
+MAX_ATTENDANCE_ROWS = 20000
+
+
+def _entries(data: dict) -> list[dict]:
+    entries = field(data, "entries", list, required=False, default=[])
+    out = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("person_id"), str):
+            raise ApiError(400, f"entry {index + 1}: needs a person_id", "entries")
+        seat = entry.get("seat")
+        out.append({"person_id": entry["person_id"], "seat": None if seat in (None, "") else str(seat)})
+    return out
+
+
+def _latest_by_person(records: list[dict]) -> dict[str, dict]:
+    """The newest attendance record of each person (a manual edit overrides a camera mark)."""
+    latest: dict[str, dict] = {}
+    for rec in sorted(records, key=lambda r: (r.get("seq") or 0, r.get("captured_at") or "")):
+        latest[rec.get("person_id")] = rec
+    return latest
+
+
+def session_grid(store, session: dict) -> dict:
+    """Roster members of ``session`` with present / late / absent and the time they came."""
+    roster = store.rosters.get(session.get("roster_id")) or {"entries": []}
+    latest = _latest_by_person(store.attendance.for_session(session["id"]))
+    rows = []
+    for entry in roster.get("entries", []):
+        person = store.people.get(entry["person_id"]) or {}
+        rec = latest.get(entry["person_id"], {})
+        rows.append({"person_id": entry["person_id"], "name": person.get("name", "(deleted)"),
+                     "seat": entry.get("seat"), "status": rec.get("status", "absent"),
+                     "at": rec.get("captured_at"),
+                     "by": rec.get("updated_by") or (rec.get("extra") or {}).get("by"),
+                     "score": rec.get("score")})
+    counts = {s: sum(1 for r in rows if r["status"] == s) for s in STATUSES}
+    return {"session": session, "roster": {k: roster.get(k) for k in ("id", "name", "version")},
+            "rows": rows, "counts": counts}
+
+
+def register(app: bottle.Bottle, ctx: dict) -> None:
+    store, device = ctx["store"], ctx["device"]
+
+    @app.get("/v1/rosters")
+    def rosters_list():
+        return {"items": store.rosters.list()}
+
+    @app.post("/v1/rosters")
+    def rosters_create():
+        data = read_json()
+        return store.rosters.create(field(data, "name").strip(), _entries(data))
+
+    @app.get("/v1/rosters/<roster_id>")
+    def rosters_get(roster_id: str):
+        return must(store.rosters.get(roster_id), "roster")
+
+    @app.post("/v1/rosters/<roster_id>")
+    def rosters_update(roster_id: str):
+        must(store.rosters.get(roster_id), "roster")
+        data = read_json()
+        changes = {}
+        if "name" in data:
+            changes["name"] = field(data, "name").strip()
+        if "entries" in data:
+            changes["entries"] = _entries(data)
+        return store.rosters.update(roster_id, **changes)
+
+    @app.delete("/v1/rosters/<roster_id>")
+    def rosters_delete(roster_id: str):
+        must(store.rosters.get(roster_id), "roster")
+        store.rosters.delete(roster_id)
+        return {"deleted": roster_id}
+
+    @app.get("/v1/sessions")
+    def sessions_list():
+        return {"items": store.sessions.list(day=query("day"), room=query("room"),
+                                             state=query("state"))}
+
+    @app.post("/v1/sessions")
+    def sessions_create():
+        data = read_json()
+        must(store.rosters.get(field(data, "roster_id")), "roster")
+        return store.sessions.create(data["roster_id"], field(data, "room"), field(data, "name"),
+                                     field(data, "scheduled_start", (int, float, str)),
+                                     field(data, "scheduled_end", (int, float, str)),
+                                     field(data, "late_after", (int, float, str), required=False))
+
+    @app.get("/v1/sessions/<session_id>")
+    def sessions_get(session_id: str):
+        return must(store.sessions.get(session_id), "session")
+
+    @app.get("/v1/sessions/<session_id>/grid")
+    def sessions_grid(session_id: str):
+        return session_grid(store, must(store.sessions.get(session_id), "session"))
+
+    @app.post("/v1/sessions/<session_id>/<action:re:start|stop|cancel>")
+    def sessions_command(session_id: str, action: str):
+        if action not in SESSION_ACTIONS:
+            raise ApiError(404, f"unknown session action {action!r} (start, stop, cancel)")
+        must(store.sessions.get(session_id), "session")
+        by = field(read_json(), "by")
+        return device.session_command(action, session_id, by)
+
+    @app.post("/v1/sessions/<session_id>/attendance")
+    def sessions_set_status(session_id: str):
+        must(store.sessions.get(session_id), "session")
+        data = read_json()
+        status = field(data, "status")
+        if status not in STATUSES:
+            raise ApiError(400, "status must be present, late, absent or excused", "status")
+        return store.attendance.set_status(session_id, field(data, "person_id"), status,
+                                           field(data, "by"))
+
+    @app.get("/v1/attendance")
+    def attendance_query():
+        status = query("status")
+        if status and status not in STATUSES:
+            raise ApiError(400, "status must be present, late, absent or excused", "status")
+        rows = store.attendance.query(day_from=query("day_from"), day_to=query("day_to"),
+                                      session_id=query("session_id"), room=query("room"),
+                                      person_id=query("person_id"), status=status)
+        return {"items": rows[:MAX_ATTENDANCE_ROWS], "total": len(rows),
+                "truncated": len(rows) > MAX_ATTENDANCE_ROWS}

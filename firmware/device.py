@@ -1,0 +1,263 @@
+"""The running firmware as the control API sees it (``DeviceAPI`` in docs/interfaces.md),
+and the effects of each decision: record, indicate, report.
+
+:class:`Device` is the loop's sink (decisions, frames, housekeeping once a second) and
+the control server's device. It holds no camera or model code itself: it is given the
+camera, indicators, store, link and decision engine by the composition root
+(``firmware/app.py``). Store writes from the loop and from control commands go through
+one lock so a session change and a decision never interleave.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from firmware.config import Config, load_config
+from firmware.device_sessions import SessionKeeper
+from firmware.domain.decisions import Decision, DecisionEngine, Outcome
+from firmware.domain.types import Frame
+from firmware.errors import RollcallError
+from firmware.hal.display import annotate, crop_jpeg, encode_jpeg
+from firmware.loop import Overlay
+
+logger = logging.getLogger(__name__)
+
+KIOSK_HOLD_S = 3.0   # seconds a decision stays on the kiosk screen
+KIOSK_STATES = {"look": "look", "blink": "blink", "checking": "blink", "accepted": "accepted",
+                "already": "already", "unknown": "unknown", "spoof": "spoof"}
+
+
+class Device:
+    """Implements DeviceAPI. ``models`` is ``{"state": "ok"|"missing"|..., "message"}``;
+    ``analyser`` the loop's FrameAnalyser (None when models are missing)."""
+
+    def __init__(self, config: Config, *, store: Any, engine: DecisionEngine, indicators: Any, camera: Any,
+                 link: Any = None, analyser: Any = None, models: dict | None = None,
+                 config_path: Any = None, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.store = store
+        self.engine = engine
+        self.indicators = indicators
+        self.camera = camera
+        self.link = link
+        self.analyser = analyser
+        self.models = models or {"state": "ok", "message": ""}
+        self.config_path = config_path
+        self.clock, self.wall = clock, wall
+        self.started = clock()
+        self.lock = threading.RLock()
+        self.sessions = SessionKeeper(config, store, engine, lock=self.lock, wall=wall, clock=clock)
+        self.loop_stats: Any = None
+        self.warnings_extra: list[str] = []
+        self._frame: Frame | None = None
+        self._overlays: list[Overlay] = []
+        self._kiosk: dict = {"state": "idle", "name": None, "person_id": None, "seat": None, "prompt": "",
+                             "required_blinks": 0, "at": None}
+        self._kiosk_until = 0.0
+        self._enrol_pipeline: Any = None
+
+    # ---- loop sink -------------------------------------------------------------------
+    def on_frame(self, frame: Frame, overlays: list[Overlay]) -> None:
+        """Latest frame for the live view; amber prompt and kiosk follow the largest face."""
+        self._frame, self._overlays = frame, overlays
+        main = max(overlays, key=lambda o: float(o.box[2] - o.box[0]), default=None)
+        stage = main.stage if main is not None else "idle"
+        self.indicators.prompt(stage)
+        if self.clock() < self._kiosk_until:
+            return
+        state = KIOSK_STATES.get(stage, "idle")
+        if state != self._kiosk["state"] or (main and main.prompt != self._kiosk["prompt"]):
+            track = self.engine.tracks.get(main.track_id) if main else None
+            self._kiosk = {"state": state, "name": None, "person_id": None, "seat": None,
+                           "prompt": main.prompt if main else "",
+                           "required_blinks": track.required_blinks if track else 0, "at": None}
+
+    def on_decision(self, decision: Decision, frame: Frame, box: np.ndarray) -> None:
+        """Record, then indicate, then wake the MQTT link (record before you report)."""
+        with self.lock:
+            shown = self._record(decision, frame, box)
+        self.indicators.show(shown)
+        self._set_kiosk(shown, decision, frame)
+        if self.link is not None:
+            self.link.wake()
+
+    def _record(self, d: Decision, frame: Frame, box: np.ndarray) -> str:
+        """Store the decision; returns the indicator pattern to show."""
+        try:
+            if d.outcome is Outcome.ACCEPTED:
+                rec = self.store.attendance.record(d.session_id, d.person_id, None, d.score, frame.wall,
+                                                   {"track": d.track_id, "latency_ms": round(d.latency_s * 1000)})
+                if rec.get("duplicate"):
+                    logger.info("duplicate check-in ignored: %s already marked", d.person_id)
+                    return "already"
+                logger.info("accepted %s (score %.3f) in %.2f s", d.person_id, d.score, d.latency_s)
+            elif d.outcome is Outcome.ALREADY:
+                logger.info("duplicate check-in ignored: %s already marked", d.person_id)
+            elif d.outcome in (Outcome.UNKNOWN, Outcome.SPOOF) and d.embedding is not None:
+                self._keep_face(d, frame, box)
+            elif d.outcome is Outcome.SPOOF:
+                logger.warning("spoof verdict on track %d (no embedding to keep)", d.track_id)
+        except (RollcallError, OSError, ValueError) as exc:
+            logger.error("could not record %s for %s: %s", d.outcome.value, d.person_id or "face", exc)
+            return "retry"
+        return d.outcome.value
+
+    def _keep_face(self, d: Decision, frame: Frame, box: np.ndarray) -> None:
+        kind = "spoof" if d.outcome is Outcome.SPOOF else "unknown"
+        full = encode_jpeg(frame.image) if (kind == "spoof" or self.config.decisions.save_unknown_frame) else None
+        rec = self.store.unknowns.add(kind, d.session_id, d.embedding, crop_jpeg(frame.image, box), full,
+                                      {"track": d.track_id, "score": round(d.score, 4)})
+        logger.info("%s face on track %d: %s", kind, d.track_id, "kept" if rec else "already kept")
+
+    def _set_kiosk(self, shown: str, d: Decision, frame: Frame) -> None:
+        person = self._person(d.person_id) if d.person_id else {}
+        prompt = {"accepted": "Marked present", "already": "Already marked", "unknown": "Not recognised",
+                  "spoof": "Liveness check failed", "retry": "Please try again",
+                  "no_session": "No session is running"}.get(shown, "")
+        self._kiosk = {"state": shown, "name": person.get("name"), "person_id": d.person_id,
+                       "seat": self.sessions.seat_of(d.person_id), "prompt": prompt,
+                       "required_blinks": 0, "at": frame.wall}
+        self._kiosk_until = self.clock() + KIOSK_HOLD_S
+
+    def _person(self, person_id: str) -> dict:
+        try:
+            return self.store.people.get(person_id) or {}
+        except (RollcallError, OSError, ValueError):
+            return {}
+
+    def housekeeping(self) -> None:
+        """Once a second from the loop: session schedule and scope (the link publishes
+        telemetry itself from :meth:`telemetry`)."""
+        self.sessions.tick()
+
+    # ---- DeviceAPI -------------------------------------------------------------------
+    def telemetry(self) -> dict:
+        stats = self.loop_stats.summary() if self.loop_stats else {}
+        cam = self.camera.status() if self.camera else {}
+        return {"fps": stats.get("fps", 0.0), "decision_latency_ms_median": stats.get("decision_latency_ms_median"),
+                "dropped_frames": cam.get("dropped", 0), "outbox_depth": self._outbox_depth(),
+                "cpu_temp_c": cpu_temp_c(), "disk_free_mb": self._disk_free_mb()}
+
+    def _outbox_depth(self) -> int | None:
+        try:
+            return int(self.store.outbox.depth())
+        except (AttributeError, RollcallError, OSError):
+            return None
+
+    def _disk_free_mb(self) -> int | None:
+        try:
+            return int(shutil.disk_usage(self.config.paths.data_dir).free // 2**20)
+        except OSError:
+            return None
+
+    def status(self) -> dict:
+        cam = self.camera.status() if self.camera else {"state": "none", "message": ""}
+        session = self.sessions.status()
+        out = {**self.telemetry(), "camera": cam["state"], "camera_detail": cam,
+               "broker": self._broker_state(), "models": self.models["state"],
+               "roster_version": self.sessions.roster_version, "session": session["session"],
+               "mode": session["mode"], "liveness_policy": self.config.liveness.policy,
+               "gpio": self.indicators.status(), "uptime_s": round(self.clock() - self.started, 1)}
+        out["warnings"] = self._warnings(cam, session)
+        return out
+
+    def _broker_state(self) -> str:
+        if self.link is None:
+            return "not_configured" if not self.config.mqtt.host else "disabled"
+        return "connected" if getattr(self.link, "connected", False) else "disconnected"
+
+    def _warnings(self, cam: dict, session: dict) -> list[str]:
+        warnings = list(self.warnings_extra)
+        if cam["state"] in ("no_camera", "lost"):
+            warnings.append(cam.get("message") or "camera not available")
+        if self.models["state"] != "ok":
+            warnings.append(self.models["message"])
+        if session["message"]:
+            warnings.append(session["message"])
+        if not self.config.mqtt.host:
+            warnings.append("broker not configured: attendance is kept on the device only")
+        if self.config.liveness.policy == "off":
+            warnings.append("liveness is OFF: a printed photo would be marked present")
+        gpio = self.indicators.status()
+        if gpio["state"] == "unavailable":
+            warnings.append(gpio["message"])
+        return warnings
+
+    def latest_jpeg(self, annotated: bool = True) -> bytes | None:
+        frame = self._frame
+        if frame is None:
+            return None
+        image = annotate(frame.image, self._overlays, self._names()) if annotated else frame.image
+        return encode_jpeg(image)
+
+    def _names(self) -> dict[str, str]:
+        return {o.label: self._person(o.label).get("name", o.label) for o in self._overlays if o.label}
+
+    def kiosk_state(self) -> dict:
+        return dict(self._kiosk)
+
+    def enrol_photos(self, person_id: str, images: list[bytes]) -> list[dict]:
+        from firmware.device_enrol import enrol_photos
+
+        with self.lock:
+            results = enrol_photos(self, person_id, images)
+        self.sessions.invalidate()
+        return results
+
+    def reload_config(self) -> dict:
+        """Re-read the config file; decision and liveness settings apply at once, others at restart."""
+        try:
+            new = load_config(self.config_path)
+        except RollcallError as exc:
+            return {"ok": False, "message": str(exc)}
+        restart = [name for name in ("camera", "gpio", "mqtt", "paths", "detection", "console")
+                   if getattr(new, name) != getattr(self.config, name)]
+        with self.lock:
+            self.config = new
+            self.sessions.config = new
+            from firmware.app import configure_engine
+            configure_engine(self.engine, new)
+            self.sessions.invalidate()
+        message = "reloaded" + (f"; restart to apply: {', '.join(restart)}" if restart else "")
+        logger.info("config %s", message)
+        return {"ok": True, "message": message, "restart_needed": restart}
+
+    def test_indicators(self) -> dict:
+        return self.indicators.test()
+
+    def test_broker(self, mqtt: dict) -> dict:
+        from firmware.device_enrol import probe_broker
+
+        return probe_broker(mqtt)
+
+    def session_command(self, action: str, session_id: str, by: str) -> dict:
+        result = self.sessions.command(action, session_id, by)
+        self.indicators.show({"start": "session_start"}.get(action, "session_stop"))
+        if self.link is not None:
+            self.link.wake()
+        return result
+
+    def commands(self, name: str, payload: dict) -> dict:
+        """MQTT commands delegated by the link (``session_start`` / ``session_stop``)."""
+        action = {"session_start": "start", "session_stop": "stop", "session_cancel": "cancel"}.get(name)
+        if action is None:
+            from firmware.errors import CommandError
+            raise CommandError(f"unknown command {name!r}")
+        return self.session_command(action, str(payload.get("session_id", "")), str(payload.get("by", "mqtt")))
+
+
+def cpu_temp_c() -> float | None:
+    """SoC temperature in degrees Celsius (None where the kernel does not expose it)."""
+    try:
+        with open("/sys/class/thermal/thermal_zone0/temp", encoding="ascii") as f:
+            return round(int(f.read().strip()) / 1000.0, 1)
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,177 @@
+"""Which session is running, who may be recognised, and the session schedule.
+
+:class:`SessionKeeper` turns the store's sessions and rosters into the decision engine's
+:class:`~firmware.domain.decisions.Scope`: the active session's roster (this device's
+room), everyone enrolled in open-door mode (``decisions.open_door``), or nobody. It starts
+scheduled sessions at their start time and completes them at their end (checked every
+``SCHEDULE_S`` seconds from the loop's housekeeping), and runs start/stop/cancel commands
+from the console, the button or MQTT. The gallery of enrolled embeddings is rebuilt when
+marked stale and at most every ``REFRESH_S`` seconds otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from firmware.config import Config
+from firmware.domain.decisions import DecisionEngine, Match, Scope
+from firmware.errors import CommandError, RollcallError
+
+logger = logging.getLogger(__name__)
+
+SCHEDULE_S = 5.0
+REFRESH_S = 30.0
+ACTIONS = {"start": "in_progress", "stop": "completed", "cancel": "cancelled"}
+
+
+def match_threshold(config: Config) -> float:
+    """The cosine to accept: the config's, else the embedder manifest's default."""
+    if config.recognition.match_threshold is not None:
+        return config.recognition.match_threshold
+    from firmware.inference.embedder import default_threshold
+
+    return default_threshold(config.recognition.embedder)
+
+
+class SessionKeeper:
+    """Session state for one device (room ``config.device.room``)."""
+
+    def __init__(self, config: Config, store: Any, engine: DecisionEngine, *, lock: threading.RLock | None = None,
+                 wall: Callable[[], float] = time.time, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.store = store
+        self.engine = engine
+        self.lock = lock or threading.RLock()
+        self.wall, self.clock = wall, clock
+        self.session: dict | None = None
+        self.roster: dict | None = None
+        self.gallery: Any = None
+        self._stale = True
+        self._last_refresh = float("-inf")
+        self._last_schedule = float("-inf")
+        self._error = ""
+
+    @property
+    def roster_version(self) -> int | None:
+        return self.roster.get("version") if self.roster else None
+
+    def invalidate(self) -> None:
+        """Rebuild scope and gallery at the next tick (people, rosters or sessions changed)."""
+        self._stale = True
+
+    def tick(self) -> None:
+        """From the loop's housekeeping: run the schedule, refresh the scope when due."""
+        now = self.clock()
+        if now - self._last_schedule >= SCHEDULE_S:
+            self._last_schedule = now
+            self.schedule()
+        if self._stale or now - self._last_refresh >= REFRESH_S:
+            self.refresh()
+
+    def schedule(self) -> list[tuple[str, str]]:
+        """Start due sessions of this room and complete finished ones; returns (id, state)."""
+        now, room, changes = self.wall(), self.config.device.room, []
+        with self.lock:
+            try:
+                for s in self.store.sessions.list(room=room, state="in_progress"):
+                    if s["end_ts"] <= now:
+                        changes.append((s["id"], "completed"))
+                for s in self.store.sessions.list(room=room, state="scheduled"):
+                    if s["start_ts"] <= now < s["end_ts"]:
+                        changes.append((s["id"], "in_progress"))
+                for session_id, state in changes:
+                    self.store.sessions.set_state(session_id, state, "schedule", now)
+                    logger.info("session %s %s by schedule", session_id, state)
+            except (RollcallError, OSError, ValueError) as exc:
+                logger.error("session schedule failed: %s", exc)
+        if changes:
+            self.invalidate()
+        return changes
+
+    def command(self, action: str, session_id: str, by: str) -> dict:
+        """start | stop | cancel a session (console, button, MQTT); returns the session."""
+        if action not in ACTIONS:
+            raise CommandError(f"action {action!r}: use start, stop or cancel")
+        with self.lock:
+            result = self.store.sessions.set_state(session_id, ACTIONS[action], by, self.wall())
+            logger.info("session %s %s by %s", session_id, ACTIONS[action], by)
+            self.invalidate()
+            self.refresh()
+        return result
+
+    def toggle(self, by: str = "button") -> dict | None:
+        """The session button: stop the running session, else start the next scheduled one."""
+        with self.lock:
+            active = self.store.sessions.active(self.config.device.room)
+            if active is not None:
+                return self.command("stop", active["id"], by)
+            waiting = self.store.sessions.list(room=self.config.device.room, state="scheduled")
+            if not waiting:
+                logger.info("session button: no scheduled session to start")
+                return None
+            return self.command("start", waiting[0]["id"], by)
+
+    def refresh(self) -> None:
+        """Rebuild gallery and scope from the store."""
+        with self.lock:
+            try:
+                self._refresh()
+                self._error = ""
+            except (RollcallError, OSError, ValueError, KeyError) as exc:
+                if str(exc) != self._error:
+                    logger.error("cannot load the roster: %s", exc)
+                self._error = str(exc)
+        self._stale = False
+        self._last_refresh = self.clock()
+
+    def _refresh(self) -> None:
+        from firmware.domain.matching import Gallery
+
+        ids, matrix = self.store.people.embeddings(self.config.recognition.embedder)
+        self.gallery = Gallery(ids, matrix, dtype=np.float32)
+        self.session = self.store.sessions.active(self.config.device.room)
+        self.roster = self.store.rosters.get(self.session["roster_id"]) if self.session else None
+        if self.session is not None:
+            allowed = [e["person_id"] for e in (self.roster or {}).get("entries", [])]
+            marked = {r["person_id"] for r in self.store.attendance.for_session(self.session["id"])
+                      if r.get("status") != "absent"}
+            self.engine.set_scope(Scope(self.session["id"], self._matcher(allowed), marked))
+        elif self.config.decisions.open_door:
+            self.engine.set_scope(Scope(None, self._matcher(None), self.engine.scope.marked
+                                        if self.engine.scope.session_id is None else set()))
+        else:
+            self.engine.set_scope(Scope(None, None))
+
+    def _matcher(self, allowed: list[str] | None) -> Callable[[np.ndarray], Match]:
+        gallery, threshold, margin = self.gallery, match_threshold(self.config), self.config.recognition.margin
+        if allowed is not None:
+            gallery = gallery.scope(allowed)
+
+        def match(vector: np.ndarray) -> Match:
+            result = gallery.match(vector, threshold=threshold, margin=margin)
+            return Match(result.person_id, float(result.score or 0.0))
+        return match
+
+    def seat_of(self, person_id: str | None) -> str | None:
+        for entry in (self.roster or {}).get("entries", []):
+            if entry.get("person_id") == person_id:
+                return entry.get("seat")
+        return None
+
+    def status(self) -> dict:
+        """{"session": summary or None, "mode": session | open_door | no_session, "message"}."""
+        if self._error:
+            return {"session": None, "mode": "error", "message": f"roster not loaded: {self._error}"}
+        if self.session is not None:
+            s = self.session
+            summary = {k: s.get(k) for k in ("id", "name", "room", "state", "scheduled_start", "scheduled_end")}
+            return {"session": summary, "mode": "session", "message": ""}
+        if self.config.decisions.open_door:
+            return {"session": None, "mode": "open_door", "message": ""}
+        return {"session": None, "mode": "no_session",
+                "message": "no session is running: start one in the console (or enable open-door mode)"}

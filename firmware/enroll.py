@@ -1,0 +1,86 @@
+"""`rollcall enroll --person ID --name NAME IMG...`: enrol a person from photos.
+
+Prints one line per photo (accepted / rejected / duplicate, with the reason) and stores
+the accepted embeddings (with a JPEG of the face) in the firmware's data dir. Run it while
+the firmware is stopped: the firmware is the single writer of the data dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from firmware.config import load_config
+from firmware.enrolment import PhotoResult, check_and_embed
+
+logger = logging.getLogger(__name__)
+
+ENROL_DETECTOR = "blazeface_full"  # finds small background faces too, so group photos are rejected
+
+
+def register(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--person", required=True, help="person id (letters, digits, . _ -)")
+    parser.add_argument("--name", required=True, help="the person's name as shown in the console")
+    parser.add_argument("--config", help="config file (default: $ROLLCALL_CONFIG or /etc/rollcall/config.toml)")
+    parser.add_argument("--data-dir", type=Path, help="data dir (default: paths.data_dir of the config)")
+    parser.add_argument("--models-dir", type=Path, help="built models (default: paths.models_dir of the config)")
+    parser.add_argument("--embedder", help="embedder model id (default: recognition.embedder of the config)")
+    parser.add_argument("images", nargs="+", type=Path, help="photos (JPEG or PNG), one person each")
+    parser.set_defaults(func=run)
+
+
+def _read(paths: list[Path]) -> list[bytes]:
+    """File contents; an unreadable file becomes empty bytes (rejected with a message)."""
+    out = []
+    for path in paths:
+        try:
+            out.append(path.read_bytes())
+        except OSError as exc:
+            logger.warning("cannot read %s: %s", path, exc.strerror)
+            out.append(b"")
+    return out
+
+
+def format_result(path: Path, result: PhotoResult) -> str:
+    """One human line for a photo's verdict."""
+    if result.status == "accepted":
+        extra = f" (similarity to the other photos {result.score:.2f})" if result.score is not None else ""
+        return f"accepted   {path}{extra}"
+    return f"{result.status:<10} {path}: {result.message}"
+
+
+def _existing(store, person_id: str, model_id: str) -> tuple[np.ndarray, list[str]]:
+    _, matrix = store.people.embeddings(model_id, [person_id])
+    shas = [p["photo_sha256"] for p in store.people.photos(person_id) if p.get("photo_sha256")]
+    return matrix, shas
+
+
+def run(args: argparse.Namespace) -> int:
+    from firmware.inference.embedder import default_threshold
+    from firmware.inference.pipeline import FacePipeline
+    from firmware.store import Store
+
+    config = load_config(args.config)
+    data_dir = args.data_dir or config.paths.data_dir
+    models_dir = args.models_dir or config.paths.models_dir
+    model_id = args.embedder or config.recognition.embedder
+    with FacePipeline(models_dir, detector_id=ENROL_DETECTOR, embedder_id=model_id, min_face_px=24,
+                      score_threshold=config.detection.score_threshold, max_faces=10) as pipeline, \
+            Store(data_dir) as store:
+        if store.people.get(args.person) is None:
+            store.people.add(args.person, args.name)
+            print(f"new person {args.person} ({args.name})")
+        existing, shas = _existing(store, args.person, model_id)
+        results = check_and_embed(_read(args.images), existing, shas, pipeline,
+                                  same_person_threshold=default_threshold(model_id))
+        for path, result in zip(args.images, results):
+            if result.accepted:
+                store.people.add_embedding(args.person, result.embedding, model_id,
+                                           photo_sha256=result.sha256, photo_jpeg=result.face_jpeg)
+            print(format_result(path, result))
+    accepted = sum(r.accepted for r in results)
+    print(f"{accepted} of {len(results)} photos enrolled for {args.person} with {model_id}")
+    return 0 if accepted or len(existing) else 1

@@ -1,0 +1,256 @@
+"""Attendance records: one per person per session, partitioned per UTC day.
+
+Layout: ``attendance/<YYYY-MM-DD>/seg-NNNNNN.json`` (day = the session's scheduled day,
+or the capture day without a session). A record is written in one recoverable step:
+its outbox entry (carrying the full record) is written FIRST, then the day segment.
+A SIGKILL between the two leaves the record only in the outbox; ``reconcile`` (run by
+``Store`` at open, before anything can publish) copies it into the day file, keyed by
+``event_id`` so nothing is ever duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from pathlib import Path
+
+from firmware.domain import sessions as rules
+from firmware.errors import SessionError
+from firmware.store.context import StoreContext, check_extra, check_score, check_text
+from firmware.store.errors import NotFound
+from firmware.store.ids import DAY_RE, check_day, day_of, new_ulid, parse_time, to_iso
+from firmware.store.segments import SegmentedLog
+
+logger = logging.getLogger(__name__)
+
+TOPIC = "event/attendance"
+HOT_DAYS = 4
+
+
+class _Day:
+    """One day's records in memory (event_id -> record with ``_seg``/``_id``)."""
+
+    def __init__(self, log: SegmentedLog) -> None:
+        self.log = log
+        self.records: dict[str, dict] = {}
+        self.by_key: dict[tuple[str, str], str] = {}
+        for number, rec in log.iter_records():
+            self.add(rec, number, rec["_id"])
+
+    def add(self, rec: dict, number: int, doc_id: int) -> None:
+        rec = {**rec, "_seg": number, "_id": doc_id}
+        self.records[rec["event_id"]] = rec
+        self.by_key[(rec.get("session_id") or "", rec["person_id"])] = rec["event_id"]
+
+
+class Attendance:
+    """``store.attendance``: record, query and correct attendance."""
+
+    def __init__(self, ctx: StoreContext, people, sessions) -> None:
+        self._ctx = ctx
+        self._root = ctx.data_dir / "attendance"
+        self._people = people
+        self._sessions = sessions
+        self._days: OrderedDict[str, _Day] = OrderedDict()
+
+    # -- internals -------------------------------------------------------------
+    def _day(self, day: str) -> _Day:
+        if day in self._days:
+            self._days.move_to_end(day)
+            return self._days[day]
+        log = SegmentedLog(self._root / day, self._ctx.segment_max, self._ctx.clock,
+                           self._ctx.on_corrupt)
+        self._days[day] = _Day(log)
+        while len(self._days) > HOT_DAYS:
+            self._days.popitem(last=False)[1].log.close()
+        return self._days[day]
+
+    def _insert(self, day: _Day, records: list[dict]) -> None:
+        for rec, (number, doc_id) in zip(records, day.log.append_many(records)):
+            day.add(rec, number, doc_id)
+
+    def _new_record(self, session: dict | None, person_id: str, status: str,
+                    score: float | None, captured: float, extra: dict, source: str) -> dict:
+        now = self._ctx.clock()
+        return {"event_id": new_ulid(now), "seq": self._ctx.seq.next(),
+                "session_id": session["id"] if session else None,
+                "room": session["room"] if session else None,
+                "day": session["day"] if session else day_of(captured),
+                "person_id": person_id, "status": status, "score": score,
+                "captured_at": to_iso(captured), "recorded_at": to_iso(now),
+                "source": source, "revision": 0, "extra": extra}
+
+    # -- API ---------------------------------------------------------------------
+    def record(self, session_id: str | None, person_id: str, status: str | None = None,
+               score: float | None = None, captured_at: object = None,
+               extra: dict | None = None) -> dict:
+        """Record an arrival; returns the record with ``duplicate`` True/False.
+
+        ``status`` None or ``present`` becomes ``late`` when captured after the session's
+        ``late_after``. A second record for the same person and session writes nothing
+        and returns the first one with ``duplicate=True``.
+        """
+        session = self._sessions.get(session_id) if session_id is not None else None
+        if session_id is not None and session is None:
+            raise NotFound(f"session {session_id!r} does not exist", "session_id")
+        if session and not rules.can_record(session["state"]):
+            raise SessionError(f"session {session_id} is {session['state']}: attendance is "
+                               "recorded only while it is in progress")
+        self._people.require(person_id)
+        captured = parse_time(captured_at if captured_at is not None else self._ctx.clock(),
+                              "captured_at")
+        status = self._arrival_status(status, captured, session)
+        score, extra = check_score(score), check_extra(extra)
+        day_name = session["day"] if session else day_of(captured)
+        day = self._day(day_name)
+        existing = day.by_key.get((session_id or "", person_id))
+        if existing:
+            logger.info("duplicate check-in ignored: %s in session %s", person_id, session_id)
+            return {**_public(day.records[existing]), "duplicate": True}
+        rec = self._new_record(session, person_id, status, score, captured, extra, "auto")
+        self._ctx.outbox.put_event(TOPIC, rec, rec["event_id"], rec["seq"])
+        self._insert(day, [rec])
+        return {**rec, "duplicate": False}
+
+    def _arrival_status(self, status: str | None, captured: float, session: dict | None) -> str:
+        if status is not None:
+            rules.check_status(status)
+        if status in (None, rules.PRESENT):
+            late_after = session.get("late_after_ts") if session else None
+            return rules.arrival_status(captured, late_after)
+        return status
+
+    def get(self, session_id: str, person_id: str) -> dict | None:
+        """The record of one person in one session, or None."""
+        session = self._sessions.require(session_id)
+        day = self._day(session["day"])
+        event_id = day.by_key.get((session_id, person_id))
+        return _public(day.records[event_id]) if event_id else None
+
+    def for_session(self, session_id: str) -> list[dict]:
+        """All records of a session, by seq."""
+        session = self._sessions.require(session_id)
+        day = self._day(session["day"])
+        recs = [r for r in day.records.values() if r.get("session_id") == session_id]
+        return [_public(r) for r in sorted(recs, key=lambda r: r["seq"])]
+
+    def query(self, day_from: str | None = None, day_to: str | None = None,
+              session_id: str | None = None, room: str | None = None,
+              person_id: str | None = None, status: str | None = None) -> list[dict]:
+        """Records matching every given filter (days inclusive, UTC), by seq."""
+        if status is not None:
+            rules.check_status(status)
+        lo = check_day(day_from, "day_from") if day_from else "0000-00-00"
+        hi = check_day(day_to, "day_to") if day_to else "9999-99-99"
+        want = {"session_id": session_id, "room": room, "person_id": person_id, "status": status}
+        want = {k: v for k, v in want.items() if v is not None}
+        out = []
+        for day_name in self.days():
+            if lo <= day_name <= hi:
+                out.extend(r for r in self._day_records(day_name)
+                           if all(r.get(k) == v for k, v in want.items()))
+        return [_public(r) for r in sorted(out, key=lambda r: r["seq"])]
+
+    def _day_records(self, day_name: str) -> list[dict]:
+        if day_name in self._days:
+            return list(self._days[day_name].records.values())
+        log = SegmentedLog(self._root / day_name, self._ctx.segment_max, self._ctx.clock,
+                           self._ctx.on_corrupt)
+        return [rec for _, rec in log.iter_records()]
+
+    def days(self) -> list[str]:
+        """Days that have an attendance directory, ascending."""
+        if not self._root.is_dir():
+            return []
+        return sorted(p.name for p in self._root.iterdir() if DAY_RE.match(p.name) and p.is_dir())
+
+    def set_status(self, session_id: str, person_id: str, status: str, by: str) -> dict:
+        """Correct a status by hand (audited with ``by``); creates a manual record if none."""
+        session = self._sessions.require(session_id)
+        rules.check_status(status)
+        by = check_text(by, "by", 80)
+        if session["state"] not in (rules.IN_PROGRESS, rules.COMPLETED):
+            raise SessionError(f"session {session_id} is {session['state']}: statuses can be "
+                               "changed only in progress or completed sessions")
+        self._people.require(person_id)
+        day = self._day(session["day"])
+        event_id = day.by_key.get((session_id, person_id))
+        old = day.records[event_id]["status"] if event_id else None
+        self._ctx.audit.log(by, "attendance.set_status", f"{session_id}/{person_id}",
+                            {"from": old, "to": status})
+        if event_id is None:
+            now = self._ctx.clock()
+            rec = self._new_record(session, person_id, status, None, now, {"by": by}, "manual")
+            self._ctx.outbox.put_event(TOPIC, rec, rec["event_id"], rec["seq"])
+            self._insert(day, [rec])
+            return rec
+        return self._revise(day, day.records[event_id], status, by)
+
+    def _revise(self, day: _Day, rec: dict, status: str, by: str) -> dict:
+        fields = {"status": status, "updated_by": by, "revision": rec.get("revision", 0) + 1,
+                  "updated_at": to_iso(self._ctx.clock())}
+        revised = {**_public(rec), **fields}
+        self._ctx.outbox.put_event(TOPIC, {**revised, "revision_of": rec["event_id"]})
+        self._apply(day, rec, fields)
+        return revised
+
+    def _apply(self, day: _Day, rec: dict, fields: dict) -> None:
+        day.log.update(rec["_seg"], rec["_id"], fields)
+        rec.update(fields)
+
+    def finalise_absent(self, session: dict, person_ids: list[str]) -> list[dict]:
+        """Write ``absent`` records for roster members never seen (one batch write)."""
+        day = self._day(session["day"])
+        now = self._ctx.clock()
+        todo = [p for p in person_ids if (session["id"], p) not in day.by_key]
+        recs = [self._new_record(session, p, rules.ABSENT, None, now, {}, "finalise") for p in todo]
+        self._insert(day, recs)
+        return recs
+
+    def reconcile(self, entries: list[dict]) -> int:
+        """Copy outbox-journaled attendance into the day files where missing; returns count."""
+        fixed = 0
+        for entry in entries:
+            if entry["topic"] == TOPIC and self._reconcile_one(entry["payload"]):
+                fixed += 1
+        return fixed
+
+    def _reconcile_one(self, payload: dict) -> bool:
+        day = self._day(payload["day"])
+        original = payload.get("revision_of")
+        if original:
+            rec = day.records.get(original)
+            if rec is None or rec.get("revision", 0) >= payload["revision"]:
+                return False
+            self._apply(day, rec, {k: payload[k] for k in ("status", "updated_by", "revision",
+                                                            "updated_at")})
+            return True
+        key = (payload.get("session_id") or "", payload["person_id"])
+        if payload["event_id"] in day.records or key in day.by_key:
+            return False
+        logger.warning("recovered attendance %s from the outbox journal (crash before the day "
+                       "file was written)", payload["event_id"])
+        self._insert(day, [dict(payload)])
+        return True
+
+    def max_seq(self) -> int:
+        """Highest seq in the newest day (a floor for the seq counter)."""
+        days = self.days()
+        return max((r["seq"] for r in self._day_records(days[-1])), default=0) if days else 0
+
+    def delete_day(self, day_name: str) -> None:
+        """Remove a whole day (retention)."""
+        day = self._days.pop(day_name, None)
+        if day:
+            day.log.close()
+        SegmentedLog(self._root / day_name, 1).destroy()
+
+    def close(self) -> None:
+        """Release open day files; safe twice."""
+        for day in self._days.values():
+            day.log.close()
+        self._days.clear()
+
+
+def _public(rec: dict) -> dict:
+    return {k: v for k, v in rec.items() if not k.startswith("_")}

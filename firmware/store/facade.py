@@ -1,0 +1,181 @@
+"""``Store``: the one facade over the firmware's crash-proof state.
+
+Opened by the composition root, closed last. One re-entrant lock serialises every call
+(the publisher thread, the control API and the pipeline share it), so a multi-file step
+is never observed half-done by another thread. At open the Store takes an exclusive
+``flock`` on ``<data_dir>/.lock`` (single writer), migrates the format if needed, and
+finishes any step a crash cut short (outbox journal -> attendance / unknowns, session
+transitions) BEFORE anyone can read or publish.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from firmware.config import StoreConfig
+from firmware.domain import sessions as rules
+from firmware.errors import StoreError
+from firmware.store.attendance import Attendance
+from firmware.store.audit import Audit
+from firmware.store.context import StoreContext
+from firmware.store.errors import StoreClosed
+from firmware.store.ids import SeqCounter, day_of
+from firmware.store.migrate import migrate
+from firmware.store.outbox import Outbox
+from firmware.store.people import People
+from firmware.store.rosters import Rosters
+from firmware.store.sessions import Sessions
+from firmware.store.tinyfile import FILE_MODE, ensure_dir
+from firmware.store.unknowns import Unknowns
+
+logger = logging.getLogger(__name__)
+
+SEGMENT_MAX = 256
+LOST_COUNTER_JUMP = 1_000_000_000  # acked events leave no seq on disk: jump far past them
+
+
+class _Locked:
+    """Proxy: every public method of ``target`` runs under the Store's lock."""
+
+    def __init__(self, target: Any, store: "Store") -> None:
+        self._target, self._store = target, store
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._store._lock:
+                self._store._check_open()
+                return attr(*args, **kwargs)
+
+        return call
+
+
+class Store:
+    """People, rosters, sessions, attendance, unknowns, audit and outbox under ``data_dir``.
+
+    ``clock`` returns UNIX seconds (records); ``segment_max`` bounds records per file.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike, clock: Callable[[], float] = time.time,
+                 config: StoreConfig | None = None, segment_max: int = SEGMENT_MAX) -> None:
+        self.data_dir = ensure_dir(Path(data_dir))
+        self.config = config or StoreConfig()
+        self.corrupt_files: list[dict] = []
+        self._lock = threading.RLock()
+        self._closed = False
+        self._lockfd = _take_lock(self.data_dir)
+        try:
+            self.migration = migrate(self.data_dir, clock)
+            self._open(clock, segment_max)
+        except BaseException:
+            os.close(self._lockfd)
+            raise
+
+    def _open(self, clock: Callable[[], float], segment_max: int) -> None:
+        seq = SeqCounter(self.data_dir / "counters.json", 0, clock, self._corrupt)
+        ctx = StoreContext(self.data_dir, clock, self.config, seq, self._corrupt, segment_max)
+        ctx.audit = Audit(ctx)
+        ctx.outbox = Outbox(self.data_dir / "outbox", seq, self.config, clock, segment_max,
+                            self._corrupt)
+        self._ctx = ctx
+        self._people = People(ctx)
+        self._rosters = Rosters(ctx, self._people)
+        self._sessions = Sessions(ctx, self._rosters)
+        self._attendance = Attendance(ctx, self._people, self._sessions)
+        self._sessions.attendance = self._attendance
+        self._unknowns = Unknowns(ctx, self._people, self._sessions)
+        floor = max(ctx.outbox.max_seq, self._attendance.max_seq(), self._sessions.max_seq())
+        if seq.lost and self.migration["from"] is not None:
+            floor += LOST_COUNTER_JUMP
+            logger.error("seq counter file missing or damaged in %s: continuing from %d (a safe "
+                         "jump over every seq that can have been used)", self.data_dir, floor + 1)
+        seq.raise_floor(floor)
+        self.recovered = self._recover()
+        for name in ("people", "rosters", "sessions", "attendance", "unknowns"):
+            setattr(self, name, _Locked(getattr(self, f"_{name}"), self))
+        self.audit = _Locked(ctx.audit, self)
+        self.outbox = _Locked(ctx.outbox, self)
+
+    def _recover(self) -> dict:
+        entries = self._ctx.outbox.tail_entries()
+        done = {"attendance": self._attendance.reconcile(entries),
+                "unknowns": self._unknowns.reconcile(entries),
+                "sessions": self._sessions.recover()}
+        if any(done.values()):
+            logger.warning("finished work cut short by a crash: %s", done)
+        return done
+
+    def _corrupt(self, path: Path, moved_to: Path) -> None:
+        self.corrupt_files.append({"path": str(path), "moved_to": str(moved_to)})
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+
+    def apply_retention(self, now: float | None = None) -> dict:
+        """Delete attendance days, unknown crops, sessions and audit months past retention."""
+        with self._lock:
+            self._check_open()
+            now = self._ctx.clock() if now is None else now
+            cutoff = day_of(now - self.config.retention_days * 86400)
+            busy = {s["day"] for s in self._sessions.list() if s["state"] not in rules.FINAL_STATES}
+            old_days = [d for d in self._attendance.days() if d < cutoff and d not in busy]
+            for day in old_days:
+                self._attendance.delete_day(day)
+            old_unknowns = [d for d in self._unknowns.days() if d < cutoff]
+            for day in old_unknowns:
+                self._unknowns.delete_day(day)
+            audit_cutoff = time.strftime("%Y-%m", time.gmtime(now - self.config.audit_retention_days * 86400))
+            result = {"attendance_days": len(old_days), "unknown_days": len(old_unknowns),
+                      "sessions": self._sessions.delete_before(cutoff),
+                      "audit_months": self._ctx.audit.delete_before(audit_cutoff)}
+            if any(result.values()):
+                logger.info("retention: deleted %s", result)
+            return result
+
+    def health(self) -> dict:
+        """Outbox numbers, damaged files found, next seq: for telemetry and the console."""
+        with self._lock:
+            return {"outbox": self._ctx.outbox.health(), "corrupt_files": list(self.corrupt_files),
+                    "next_seq": self._ctx.seq.peek(), "recovered": dict(self.recovered)}
+
+    def close(self) -> None:
+        """Release every file and the data-dir lock; safe twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for part in (self._attendance, self._sessions, self._rosters, self._people,
+                         self._ctx.outbox, self._ctx.audit):
+                part.close()
+            os.close(self._lockfd)
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _take_lock(data_dir: Path) -> int:
+    fd = os.open(data_dir / ".lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreError(f"{data_dir} is in use by another process (only the firmware may "
+                         "open the store)") from None
+    return fd

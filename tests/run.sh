@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Install what the tests need, install Rollcall for development, run the whole suite.
+#
+#   ./tests/run.sh                 everything (what CI runs)
+#   ./tests/run.sh -m "not e2e"    extra arguments go to pytest
+#
+# As root on Debian it apt-get installs the missing test tools (mosquitto, chromium,
+# the shell linter, systemd-analyze); otherwise the tests that need them skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+readonly ARTIFACTS=test-artifacts
+
+say() { printf 'tests/run.sh: %s\n' "$*"; }
+
+# "command package" pairs: the package that provides each tool the tests use.
+tool_packages() {
+    cat <<'LIST'
+mosquitto mosquitto
+chromium chromium
+shellcheck shellcheck
+systemd-analyze systemd
+LIST
+}
+
+have_tool() {
+    command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" ]] || [[ -x "/usr/bin/$1" ]]
+}
+
+missing_packages() {
+    local tool pkg
+    while read -r tool pkg; do
+        if ! have_tool "$tool"; then
+            if [[ "$tool" == chromium ]] && have_tool chromium-browser; then continue; fi
+            echo "$pkg"
+        fi
+    done < <(tool_packages)
+}
+
+install_test_tools() {
+    local missing=()
+    mapfile -t missing < <(missing_packages)
+    ((${#missing[@]})) || return 0
+    if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        say "not installing ${missing[*]} (needs root and apt-get): the tests that need them skip"
+        return 0
+    fi
+    say "installing test tools: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+summary() {
+    .venv/bin/python - "$ARTIFACTS/junit.xml" "$1" "$2" <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+
+path, rc, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+try:
+    root = ET.parse(path).getroot()
+except (OSError, ET.ParseError):
+    print(f"tests/run.sh: SUMMARY: no junit report (pytest exit {rc}) in {seconds}s")
+    sys.exit(0)
+suites = [root] if root.tag == "testsuite" else list(root)
+count = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+passed = count["tests"] - count["failures"] - count["errors"] - count["skipped"]
+state = "PASSED" if rc == 0 else "FAILED"
+print(f"tests/run.sh: SUMMARY: {state}: {passed} passed, {count['failures']} failed, "
+      f"{count['errors']} errors, {count['skipped']} skipped of {count['tests']} in {seconds}s "
+      f"(pytest exit {rc}; report {path})")
+PY
+}
+
+main() {
+    local rc start
+    install_test_tools
+    ./install.sh --dev
+    mkdir -p "$ARTIFACTS"
+    rm -f "$ARTIFACTS/junit.xml"
+    start=$SECONDS
+    set +e
+    .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 \
+        --junitxml="$ARTIFACTS/junit.xml" "$@"
+    rc=$?
+    set -e
+    if ((rc == 5)); then
+        say "pytest collected no tests: that is a failure"
+        rc=1
+    fi
+    summary "$rc" "$((SECONDS - start))"
+    return "$rc"
+}
+
+main "$@"

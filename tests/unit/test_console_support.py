@@ -1,0 +1,178 @@
+"""Helpers for the console's in-process WSGI tests (no tests here).
+
+``Browser`` drives a WSGI app like a browser would: a cookie jar, form posts with the CSRF
+token scraped from the last page, redirects returned (not followed) so tests can check them.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from argon2 import PasswordHasher
+
+from firmware.control.fakes import FakeDevice
+from firmware.control.server import ControlServer
+from firmware.store import Store
+
+PASSWORD = "correct-horse-battery-9"
+CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    @property
+    def location(self) -> str:
+        return self.headers.get("Location", "")
+
+
+class Browser:
+    def __init__(self, app, remote_addr: str = "127.0.0.1") -> None:
+        self.app = app
+        self.cookies: dict[str, str] = {}
+        self.csrf = ""
+        self.remote_addr = remote_addr
+
+    def request(self, method: str, path: str, body: bytes = b"", content_type: str = "",
+                headers: dict | None = None) -> Reply:
+        path, _, query = path.partition("?")
+        env = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+               "SERVER_NAME": "localhost", "SERVER_PORT": "8080", "HTTP_HOST": "localhost:8080",
+               "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": self.remote_addr,
+               "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
+               "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False,
+               "wsgi.run_once": False, "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": content_type}
+        if self.cookies:
+            env["HTTP_COOKIE"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        for key, value in (headers or {}).items():
+            env["HTTP_" + key.upper().replace("-", "_")] = value
+        captured = {}
+
+        def start_response(status, response_headers, exc_info=None):
+            captured["status"], captured["headers"] = status, response_headers
+
+        chunks = self.app(env, start_response)
+        data = b"".join(chunks)
+        if hasattr(chunks, "close"):
+            chunks.close()
+        reply_headers = {}
+        for key, value in captured["headers"]:
+            if key.lower() == "set-cookie":
+                cookie = SimpleCookie(value)
+                for name, morsel in cookie.items():
+                    if morsel["max-age"] == "-1" or morsel.value == "":
+                        self.cookies.pop(name, None)
+                    else:
+                        self.cookies[name] = morsel.value
+                reply_headers.setdefault("Set-Cookie", []).append(value)
+            else:
+                reply_headers[key] = value
+        reply = Reply(int(captured["status"].split()[0]), reply_headers, data)
+        found = CSRF_RE.search(reply.text) if "html" in reply_headers.get("Content-Type", "") else None
+        if found:
+            self.csrf = found.group(1)
+        return reply
+
+    def get(self, path: str, **kw) -> Reply:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, data: dict | list | None = None, csrf: bool = True, **kw) -> Reply:
+        fields = list(data.items()) if isinstance(data, dict) else list(data or [])
+        if csrf:
+            fields.append(("csrf", self.csrf))
+        return self.request("POST", path, urlencode(fields).encode(),
+                            "application/x-www-form-urlencoded", **kw)
+
+    def post_files(self, path: str, files: list[tuple[str, str, bytes]], fields: dict | None = None,
+                   headers: dict | None = None) -> Reply:
+        boundary = uuid.uuid4().hex
+        parts = []
+        for name, value in {"csrf": self.csrf, **(fields or {})}.items():
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                         f"{value}\r\n".encode())
+        for field, filename, data in files:
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+                         f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+                         .encode() + data + b"\r\n")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        return self.request("POST", path, body, f"multipart/form-data; boundary={boundary}",
+                            headers=headers)
+
+
+def write_config(root: Path, socket_path: Path, extra: str = "") -> Path:
+    config = root / "config.toml"
+    config.write_text(f'[paths]\ncontrol_socket = "{socket_path}"\nlog_dir = "{root}/log"\n'
+                      f'data_dir = "{root}/data"\n[console]\nsecrets_dir = "{root}/secrets"\n{extra}')
+    return config
+
+
+@dataclass
+class ConsoleEnv:
+    root: Path
+    config: Path
+    store: Store
+    device: FakeDevice
+    server: ControlServer
+    app: object
+
+    def browser(self, remote_addr: str = "127.0.0.1") -> Browser:
+        return Browser(self.app, remote_addr)
+
+
+def make_env(firmware: bool = True, jpeg: bytes | None = None, extra: str = "") -> ConsoleEnv:
+    from console.app import create_app
+
+    root = Path(tempfile.mkdtemp(prefix="rc-console-"))
+    socket_path = root / "control.sock"
+    store = Store(root / "data")
+    device = FakeDevice(store, jpeg=jpeg)
+    server = ControlServer(socket_path, store, device)
+    if firmware:
+        server.start()
+    config = write_config(root, socket_path, extra)
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # argon2id, fast for tests
+    return ConsoleEnv(root, config, store, device, server, create_app(config, password_hasher=cheap))
+
+
+@pytest.fixture
+def console_env():
+    env = make_env()
+    yield env
+    env.server.close()
+    env.store.close()
+    shutil.rmtree(env.root, ignore_errors=True)
+
+
+def setup_admin(browser: Browser, password: str = PASSWORD) -> Reply:
+    browser.get("/setup")
+    reply = browser.post("/setup", {"user": "admin", "password": password, "password2": password})
+    if reply.status == 303:
+        browser.get("/setup/device")  # follow the redirect like a browser (new session token)
+    return reply
+
+
+@pytest.fixture
+def admin(console_env) -> Browser:
+    """A browser logged in as the admin (created through the first-run form)."""
+    browser = console_env.browser()
+    reply = setup_admin(browser)
+    assert reply.status in (302, 303) and reply.location.endswith("/setup/device")
+    assert browser.get("/setup/device").status == 200  # follow the redirect: new CSRF token
+    return browser
