@@ -13,7 +13,7 @@ set -euo pipefail
 SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly SRC_DIR
 readonly MIN_PY="3.11"
-readonly BUILD_DISK_MB=2500     # TensorFlow build venv + model conversion
+readonly BUILD_DISK_MB="${ROLLCALL_BUILD_DISK_MB:-2500}"  # TensorFlow build venv + conversion
 readonly KEEP_BACKUPS=3
 
 # Target layout (device mode; prefixed with --root when staging).
@@ -27,11 +27,15 @@ readonly CONSOLE_STATE=/var/lib/rollcall-console
 readonly LOGS=/var/log/rollcall
 readonly UNITS=/etc/systemd/system
 readonly BACKUPS=/var/backups/rollcall
+readonly CLI_LINK=/usr/local/bin/rollcall
 readonly SVC_USER=rollcall
 readonly CONSOLE_USER=rollcall-console
-readonly UNIT_NAMES=(rollcall-firmware.service rollcall-console.service)
+readonly UNIT_NAMES=(rollcall-firmware.service rollcall-console.service rollcall-firstboot.service)
+readonly SERVICES=(rollcall-firmware.service rollcall-console.service)
 readonly CRED_IDS=(mqtt-password mqtt-ca.pem mqtt-client.pem mqtt-client.key roster-signing.pub)
 readonly PI_PACKAGES=(python3-picamera2 python3-libcamera python3-lgpio)
+# The OS's simplejpeg (imported by picamera2) is built for numpy 1; the venv has numpy 2.
+readonly PI_PIP_EXTRAS=(simplejpeg==1.9.0)
 
 MODE=device          # device | dev | uninstall
 ROOT=""              # staging directory (--root)
@@ -42,6 +46,7 @@ NO_MODELS=0
 NO_VENV=0
 NO_APT=0
 NO_START=0
+NO_PROVISION=0
 TOOL_VENV=""
 PYTHON="${ROLLCALL_PYTHON:-python3}"
 PLAN=()              # privileged actions recorded under --root / --dry-run
@@ -64,6 +69,8 @@ Options:
   --dry-run         print what would be done, change nothing
   --no-apt          never call apt-get; fail listing what is missing
   --no-start        install and enable units but do not (re)start them
+  --no-provision    do not ask the provisioning questions (asked on a terminal when
+                    the device has no id yet)
   --no-venv         (staging) do not create the venv
   --tool-venv DIR   (staging/tests) use this existing venv for helper steps
   -h, --help        this help
@@ -108,6 +115,7 @@ parse_args() {
             --dry-run) DRY_RUN=1 ;;
             --no-apt) NO_APT=1 ;;
             --no-start) NO_START=1 ;;
+            --no-provision) NO_PROVISION=1 ;;
             --no-venv) NO_VENV=1 ;;
             --tool-venv) TOOL_VENV="${2:?--tool-venv needs a directory}"; shift ;;
             -h | --help) usage; exit 0 ;;
@@ -302,7 +310,7 @@ ensure_device_venv() {
         printf '[dry-run] %s\n' "pip install rollcall wheel into $VENV"
         return 0
     fi
-    want="$(requirements_hash "$venv/bin/python" "device ${flags[*]}")"
+    want="$(requirements_hash "$venv/bin/python" "device ${flags[*]} ${PI_PIP_EXTRAS[*]}")"
     have="$(cat "$venv/.rollcall-requirements" 2>/dev/null || true)"
     tree="$(tree_hash)"
     old_tree="$(cat "$venv/.rollcall-tree" 2>/dev/null || true)"
@@ -321,6 +329,7 @@ ensure_device_venv() {
     else
         say "installing pinned dependencies (pip)"
         run "$venv/bin/pip" install --disable-pip-version-check -q --upgrade "${wheels[@]}"
+        if is_pi; then run "$venv/bin/pip" install --disable-pip-version-check -q "${PI_PIP_EXTRAS[@]}"; fi
     fi
     rm -rf "$tmp"
     printf '%s\n' "$want" | write_text "$venv/.rollcall-requirements" 0644
@@ -348,9 +357,16 @@ ensure_models() {
         say "copying prebuilt models from $MODELS_FROM (checked against the manifest)"
         run "$venv/bin/rollcall" -q models build --from "$MODELS_FROM" --out "$dir"
     else
-        check_build_disk "${XDG_CACHE_HOME:-$HOME/.cache}/rollcall"
+        check_build_disk "${XDG_CACHE_HOME:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache}/rollcall"
         say "building models into $(strip_root "$dir") (TensorFlow in a throw-away venv; this takes a while)"
-        run "$venv/bin/rollcall" -q models build --out "$dir"
+        if ! run "$venv/bin/rollcall" -q models build --out "$dir"; then
+            # A dev box still gets a console (the firmware runs degraded); CI and devices stop.
+            if [[ "$MODE" == dev && -z "${CI:-}" ]]; then
+                warn "models not built (see above): the firmware runs degraded until ./install.sh --dev succeeds"
+                return 0
+            fi
+            die "model build failed (see above)"
+        fi
     fi
     ((DRY_RUN)) && return 0
     "$venv/bin/rollcall" -q models verify --dir "$dir" >/dev/null ||
@@ -359,6 +375,7 @@ ensure_models() {
 
 # ---------------------------------------------------------------- config
 
+# Fallback when firmware.up (which `rollcall up` uses) is not importable.
 dev_config() {
     cat <<'EOF'
 # Developer config written by ./install.sh --dev (paths relative to the checkout).
@@ -446,10 +463,18 @@ install_dev() {
     check_python
     ensure_packages
     ensure_dev_venv "$venv"
-    for dir in data models run log console credentials; do ensure_dir "$var/$dir" 0750; done
-    chmod 0700 "$var/console" "$var/credentials" 2>/dev/null || true
+    for dir in data models run log; do ensure_dir "$var/$dir" 0750; done
+    for dir in console credentials; do ensure_dir "$var/$dir" 0700; done
     ensure_models "$venv" "$var/models"
-    install_config "$var/config.toml" "" dev_config "$venv"
+    if [[ ! -f "$var/config.toml" ]] && ! ((DRY_RUN)) &&
+        "$venv/bin/python" -c 'import firmware.up' >/dev/null 2>&1; then
+        # One source for the dev config: the one `rollcall up` writes on first use.
+        (cd "$SRC_DIR" && "$venv/bin/python" -c \
+            'from pathlib import Path; from firmware.up import ensure_dev_config; ensure_dev_config(Path("var/config.toml"))')
+        say "wrote the dev config var/config.toml"
+    else
+        install_config "$var/config.toml" "" dev_config "$venv"
+    fi
     if [[ -x "$venv/bin/rollcall" ]] && ! ((DRY_RUN)); then
         (cd "$SRC_DIR" && "$venv/bin/rollcall" -q provision --config var/config.toml \
             --ensure-setup-code --no-chown --no-restart) || warn "could not write the console setup code"
@@ -492,6 +517,14 @@ ensure_layout() {
     ensure_dir "$ROOT$CONSOLE_STATE" 0700 "$CONSOLE_USER:$CONSOLE_USER"
     ensure_dir "$ROOT$LOGS" 0750 "$SVC_USER:$SVC_USER"
     ensure_dir "$ROOT$BACKUPS" 0700 root:root
+}
+
+# /usr/local/bin/rollcall -> the venv's command, for `sudo rollcall provision`.
+ensure_cli_link() {
+    local link="$ROOT$CLI_LINK"
+    [[ "$(readlink "$link" 2>/dev/null)" == "$VENV/bin/rollcall" ]] && return 0
+    run mkdir -p "$(dirname "$link")"
+    run ln -sfn "$VENV/bin/rollcall" "$link"
 }
 
 systemd_running() { [[ -z "$ROOT" && -d /run/systemd/system ]]; }
@@ -542,13 +575,16 @@ migrate_data() {
         backup_data
         if [[ -x "$venv/bin/python" ]]; then
             say "migrating data files in $DATA"
+            # From / so `python -m` imports the installed code, not a checkout in the cwd.
             if [[ -z "$ROOT" && $EUID -eq 0 ]] && ! ((DRY_RUN)); then
-                runuser -u "$SVC_USER" -- "$venv/bin/python" -m provisioning.upgrade --data-dir "$DATA"
+                (cd / && runuser -u "$SVC_USER" -- "$venv/bin/python" -m provisioning.upgrade \
+                    --data-dir "$DATA" --config "$ETC/config.toml")
             else
-                run "$venv/bin/python" -m provisioning.upgrade --data-dir "$ROOT$DATA"
+                (cd / && run "$venv/bin/python" -m provisioning.upgrade \
+                    --data-dir "$ROOT$DATA" --config "$ROOT$ETC/config.toml")
             fi
         else
-            priv "$VENV/bin/python" -m provisioning.upgrade --data-dir "$DATA"
+            priv "$VENV/bin/python" -m provisioning.upgrade --data-dir "$DATA" --config "$ETC/config.toml"
         fi
     fi
     printf '%s\n' "$tree" | write_text "$ROOT$OPT/.installed-tree" 0644
@@ -564,15 +600,28 @@ ensure_setup_code() {
     fi
 }
 
+# On a terminal, a device without an id gets the provisioning questions right away.
+maybe_provision() {
+    local config="$ETC/config.toml"
+    if ((NO_PROVISION || DRY_RUN)) || [[ -n "$ROOT" || ! -t 0 || ! -x "$VENV/bin/rollcall" ]]; then return 0; fi
+    "$PYTHON" - "$config" <<'EOF' || return 0
+import sys, tomllib
+sys.exit(1 if tomllib.load(open(sys.argv[1], "rb")).get("device", {}).get("id") else 0)
+EOF
+    say "a few questions to provision this device (Enter keeps a default; change later: sudo rollcall provision)"
+    "$VENV/bin/rollcall" provision --config "$config" --no-restart ||
+        warn "provisioning not finished: run sudo rollcall provision"
+}
+
 start_services() {
     if ((NO_START)); then say "--no-start: services enabled, not started"; return 0; fi
     if systemd_running; then
-        say "restarting ${UNIT_NAMES[*]}"
-        priv systemctl restart "${UNIT_NAMES[@]}"
+        say "restarting ${SERVICES[*]}"
+        priv systemctl restart "${SERVICES[@]}"
     elif [[ -z "$ROOT" ]]; then
         say "systemd is not running (image build or chroot): services start at next boot"
     else
-        PLAN+=("systemctl restart ${UNIT_NAMES[*]}")
+        PLAN+=("systemctl restart ${SERVICES[*]}")
     fi
 }
 
@@ -616,14 +665,16 @@ install_device() {
     ensure_models "$tool" "$ROOT$MODELS"
     install_config "$ROOT$ETC/config.toml" "$CONSOLE_USER:$SVC_USER" device_config "$tool"
     migrate_data "$tool"
+    ensure_cli_link
     if [[ -f "$SRC_DIR/README.md" ]]; then install_file "$SRC_DIR/README.md" "$ROOT$OPT/README.md" 0644; fi
     install_units
     ensure_setup_code "$tool"
+    maybe_provision
     start_services
     write_plan
     if ((DRY_RUN)); then say "dry run: nothing was changed"; return 0; fi
     say "installed. Console: $(console_url)"
-    say "next: sudo $VENV/bin/rollcall provision   (device id, broker, credentials, console password)"
+    say "next: sudo rollcall provision   (device id, broker, credentials, console password)"
 }
 
 uninstall_device() {
@@ -639,6 +690,7 @@ uninstall_device() {
     done
     if systemd_running; then priv systemctl daemon-reload; fi
     if [[ -d "$ROOT$OPT" ]]; then run rm -rf "$ROOT$OPT"; fi
+    if [[ -L "$ROOT$CLI_LINK" ]]; then run rm -f "$ROOT$CLI_LINK"; fi
     if ((PURGE)); then
         say "purging config, credentials, data, logs and backups"
         run rm -rf "$ROOT$ETC" "$ROOT$DATA" "$ROOT$CONSOLE_STATE" "$ROOT$LOGS" "$ROOT$BACKUPS"

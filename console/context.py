@@ -34,6 +34,7 @@ class Context:
     clock: Callable[[], float] = time.time
     _status: tuple[float, dict | None, str | None] = (0.0, None, None)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _cache: dict = field(default_factory=dict)
 
     # --- request state -------------------------------------------------------------
     @staticmethod
@@ -63,6 +64,21 @@ class Context:
         with self._lock:
             self._status = (time.monotonic(), status, error)
         return status, error
+
+    def cached(self, key: str, ttl_s: float, fetch: Callable[[], Any]) -> Any:
+        """``fetch()`` at most once per ``ttl_s`` seconds (name lookups for big pages)."""
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit and time.monotonic() - hit[0] < ttl_s:
+                return hit[1]
+        value = fetch()
+        with self._lock:
+            self._cache[key] = (time.monotonic(), value)
+        return value
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._cache.pop(key, None)
 
     def audit(self, action: str, target: str | None = None, details: dict | None = None) -> None:
         """Record a console action in the firmware's audit log (logged locally if it is down)."""

@@ -11,6 +11,7 @@ import bottle
 from console.csvio import to_csv
 from console.pages_people import fw_call, q
 from console.pages_sessions import STATUSES, fmt_time
+from firmware.errors import ControlError
 
 logger = logging.getLogger(__name__)
 
@@ -38,19 +39,31 @@ def _rows(ctx, items: list[dict], names: dict, sessions: dict) -> list[list]:
              r.get("event_id") or ""] for r in items]
 
 
-def _lookups(ctx) -> tuple[dict, dict]:
-    people = fw_call(ctx, ctx.client.get, "/v1/people", fallback={"items": []})["items"]
-    sessions = fw_call(ctx, ctx.client.get, "/v1/sessions", fallback={"items": []})["items"]
+LOOKUP_TTL_S = 3.0
+
+
+def _fetch_lookups(ctx) -> tuple[dict, dict]:
+    people = ctx.client.get("/v1/people")["items"]
+    sessions = ctx.client.get("/v1/sessions")["items"]
     return ({p["id"]: p["name"] for p in people},
             {s["id"]: s.get("name") or s["id"] for s in sessions})
+
+
+def _lookups(ctx) -> tuple[dict, dict]:
+    """person id -> name and session id -> name, cached for a few seconds."""
+    try:
+        return ctx.cached("attendance.lookups", LOOKUP_TTL_S, lambda: _fetch_lookups(ctx))
+    except ControlError as exc:
+        ctx.flash(str(exc), "error")
+        return {}, {}
 
 
 def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/attendance")
     def attendance():
         filters = read_filters(ctx)
-        answer = fw_call(ctx, ctx.client.get, "/v1/attendance", filters,
-                         fallback={"items": [], "total": 0})
+        answer = fw_call(ctx, ctx.client.get, "/v1/attendance",
+                         {**filters, "limit": PAGE_ROWS, "newest": 1}, fallback={"items": [], "total": 0})
         names, sessions = _lookups(ctx)
         items = sorted(answer["items"], key=lambda r: r.get("captured_at") or "", reverse=True)
         return ctx.render("attendance.tpl", title="Attendance", nav="/attendance",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import threading
 from pathlib import Path
 
 import bottle
@@ -92,19 +93,26 @@ def register(app: bottle.Bottle, ctx) -> None:
         return ctx.render("setup.tpl", title="First-run setup", error=None, user_name="admin",
                           need_code=bool(ctx.admin.setup_code()))
 
+    setup_lock = threading.Lock()  # two first-run forms at once: only one admin is created
+
     @app.post("/setup", public=True)
     def setup():
-        if ctx.admin.exists():
-            raise bottle.HTTPError(403, "the admin account already exists; log in instead")
         form = bottle.request.forms.decode()
-        error = _setup_error(ctx, form)
-        if error:
-            bottle.response.status = 400
-            return ctx.render("setup.tpl", title="First-run setup", error=error,
-                              user_name=form.get("user", ""), need_code=bool(ctx.admin.setup_code()))
-        user = form.get("user").strip()
-        ctx.admin.set_password(user, form.get("password"))
-        ctx.admin.consume_setup_code()
+        with setup_lock:
+            if ctx.admin.exists():
+                raise bottle.HTTPError(403, "the admin account already exists; log in instead")
+            wait = ctx.limiter.wait_s(client_id())
+            error = (f"too many failed attempts; try again in {int(wait) + 1} s" if wait > 0
+                     else _setup_error(ctx, form))
+            if error == "wrong setup code":
+                ctx.limiter.failed(client_id())  # the setup code is guessed like a password
+            if error:
+                bottle.response.status = 429 if wait > 0 else 400
+                return ctx.render("setup.tpl", title="First-run setup", error=error,
+                                  user_name=form.get("user", ""), need_code=bool(ctx.admin.setup_code()))
+            user = form.get("user").strip()
+            ctx.admin.set_password(user, form.get("password"))
+            ctx.admin.consume_setup_code()
         rotate_session(ctx, user)
         ctx.audit("setup.admin_created", user)
         ctx.flash("Admin account created. Now set up the device.")

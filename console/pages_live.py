@@ -38,6 +38,21 @@ def health_rows(status: dict | None) -> list[tuple[str, str, str]]:
     return rows
 
 
+def first_photo(ctx, person_id: str, cache: dict) -> str | None:
+    """Id of the person's first enrolment photo (cached; the kiosk polls twice a second)."""
+    from urllib.parse import quote
+
+    if person_id not in cache:
+        if len(cache) > 1000:
+            cache.clear()
+        try:
+            photos = ctx.client.get(f"/v1/people/{quote(person_id, safe='')}", timeout=2)["photos"]
+            cache[person_id] = photos[0]["photo_id"] if photos else None
+        except (ControlError, KeyError, IndexError):
+            return None
+    return cache[person_id]
+
+
 def proxy_jpeg(ctx, path: str):
     try:
         data = ctx.client.get_bytes(path)
@@ -79,12 +94,18 @@ def register(app: bottle.Bottle, ctx) -> None:
     def kiosk():
         return ctx.render("kiosk.tpl", title="Kiosk", need_status=False)
 
+    photos: dict[str, str | None] = {}
+
     @app.get("/api/kiosk")
     def api_kiosk():
         try:
-            return ctx.client.get("/v1/kiosk", timeout=2)
+            state = ctx.client.get("/v1/kiosk", timeout=2)
         except ControlError as exc:
             return {"state": "offline", "prompt": "Device starting…", "error": str(exc)}
+        person_id = state.get("person_id")
+        if person_id and not state.get("photo_id"):
+            state["photo_id"] = first_photo(ctx, person_id, photos)
+        return state
 
     @app.get("/people/<person_id>/photos/<photo_id>.jpg")
     def person_photo(person_id: str, photo_id: str):

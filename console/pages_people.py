@@ -137,6 +137,5 @@ def register(app: bottle.Bottle, ctx) -> None:
         action = "assign" if form.get("action") == "assign" else "discard"
         body = {"action": action, "by": ctx.user(), "person_id": form.get("person_id") or None}
         if fw_call(ctx, ctx.client.post, f"/v1/unknowns/{q(unknown_id)}/resolve", body, timeout=30):
-            ctx.audit(f"unknown.{action}", unknown_id, {"person_id": body["person_id"]})
             ctx.flash("Face added to the person's enrolment." if action == "assign" else "Discarded.")
         bottle.redirect("/unknowns")

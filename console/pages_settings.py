@@ -60,6 +60,10 @@ def _save(ctx, kind: str, form) -> bool:
     except (ConfigError, ValueError, TypeError) as exc:
         ctx.flash(f"not saved: {exc}", "error")
         return False
+    except OSError as exc:  # StoreError from the atomic write: permissions, full disk
+        logger.error("cannot write the config file %s: %s", ctx.config_path, exc)
+        ctx.flash(f"not saved: cannot write {ctx.config_path} ({exc})", "error")
+        return False
     ctx.audit(f"settings.{kind}", None, {"changed": kind})
     ctx.flash(f"Saved. {message}")
     return True

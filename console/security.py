@@ -68,6 +68,10 @@ def rotate_session(ctx, user: str) -> dict:
 
 def install_hooks(app: bottle.Bottle, ctx) -> None:
     limit = int(ctx.config.console.max_upload_mb * 1024 * 1024) + FORM_OVERHEAD
+    # Bottle keeps multipart parts under MEMFILE_MAX (100 KiB) in memory and refuses a
+    # request whose in-memory parts add up to more ("Memory limit reached."): three 40 KB
+    # photos failed. The body is already bounded by ``limit`` below.
+    bottle.BaseRequest.MEMFILE_MAX = max(bottle.BaseRequest.MEMFILE_MAX, limit)
 
     def before() -> None:
         env = bottle.request.environ

@@ -28,6 +28,9 @@ from firmware.errors import ModelError, ModelHashMismatch, RollcallError
 logger = logging.getLogger(__name__)
 
 BUILD_HINT = "build them with `rollcall models build --out {dir}` (or `./install.sh`)"
+# A track's new embedding this far below the match threshold is another face (a swap):
+# frames of one face score well above the threshold, different people (dlib ~0.8) below.
+SWAP_MARGIN = 0.07
 
 
 def register(parser: argparse.ArgumentParser, command: str) -> None:
@@ -42,11 +45,13 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
 
 def configure_engine(engine: DecisionEngine, config: Config, rng: random.Random | None = None) -> None:
     """Apply decision and liveness settings (also on reload: new tracks use them)."""
+    from firmware.device_sessions import match_threshold
     from firmware.domain.liveness import LivenessTracker
 
     engine.cooldown_s = config.decisions.cooldown_s
     engine.retry_after_s = config.decisions.retry_after_s
     engine.embeddings_per_track = config.recognition.embeddings_per_track
+    engine.swap_cosine = match_threshold(config) - SWAP_MARGIN
     live_cfg = config.liveness
     engine.liveness_factory = None if live_cfg.policy == "off" else (lambda: LivenessTracker(live_cfg, rng))
 
@@ -118,7 +123,8 @@ class App:
     def _store(self) -> Any:
         from firmware.store import Store
 
-        return Store(self.config.paths.data_dir, config=self.config.store)
+        return Store(self.config.paths.data_dir, config=self.config.store,
+                     timezone=self.config.device.timezone)
 
     def _indicators(self) -> Any:
         from firmware.hal.indicators import Indicators
@@ -147,7 +153,8 @@ class App:
         from firmware.link.mqtt import MqttLink
 
         link = MqttLink(self.config.mqtt, self.config.device, self.store, commands=self.device.commands,
-                        status_provider=self.device.status, telemetry_provider=self.device.telemetry)
+                        status_provider=self.device.status, telemetry_provider=self.device.telemetry,
+                        model_id=self.config.recognition.embedder)
         return link.start()
 
     def _control(self) -> Any:
@@ -169,6 +176,11 @@ class App:
         logger.info("device running (camera %s, models %s, broker %s)", self.camera.spec,
                     self.models["state"], "configured" if self.link else "not configured")
         return loop.run(self.stop_event)
+
+    def loop_frames(self) -> int:
+        """Frames the loop processed so far (0 before it runs)."""
+        loop = getattr(self, "loop", None)
+        return loop.stats.frames if loop is not None else 0
 
     def close(self) -> None:
         """Stop everything in reverse start order (safe twice)."""

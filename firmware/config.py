@@ -223,3 +223,21 @@ def write_config_atomic(config: Config, path: str | os.PathLike, mode: int = 0o6
     from firmware.store.atomic import atomic_write_bytes
 
     atomic_write_bytes(Path(path), dump_config(config).encode("utf-8"), mode=mode)
+
+
+def secret_path(path: str | os.PathLike | None) -> Path | None:
+    """Where to read a ``*_file`` secret (MQTT password, TLS files, roster key) from.
+
+    On a device the files live root-only in /etc/rollcall/credentials/ and systemd hands
+    each to the firmware as ``$CREDENTIALS_DIRECTORY/<file name>`` (``LoadCredential=`` in
+    systemd/rollcall-firmware.service); elsewhere (dev, tests) the configured path is used.
+    An empty credential file means "not set" (install.sh creates them empty).
+    """
+    if path is None:
+        return None
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if credentials:
+        candidate = Path(credentials) / Path(path).name
+        if candidate.is_file():
+            return candidate
+    return Path(path)

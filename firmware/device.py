@@ -16,9 +16,9 @@ import threading
 import time
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 
+from firmware import __version__
 from firmware.config import Config, load_config
 from firmware.device_sessions import SessionKeeper
 from firmware.domain.decisions import Decision, DecisionEngine, Outcome
@@ -112,7 +112,7 @@ class Device:
 
     def _keep_face(self, d: Decision, frame: Frame, box: np.ndarray) -> None:
         kind = "spoof" if d.outcome is Outcome.SPOOF else "unknown"
-        full = encode_jpeg(frame.image) if (kind == "spoof" or self.config.decisions.save_unknown_frame) else None
+        full = encode_jpeg(frame.image) if self.config.decisions.save_unknown_frame else None
         rec = self.store.unknowns.add(kind, d.session_id, d.embedding, crop_jpeg(frame.image, box), full,
                                       {"track": d.track_id, "score": round(d.score, 4)})
         logger.info("%s face on track %d: %s", kind, d.track_id, "kept" if rec else "already kept")
@@ -163,6 +163,7 @@ class Device:
         session = self.sessions.status()
         out = {**self.telemetry(), "camera": cam["state"], "camera_detail": cam,
                "broker": self._broker_state(), "models": self.models["state"],
+               "model_id": self.config.recognition.embedder, "firmware_version": __version__,
                "roster_version": self.sessions.roster_version, "session": session["session"],
                "mode": session["mode"], "liveness_policy": self.config.liveness.policy,
                "gpio": self.indicators.status(), "uptime_s": round(self.clock() - self.started, 1)}

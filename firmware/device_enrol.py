@@ -71,7 +71,7 @@ def probe_broker(mqtt: dict, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
     from pydantic import ValidationError
 
     from firmware.config import MqttConfig
-    from firmware.link.client import build_client, describe_connect_error, describe_refusal
+    from firmware.link.client import build_client
 
     try:
         cfg = MqttConfig.model_validate(mqtt or {})
@@ -83,6 +83,13 @@ def probe_broker(mqtt: dict, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
         client = build_client(cfg, "rollcall-probe")
     except LinkError as exc:
         return {"ok": False, "message": str(exc)}
+    return _connect_once(client, cfg, timeout_s)
+
+
+def _connect_once(client: Any, cfg: Any, timeout_s: float) -> dict:
+    """Connect, wait for the CONNACK up to ``timeout_s`` seconds, disconnect."""
+    from firmware.link.client import describe_connect_error, describe_refusal
+
     done, answer = threading.Event(), {}
 
     def on_connect(_client, _userdata, _flags, reason_code, _properties=None):

@@ -32,16 +32,16 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
     parser.set_defaults(func=run)
 
 
-def _read(paths: list[Path]) -> list[bytes]:
-    """File contents; an unreadable file becomes empty bytes (rejected with a message)."""
-    out = []
+def _read(paths: list[Path]) -> tuple[list[Path], list[bytes]]:
+    """(readable paths, their contents); unreadable files are reported and left out."""
+    ok, contents = [], []
     for path in paths:
         try:
-            out.append(path.read_bytes())
+            contents.append(path.read_bytes())
+            ok.append(path)
         except OSError as exc:
-            logger.warning("cannot read %s: %s", path, exc.strerror)
-            out.append(b"")
-    return out
+            print(f"rejected   {path}: cannot read it ({exc.strerror})")
+    return ok, contents
 
 
 def format_result(path: Path, result: PhotoResult) -> str:
@@ -52,10 +52,24 @@ def format_result(path: Path, result: PhotoResult) -> str:
     return f"{result.status:<10} {path}: {result.message}"
 
 
-def _existing(store, person_id: str, model_id: str) -> tuple[np.ndarray, list[str]]:
+def _existing(store, person_id: str, model_id: str) -> tuple[np.ndarray | None, list[str]]:
+    if store.people.get(person_id) is None:
+        return None, []
     _, matrix = store.people.embeddings(model_id, [person_id])
     shas = [p["photo_sha256"] for p in store.people.photos(person_id) if p.get("photo_sha256")]
     return matrix, shas
+
+
+def _save(store, args: argparse.Namespace, model_id: str, paths: list[Path], results: list[PhotoResult]) -> None:
+    """Create the person if needed (only when a photo is accepted), store accepted photos, print."""
+    if any(r.accepted for r in results) and store.people.get(args.person) is None:
+        store.people.add(args.person, args.name)
+        print(f"new person {args.person} ({args.name})")
+    for path, result in zip(paths, results):
+        if result.accepted:
+            store.people.add_embedding(args.person, result.embedding, model_id,
+                                       photo_sha256=result.sha256, photo_jpeg=result.face_jpeg)
+        print(format_result(path, result))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,17 +84,11 @@ def run(args: argparse.Namespace) -> int:
     with FacePipeline(models_dir, detector_id=ENROL_DETECTOR, embedder_id=model_id, min_face_px=24,
                       score_threshold=config.detection.score_threshold, max_faces=10) as pipeline, \
             Store(data_dir) as store:
-        if store.people.get(args.person) is None:
-            store.people.add(args.person, args.name)
-            print(f"new person {args.person} ({args.name})")
         existing, shas = _existing(store, args.person, model_id)
-        results = check_and_embed(_read(args.images), existing, shas, pipeline,
+        paths, contents = _read(args.images)
+        results = check_and_embed(contents, existing, shas, pipeline,
                                   same_person_threshold=default_threshold(model_id))
-        for path, result in zip(args.images, results):
-            if result.accepted:
-                store.people.add_embedding(args.person, result.embedding, model_id,
-                                           photo_sha256=result.sha256, photo_jpeg=result.face_jpeg)
-            print(format_result(path, result))
+        _save(store, args, model_id, paths, results)
     accepted = sum(r.accepted for r in results)
-    print(f"{accepted} of {len(results)} photos enrolled for {args.person} with {model_id}")
-    return 0 if accepted or len(existing) else 1
+    print(f"{accepted} of {len(args.images)} photos enrolled for {args.person} with {model_id}")
+    return 0 if accepted or (existing is not None and len(existing)) else 1

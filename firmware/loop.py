@@ -51,9 +51,13 @@ class FrameAnalyser:
     """
 
     def __init__(self, config: Config, models_dir: str | os.PathLike, *, num_threads: int = 2) -> None:
+        from firmware.domain.liveness_measures import assess_face
+        from firmware.inference.align import align_face
         from firmware.inference.detector import FaceDetector, model_file
         from firmware.inference.embedder import Embedder
         from firmware.inference.mesh import FaceMesh
+
+        self._assess, self._align = assess_face, align_face
 
         det = config.detection
         self.config = config
@@ -82,21 +86,17 @@ class FrameAnalyser:
 
     def measure(self, frame: Frame, det: Detection) -> tuple[Any, Any, Any] | None:
         """(landmarks, eye openness, quality gate) of one face; None if the mesh sees no face."""
-        from firmware.domain.liveness_measures import assess_face
-
         landmarks = self.mesh.landmarks(frame.image, det)
         if landmarks.presence < self.min_presence:
             return None
         lids = self.eyelids.eyelids(frame.image, landmarks.points) if self.eyelids else None
-        openness, gate = assess_face(frame.image, det.box, landmarks.points, lids, self.config.liveness,
+        openness, gate = self._assess(frame.image, det.box, landmarks.points, lids, self.config.liveness,
                                      self.min_face_px)
         return landmarks, openness, gate
 
     def embed(self, frame: Frame, landmarks: Any) -> np.ndarray:
         """L2-normalised embedding of the aligned face."""
-        from firmware.inference.align import align_face
-
-        return self.embedder.embed(align_face(frame.image, landmarks, self.embedder.alignment))
+        return self.embedder.embed(self._align(frame.image, landmarks, self.embedder.alignment))
 
     def close(self) -> None:
         """Release every interpreter (safe twice)."""
@@ -122,6 +122,7 @@ class LoopStats:
         self.clock = clock
         self.frames = 0
         self.decisions = 0
+        self.errors = 0
         self.outcomes: Counter[str] = Counter()
         self.fps = 0.0
         self.latencies_s: deque[float] = deque(maxlen=512)
@@ -138,9 +139,16 @@ class LoopStats:
         if len(self._window) > 1:
             self.fps = (len(self._window) - 1) / max(self._window[-1] - self._window[0], 1e-6)
 
+    def current_fps(self) -> float:
+        """Frames per second over the last ~60 frames; 0 when none came for 2 s."""
+        if self.last_frame_at is None or self.clock() - self.last_frame_at > 2.0:
+            return 0.0
+        return self.fps
+
     def summary(self) -> dict:
         lat = sorted(self.latencies_s)
-        return {"frames": self.frames, "fps": round(self.fps, 2), "decisions": self.decisions,
+        return {"frames": self.frames, "fps": round(self.current_fps(), 2), "decisions": self.decisions,
+                "errors": self.errors,
                 "decision_latency_ms_median": round(1000 * lat[len(lat) // 2], 1) if lat else None,
                 "process_ms_median": round(float(np.median(self.process_ms)), 1) if self.process_ms else None}
 
@@ -166,23 +174,26 @@ class DeviceLoop:
         self.clock = clock
         self.stats = LoopStats(clock)
         self._last_housekeeping = float("-inf")
+        self._failing = False
+        self._started_at: float | None = None  # grace period for the first frame
 
     def healthy(self) -> bool:
         """Frames flowing, or idle for a reason the status already explains."""
         state = self.camera.state
         if state in ("no_camera", "lost", "starting", "ended", "stopped"):
             return True
-        last = self.stats.last_frame_at
+        last = self.stats.last_frame_at if self.stats.last_frame_at is not None else self._started_at
         return last is not None and self.clock() - last < STALL_S
 
     def run(self, stop: threading.Event) -> str:
         """The loop; returns why it ended: ``stopped`` | ``max_frames`` | ``replay_ended``."""
+        self._started_at = self.clock()
         if self.notifier is not None:
             self.notifier.ready("running")
         while not stop.is_set():
             frame = self.camera.slot.get(timeout=0.25)
             if frame is not None:
-                self.process(frame)
+                self._process_safely(frame)
             if self.notifier is not None:
                 self.notifier.tick(self.healthy())
             self._housekeeping()
@@ -191,6 +202,22 @@ class DeviceLoop:
             if frame is None and self.camera.state == "ended":
                 return "replay_ended"
         return "stopped"
+
+    def _process_safely(self, frame: Frame) -> None:
+        """One bad frame must not stop the device: log the first failure (with its
+        traceback) and the recovery once; frames that fail do not count as processed,
+        so a loop that fails on every frame stops pinging the watchdog."""
+        try:
+            self.process(frame)
+        except Exception:  # logged once per failing streak, counted always
+            self.stats.errors += 1
+            if not self._failing:
+                logger.exception("frame %d could not be processed; skipping failing frames", frame.index)
+            self._failing = True
+            return
+        if self._failing:
+            logger.warning("frames are processed again (%d failed)", self.stats.errors)
+            self._failing = False
 
     def _housekeeping(self) -> None:
         now = self.clock()

@@ -235,7 +235,7 @@ def _run_script(python: Path, method: str, source: Path, predictor: Path, calib:
     script, flag = {"dlib_resnet": ("build_dlib.py", "--dat"), "tf_frozen_graph": ("build_facenet.py", "--pb")}[method]
     cmd = [str(python), str(BUILD_SCRIPTS / script), flag, str(source), "--predictor", str(predictor),
            "--calib", str(calib), "--out", str(out), "--count", str(build["calibration_count"]),
-           "--seed", str(build["calibration_seed"])]
+           "--seed", str(build["calibration_seed"]), "--padding", str(group[0].align_padding)]
     for spec in group:
         cmd += ["--int8" if spec.quantization == "int8" else "--f32", spec.artifact]
     logger.info("building %s in the build venv", ", ".join(s.id for s in group))

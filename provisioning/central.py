@@ -41,7 +41,8 @@ SESSION_EXPIRY_S = 7 * 86400
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
   event_id TEXT PRIMARY KEY, site TEXT, device_id TEXT, kind TEXT, seq INTEGER,
-  captured_at TEXT, session_id TEXT, person_id TEXT, model_id TEXT, payload TEXT, received_at TEXT);
+  captured_at TEXT, session_id TEXT, person_id TEXT, model_id TEXT, payload TEXT, received_at TEXT,
+  topic TEXT);
 CREATE INDEX IF NOT EXISTS events_device_seq ON events(device_id, seq);
 CREATE INDEX IF NOT EXISTS events_session ON events(session_id);
 CREATE TABLE IF NOT EXISTS devices (
@@ -86,6 +87,7 @@ class Collector:
             client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s,
                            clean_start=False, properties=session_properties(self.session_expiry_s))
         except OSError as exc:
+            self.close()
             raise LinkError(describe_connect_error(exc, self.cfg)) from None
         set_nodelay(client)
         self._client = client
@@ -134,37 +136,41 @@ class Collector:
         return added
 
     def _store(self, msg) -> int:
+        return self.store_message(msg.topic, msg.payload)
+
+    def store_message(self, topic: str, raw: bytes) -> int:
+        """Store one message (not committed); returns 1 for a new event, else 0."""
         self.received += 1
         now = utc_iso()
-        where = split_device_topic(self.cfg.prefix, msg.topic)
+        where = split_device_topic(self.cfg.prefix, topic)
         try:
-            payload = json.loads(msg.payload)
+            payload = json.loads(raw)
             if where is None or not isinstance(payload, dict):
                 raise ValueError("not a device topic or not a JSON object")
         except ValueError as exc:
-            self._reject(msg, str(exc), now)
+            self._reject(topic, raw, str(exc), now)
             return 0
         site, device_id, rest = where
         if rest == "status":
             self.db.execute("INSERT OR REPLACE INTO devices VALUES (?,?,?,?,?)",
-                            (site, device_id, payload.get("state"), msg.payload.decode(), now))
+                            (site, device_id, payload.get("state"), raw.decode(), now))
             return 0
         if not isinstance(payload.get("event_id"), str) or not isinstance(payload.get("seq"), int):
-            self._reject(msg, "event without event_id/seq", now)
+            self._reject(topic, raw, "event without event_id/seq", now)
             return 0
         cur = self.db.execute(
-            "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (payload["event_id"], site, device_id, rest.removeprefix("event/"), payload["seq"],
              payload.get("captured_at"), payload.get("session_id"), payload.get("person_id"),
-             payload.get("model_id"), msg.payload.decode(), now))
+             payload.get("model_id"), raw.decode(), now, topic))
         if cur.rowcount == 0:
             self.duplicates += 1
         return cur.rowcount
 
-    def _reject(self, msg, reason: str, now: str) -> None:
-        logger.warning("rejected message on %s: %s", msg.topic, reason)
+    def _reject(self, topic: str, raw: bytes, reason: str, now: str) -> None:
+        logger.warning("rejected message on %s: %s", topic, reason)
         self.db.execute("INSERT INTO rejects VALUES (?,?,?,?)",
-                        (msg.topic, reason, msg.payload[:2000].decode(errors="replace"), now))
+                        (topic, reason, raw[:2000].decode(errors="replace"), now))
 
     def close(self) -> None:
         """Store what is queued, disconnect (the broker keeps the session), close the db; safe twice."""

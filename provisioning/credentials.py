@@ -102,10 +102,14 @@ def hash_password(password: str) -> str:
 
 def write_admin(secrets_dir: Path, username: str, password: str,
                 owner: tuple[int, int] | None = None) -> Path:
-    """Store the console admin as ``{"username", "hash"}`` and drop any setup code."""
+    """Store the console admin (argon2 hash) and drop any setup code.
+
+    console/auth.py reads ``{"user", "hash"}``; ``username`` is written too, for readers
+    that follow the brief's spelling.
+    """
     if len(password) < 10:
         raise ConfigError("the console admin password must have at least 10 characters")
-    record = {"username": username, "hash": hash_password(password)}
+    record = {"user": username, "username": username, "hash": hash_password(password)}
     path = write_secret(Path(secrets_dir) / ADMIN_FILE, json.dumps(record).encode(), owner)
     (Path(secrets_dir) / SETUP_CODE_FILE).unlink(missing_ok=True)
     return path

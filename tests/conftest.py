@@ -58,3 +58,24 @@ def mosquitto(tmp_path):
     broker = Mosquitto(tmp_path / "broker").start()
     yield broker
     broker.stop()
+
+
+# The short subset that also runs inside the emulated arm64 root (tests/arm64/check.sh):
+# the pure domain logic, the runtime loading real models, the store and the bundle checks.
+# Emulation is 10-50x slower, so keep this list short.
+ARM64_SUBSET = {
+    "tests/unit/test_matching_gallery.py",
+    "tests/unit/test_liveness_tracker.py",
+    "tests/unit/test_models_runtime.py",
+    "tests/unit/test_vision_align.py",
+    "tests/unit/test_store_attendance.py",
+    "tests/unit/test_roster_bundle_verify.py",
+    "tests/integration/test_vision_pipeline.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        rel = Path(str(item.fspath)).resolve().relative_to(REPO).as_posix()
+        if rel in ARM64_SUBSET:
+            item.add_marker(pytest.mark.arm64)

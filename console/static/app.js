@@ -91,6 +91,8 @@ function wireGrid() {
       pill.textContent = r.status;
       pill.className = "pill " + r.status;
       tr.querySelector("[data-at]").textContent = r.at_text || "";
+      const select = tr.querySelector("select[name=status]");
+      if (select && document.activeElement !== select) select.value = r.status;
     });
     Object.entries(g.counts || {}).forEach(([k, v]) => {
       const el = document.querySelector('[data-count="' + k + '"]');

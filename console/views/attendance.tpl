@@ -21,7 +21,7 @@
   </select></label>
   <button type="submit">Filter</button>
 </form>
-<p class="row"><span id="att-count">{{total}} records{{(' (showing the newest %d)' % shown) if shown < total else ''}}</span>
+<p class="row"><span id="att-count">{{total}} record{{'' if total == 1 else 's'}}{{(' (showing the newest %d)' % shown) if shown < total else ''}}</span>
  · <a href="/attendance/export.csv?{{export_query}}" id="export-csv">Export CSV</a>
  · <a href="/attendance/export.csv?{{export_query}}{{'&' if export_query else ''}}bom=1" id="export-excel">Export CSV for Excel (BOM)</a></p>
 <section class="card scroll">

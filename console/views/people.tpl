@@ -10,7 +10,7 @@
 <thead><tr><th>Name</th><th>External id</th><th>Photos</th></tr></thead>
 <tbody>
 % for p in people:
-<tr><td><a href="/people/{{q(p['id'])}}">{{p.get('name')}}</a></td><td>{{p.get('external_id') or ''}}</td><td>{{p.get('photo_count', len(p.get('photos') or [])) }}</td></tr>
+<tr><td><a href="/people/{{q(p['id'])}}">{{p.get('name')}}</a></td><td>{{p.get('external_id') or ''}}</td><td>{{p.get('photo_count', '')}}</td></tr>
 % end
 % if not people:
 <tr><td colspan="3" class="muted">Nobody yet.</td></tr>

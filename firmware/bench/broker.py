@@ -119,49 +119,50 @@ class Mosquitto:
         self.stop()
 
 
-def make_tls_material(directory: Path, host: str = "127.0.0.1") -> dict[str, Path]:
-    """A throw-away CA, a broker certificate for ``host`` signed by it, and an unrelated CA.
-
-    Returns paths: ``ca``, ``cert``, ``key`` (broker), ``wrong_ca``. For tests only.
-    """
+def _certificate(subject: str, issuer: str, public_key, signer, ca: bool, san: list | None = None):
+    """One X.509 certificate valid for two days (test material only)."""
     import datetime
-    import ipaddress
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import NameOID
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
 
     def name(common: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
-    def build(subject, issuer, public_key, signer, ca: bool, san=None):
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-                   .public_key(public_key).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=2))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-        if san:
-            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-        return builder.sign(signer, hashes.SHA256())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+               .public_key(public_key).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=2))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+    return builder.sign(signer, hashes.SHA256())
 
-    def pem(cert) -> bytes:
-        return cert.public_bytes(serialization.Encoding.PEM)
 
+def make_tls_material(directory: Path, host: str = "127.0.0.1") -> dict[str, Path]:
+    """A throw-away CA, a broker certificate for ``host`` signed by it, and an unrelated CA.
+
+    Returns paths: ``ca``, ``cert``, ``key`` (broker, 0600), ``wrong_ca``. For tests only.
+    """
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     ca_key, wrong_key, key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-    ca = build(name("Rollcall test CA"), name("Rollcall test CA"), ca_key.public_key(), ca_key, True)
-    wrong = build(name("Some other CA"), name("Some other CA"), wrong_key.public_key(), wrong_key, True)
     san = [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]
-    cert = build(name(host), ca.subject, key.public_key(), ca_key, False, san)
-    paths = {"ca": directory / "ca.pem", "wrong_ca": directory / "wrong_ca.pem",
-             "cert": directory / "broker.pem", "key": directory / "broker.key"}
-    paths["ca"].write_bytes(pem(ca))
-    paths["wrong_ca"].write_bytes(pem(wrong))
-    paths["cert"].write_bytes(pem(cert))
+    certs = {"ca": _certificate("Rollcall test CA", "Rollcall test CA", ca_key.public_key(), ca_key, True),
+             "wrong_ca": _certificate("Other CA", "Other CA", wrong_key.public_key(), wrong_key, True),
+             "cert": _certificate(host, "Rollcall test CA", key.public_key(), ca_key, False, san)}
+    paths = {name: directory / f"{name}.pem" for name in certs}
+    for name, cert in certs.items():
+        paths[name].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"] = directory / "broker.key"
     paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
     paths["key"].chmod(0o600)
@@ -203,11 +204,11 @@ class Watcher:
         with self._lock:
             return [json.loads(p) for t, p, _ in self.messages if t.endswith(suffix) and p]
 
-    def wait_for(self, suffix: str, predicate=lambda m: True, timeout: float = 10.0) -> dict:
-        """The first JSON message on ``*suffix`` matching ``predicate``, waiting up to ``timeout`` s."""
+    def wait_for(self, suffix: str, predicate=lambda m: True, timeout: float = 10.0, skip: int = 0) -> dict:
+        """The first JSON message on ``*suffix`` (after the first ``skip``) matching ``predicate``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for message in self.json(suffix):
+            for message in self.json(suffix)[skip:]:
                 if predicate(message):
                     return message
             time.sleep(0.05)

@@ -6,12 +6,18 @@ Runs the real detector + Face Mesh + eyelid model + :class:`LivenessTracker` on:
   video's own frame timestamps (never the wall clock);
 - ``--still`` images (must never pass), each fed for ``--still-seconds`` at 15 fps with
   camera-like noise (gaussian noise, 1-2 px shifts, brightness flicker, JPEG re-encode),
-  as stored and rotated by +-90 degrees;
+  upright (EXIF applied), as the pixels are stored, turned +-90 degrees (``--rotate``) and
+  "flicked" (tilted away for 0.2 s every 2 s, ``--flick``);
 - ``--replay`` clips (a phone replaying a face) under the ``blink`` and ``challenge``
-  policies, reported as they are.
+  policies, reported as they are (found with the full-range detector by default).
 
-Prints a table and writes ``--json``. Paths default to ``../shared/data`` next to the
-repo (or ``$ROLLCALL_SHARED_DATA``).
+Every face is followed by a small IoU tracker with its own LivenessTracker. Prints a
+table; ``--json`` keys: live_pass_rate, median_seconds_to_pass,
+max_seconds_from_first_blink, still_streams, still_false_passes, still_false_blinks,
+still_spoof_verdicts, replay_result_blink_policy, replay_result_challenge_policy,
+ms_per_frame_landmarks_median / _p95 (mesh + eyelids + gate + tracker per face per
+frame), and the per-clip rows. Paths default to ``../shared/data`` next to the repo (or
+``$ROLLCALL_SHARED_DATA``). Exit code 1 if a live clip fails or a still passes.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import numpy as np
 
 from firmware.config import LivenessConfig
 from firmware.domain.liveness import LOST_GAP_S, LivenessTracker, Verdict
-from firmware.domain.liveness_measures import assess_face, eyelid_openness, head_pose
+from firmware.domain.liveness_measures import assess_face, eyelid_openness
 from firmware.inference.detector import iou_one_to_many
 
 logger = logging.getLogger(__name__)
@@ -65,8 +71,12 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--replay-detector", default="blazeface_full",
                         help="detector for replays (the full-range model finds a face on a phone screen "
                              "held away from the camera; the short-range one misses it)")
-    parser.add_argument("--rotate", choices=["auto", "all", "none"], default="auto",
-                        help="also stream stills turned 90 degrees each way: auto = when the face is not upright")
+    parser.add_argument("--rotate", action="store_true", help="also stream stills turned 90 degrees each way")
+    parser.add_argument("--openness", choices=["eyelids", "mesh"], default="eyelids",
+                        help="eye openness from the iris model's eyelids (default) or the plain mesh EAR")
+    parser.add_argument("--flick", type=float, default=0.5,
+                        help="also stream each upright still tilted to this fraction of its height for "
+                             "0.2 s every 2 s (a bent/tilted print faking a blink); 0 disables")
     parser.add_argument("--still-seconds", type=float, default=10.0, help="seconds each still is streamed")
     parser.add_argument("--max-stills", type=int, default=0, help="use at most N still images (0: all)")
     parser.add_argument("--seed", type=int, default=CHALLENGE_SEED, help="seed for noise and the challenge")
@@ -118,6 +128,7 @@ class Pipeline:
 
     models_dir: Path
     detector_id: str = "blazeface_short"
+    use_eyelids: bool = True  # False: the 468-point mesh EAR only (for comparison)
     min_face_px: float = 64.0
     timings_ms: list[float] = field(default_factory=list)
 
@@ -134,7 +145,7 @@ class Pipeline:
         """Mesh + eyelids + gate + tracker for one detected face (this is what is timed)."""
         start = time.perf_counter()
         points = self.mesh.landmarks(frame, face).points
-        lids = self.eyelids.eyelids(frame, points)
+        lids = self.eyelids.eyelids(frame, points) if self.use_eyelids else None
         openness, gate = assess_face(frame, face.box, points, lids, tracker.config, self.min_face_px)
         state = tracker.update(ts, openness, gate)
         self.timings_ms.append((time.perf_counter() - start) * 1000.0)
@@ -251,25 +262,29 @@ def run_stream(pipe: Pipeline, config: LivenessConfig, frames, timestamps, seed:
             "required_blinks": main["required_blinks"] if main else 0, "tracks": rows}
 
 
-def noisy_stream(image: np.ndarray, seconds: float, fps: float, rng: np.random.Generator):
+def noisy_stream(image: np.ndarray, seconds: float, fps: float, rng: np.random.Generator,
+                 flick: float | None = None):
     """Yield (frame, ts): ``image`` as a camera would see a photo held still: gaussian
-    noise (sigma 3 grey levels), 1-2 px shifts, +-3 % brightness flicker, JPEG 80-95."""
+    noise (sigma 3 grey levels), 1-2 px shifts, +-3 % brightness flicker, JPEG 80-95.
+    ``flick`` (0..1): for 0.2 s of every 2 s the photo is tilted away so it looks
+    squashed to that fraction of its height (the "bend the print" blink attack)."""
     h, w = image.shape[:2]
     base = image.astype(np.float32)
     for i in range(int(round(seconds * fps))):
+        ts = i / fps
         dx, dy = rng.uniform(-2.0, 2.0, size=2)
-        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        squash = flick if flick is not None and 1.0 <= ts % 2.0 < 1.2 else 1.0
+        shift = np.float32([[1, 0, dx], [0, squash, dy + (1 - squash) * h / 2]])
         frame = cv2.warpAffine(base, shift, (w, h), borderMode=cv2.BORDER_REPLICATE)
         frame = frame * rng.uniform(0.97, 1.03) + rng.normal(0.0, 3.0, size=frame.shape)
         frame = np.clip(frame, 0, 255).astype(np.uint8)
         ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(80, 96))])
-        yield cv2.imdecode(jpeg, cv2.IMREAD_COLOR), i / fps
+        yield cv2.imdecode(jpeg, cv2.IMREAD_COLOR), ts
 
 
-def still_variants(path: Path, rotate: str, pipe: Pipeline | None = None) -> list[tuple[str, np.ndarray]]:
-    """The image upright (EXIF orientation applied), as its pixels are stored (when that
-    differs: the spoof stills are stored turned 90 degrees) and, for ``rotate`` = "all"
-    (or "auto" when the upright image's largest face is missing or not upright), turned
+def still_variants(path: Path, rotate: bool = False) -> list[tuple[str, np.ndarray]]:
+    """The image upright (EXIF orientation applied), as its pixels are stored when that
+    differs (the spoof stills are stored turned 90 degrees) and, with ``rotate``, turned
     90 degrees each way."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
@@ -279,23 +294,14 @@ def still_variants(path: Path, rotate: str, pipe: Pipeline | None = None) -> lis
     stored = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if stored is not None and (stored.shape != image.shape or not np.array_equal(stored, image)):
         variants.append(("as-stored", stored))
-    if rotate == "all" or (rotate == "auto" and pipe is not None and not _upright(pipe, image)):
+    if rotate:
         variants += [("cw", cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)),
                      ("ccw", cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE))]
     return variants
 
 
-def _upright(pipe: Pipeline, image: np.ndarray) -> bool:
-    """True when the image's largest face is found and its roll is under 45 degrees."""
-    faces = pipe.detector.detect(image)
-    if not faces:
-        return False
-    face = max(faces, key=lambda d: d.width)
-    return abs(head_pose(pipe.mesh.landmarks(image, face).points)[2]) < 45.0
-
-
 def bench_still(pipe: Pipeline, config: LivenessConfig, path: Path, variant: str, image: np.ndarray,
-                seconds: float, seed: int) -> dict:
+                seconds: float, seed: int, flick: float | None = None) -> dict:
     """One photo as a noisy stream, every face in it tracked. The trackers' window is
     stretched past the stream so every second is searched for a (false) blink; ``spoof``
     counts the faces whose real window would have ended in a spoof verdict."""
@@ -303,7 +309,7 @@ def bench_still(pipe: Pipeline, config: LivenessConfig, path: Path, variant: str
     tracks = FaceTracks(pipe, long_cfg, seed)
     rng = np.random.default_rng(seed)
     frames_with_face = 0
-    for frame, ts in noisy_stream(image, seconds, STILL_FPS, rng):
+    for frame, ts in noisy_stream(image, seconds, STILL_FPS, rng, flick):
         frames_with_face += tracks.step(frame, ts, 0.0) > 0
     rows = [_track_summary(t) for t in tracks.all]
     return {"file": str(path), "variant": variant, "passed": any(r["passed_at"] is not None for r in rows),
@@ -404,14 +410,18 @@ def print_table(summary: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = LivenessConfig()
-    pipe = Pipeline(Path(args.models), args.detector)
+    pipe = Pipeline(Path(args.models), args.detector, args.openness == "eyelids")
     live = [row for p in expand(args.live, VIDEO_EXT) for row in bench_live(pipe, config, p, args.seed)]
     still_files = expand(args.still, IMAGE_EXT)
     if args.max_stills:
         still_files = still_files[: args.max_stills]
     stills = [bench_still(pipe, config, p, variant, image, args.still_seconds, args.seed)
-              for p in still_files for variant, image in still_variants(p, args.rotate, pipe)]
-    replay_pipe = Pipeline(Path(args.models), args.replay_detector, timings_ms=pipe.timings_ms)
+              for p in still_files for variant, image in still_variants(p, args.rotate)]
+    if args.flick:
+        stills += [bench_still(pipe, config, p, f"flick{args.flick:g}", image, args.still_seconds, args.seed,
+                               args.flick) for p in still_files for _, image in still_variants(p)[:1]]
+    replay_pipe = Pipeline(Path(args.models), args.replay_detector, args.openness == "eyelids",
+                           timings_ms=pipe.timings_ms)
     replay = [row for p in expand(args.replay, VIDEO_EXT) for row in bench_replay(replay_pipe, config, p, args.seed)]
     summary = summarise(live, stills, replay, pipe.timings_ms)
     print_table(summary)

@@ -124,40 +124,54 @@ def prepare_store(cfg, videos: list[Path], identities: int, fraction: float,
                   detector: str) -> tuple[str, dict[str, int]]:
     """Enrol people from the end of each clip plus noise identities; a session running now.
     Returns (session id, frames to replay per clip)."""
-    from firmware.loop import FrameAnalyser
     from firmware.store import Store
 
-    rng = np.random.default_rng(1)
     replay: dict[str, int] = {}
-    model = cfg.recognition.embedder
     with Store(cfg.paths.data_dir, config=cfg.store) as store:
-        people = []
+        people, dim = [], 128
         for clip in videos:
-            total = frame_count(clip)
-            replay[str(clip)] = max(1, int(total * (1 - fraction)))
-            analyser = FrameAnalyser(clip_config(cfg, clip, detector), cfg.paths.models_dir)
-            groups = cluster_faces(analyser, clip, replay[str(clip)])
-            dim = analyser.embedder.dim
-            analyser.close()
-            for k, group in enumerate(groups):
-                pid = f"{clip.stem[:40]}-{k}".replace(" ", "_")
-                store.people.add(pid, pid)
-                for vec in group[:5]:
-                    store.people.add_embedding(pid, vec, model, photo_sha256=os.urandom(32).hex())
-                people.append(pid)
-            logger.info("%s: %d frames, %d replayed, %d people enrolled", clip.name, total, replay[str(clip)],
-                        sum(p.startswith(clip.stem[:40]) for p in people))
-        for i in range(identities):
-            pid = f"noise-{i:05d}"
-            store.people.add(pid, pid)
-            vec = rng.normal(size=dim).astype(np.float32)
-            store.people.add_embedding(pid, vec / np.linalg.norm(vec), model, photo_sha256=f"{i:064x}")
-            people.append(pid)
+            replay[str(clip)] = max(1, int(frame_count(clip) * (1 - fraction)))
+            enrolled, dim = _enrol_clip(store, clip_config(cfg, clip, detector), clip, replay[str(clip)])
+            people += enrolled
+        people += _add_noise(store, cfg.recognition.embedder, identities, dim)
         roster = store.rosters.create("bench", [{"person_id": p, "seat": None} for p in people])
         now = time.time()
         session = store.sessions.create(roster["id"], cfg.device.room, "bench", now - 60, now + 7200)
         store.sessions.set_state(session["id"], "in_progress", "bench")
     return session["id"], replay
+
+
+def _enrol_clip(store, cfg, clip: Path, start: int) -> tuple[list[str], int]:
+    """Enrol each person seen from frame ``start`` on; returns (person ids, embedding size)."""
+    from firmware.loop import FrameAnalyser
+
+    analyser = FrameAnalyser(cfg, cfg.paths.models_dir)
+    try:
+        groups, dim = cluster_faces(analyser, clip, start), analyser.embedder.dim
+    finally:
+        analyser.close()
+    people = []
+    for k, group in enumerate(groups):
+        pid = f"{clip.stem[:40]}-{k}".replace(" ", "_")
+        store.people.add(pid, pid)
+        for vec in group[:5]:
+            store.people.add_embedding(pid, vec, cfg.recognition.embedder, photo_sha256=os.urandom(32).hex())
+        people.append(pid)
+    logger.info("%s: frames from %d replayed before, %d people enrolled", clip.name, start, len(people))
+    return people, dim
+
+
+def _add_noise(store, model: str, n: int, dim: int) -> list[str]:
+    """``n`` synthetic identities: random unit vectors (seeded)."""
+    rng = np.random.default_rng(1)
+    people = []
+    for i in range(n):
+        pid = f"noise-{i:05d}"
+        store.people.add(pid, pid)
+        vec = rng.normal(size=dim).astype(np.float32)
+        store.people.add_embedding(pid, vec / np.linalg.norm(vec), model, photo_sha256=f"{i:064x}")
+        people.append(pid)
+    return people
 
 
 def run_clip(cfg, clip: Path, frames: int) -> dict:

@@ -16,6 +16,13 @@ from firmware.errors import ControlError
 logger = logging.getLogger(__name__)
 
 
+def control_error(message: str, status: int | None = None, field: str | None = None) -> ControlError:
+    """A ControlError carrying the HTTP ``status`` (None: no answer) and the bad ``field``."""
+    err = ControlError(message)
+    err.status, err.field = status, field
+    return err
+
+
 class _UnixConnection(http.client.HTTPConnection):
     def __init__(self, socket_path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
@@ -44,12 +51,10 @@ class ControlClient:
         self.timeout = timeout
 
     def _not_running(self, exc: OSError | None = None) -> ControlError:
-        err = ControlError(f"the firmware is not running (no control socket at {self.socket_path})")
         if isinstance(exc, PermissionError):
-            err = ControlError(f"no permission to use the control socket {self.socket_path} "
-                               "(is the console user in the rollcall group?)")
-        err.status, err.field = None, None
-        return err
+            return control_error(f"no permission to use the control socket {self.socket_path} "
+                                 "(is the console user in the rollcall group?)")
+        return control_error(f"the firmware is not running (no control socket at {self.socket_path})")
 
     def _open(self, method: str, path: str, body: bytes | None = None,
               timeout: float | None = None) -> tuple[_UnixConnection, http.client.HTTPResponse]:
@@ -68,9 +73,7 @@ class ControlClient:
             raise self._not_running(exc) from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            err = ControlError(f"the firmware did not answer {method} {path}: {exc}")
-            err.status, err.field = None, None
-            raise err from None
+            raise control_error(f"the firmware did not answer {method} {path}: {exc}") from None
 
     def request_raw(self, method: str, path: str, body: bytes | None = None,
                     timeout: float | None = None) -> tuple[int, str, bytes]:
@@ -79,7 +82,7 @@ class ControlClient:
         try:
             return resp.status, resp.getheader("Content-Type", ""), resp.read()
         except (OSError, http.client.HTTPException) as exc:
-            raise ControlError(f"the firmware's answer to {path} was cut: {exc}") from None
+            raise control_error(f"the firmware's answer to {path} was cut: {exc}") from None
         finally:
             conn.close()
 
@@ -91,9 +94,8 @@ class ControlClient:
         except ValueError:
             parsed = {"error": raw[:200].decode("utf-8", "replace")}
         if status >= 400:
-            err = ControlError(parsed.get("error") or f"firmware answered HTTP {status}")
-            err.status, err.field = status, parsed.get("field")
-            raise err
+            raise control_error(parsed.get("error") or f"firmware answered HTTP {status}", status,
+                                parsed.get("field"))
         return parsed
 
     def get(self, path: str, params: dict | None = None, timeout: float | None = None) -> Any:
@@ -114,9 +116,7 @@ class ControlClient:
                 message = json.loads(raw).get("error")
             except ValueError:
                 message = None
-            err = ControlError(message or f"firmware answered HTTP {status}")
-            err.status, err.field = status, None
-            raise err
+            raise control_error(message or f"firmware answered HTTP {status}", status)
         return raw
 
     def stream(self, path: str, chunk: int = 65536) -> tuple[str, Iterator[bytes]]:
@@ -124,7 +124,7 @@ class ControlClient:
         conn, resp = self._open("GET", path, None, timeout=30)
         if resp.status >= 400:
             conn.close()
-            raise ControlError(f"firmware answered HTTP {resp.status} for {path}")
+            raise control_error(f"firmware answered HTTP {resp.status} for {path}", resp.status)
         ctype = resp.getheader("Content-Type", "application/octet-stream")
 
         def chunks() -> Iterator[bytes]:

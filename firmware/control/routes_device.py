@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Iterator
 
@@ -14,7 +15,25 @@ logger = logging.getLogger(__name__)
 
 STREAM_FPS = 5.0
 STREAM_MAX_S = 600.0
+STREAM_MAX_VIEWERS = 3  # each viewer holds a server thread: keep most for the API
 BOUNDARY = "rollcallframe"
+
+
+class _Stream:
+    """An MJPEG response body that frees its viewer slot when the server closes it
+    (even if it was never iterated: a generator's ``finally`` would not run then)."""
+
+    def __init__(self, parts: Iterator[bytes], slot: threading.Semaphore) -> None:
+        self.parts, self.slot, self.closed = parts, slot, False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.parts
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.parts.close()
+            self.slot.release()
 
 
 def mjpeg_frames(device, *, fps: float = STREAM_FPS, max_s: float = STREAM_MAX_S,
@@ -35,6 +54,7 @@ def mjpeg_frames(device, *, fps: float = STREAM_FPS, max_s: float = STREAM_MAX_S
 
 def register(app: bottle.Bottle, ctx: dict) -> None:
     store, device = ctx["store"], ctx["device"]
+    viewers = threading.Semaphore(STREAM_MAX_VIEWERS)
 
     @app.get("/v1/status")
     def status():
@@ -60,10 +80,13 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
     def stream():
         max_frames = query("frames")
         max_s = float(query("max_s") or STREAM_MAX_S)
+        if not viewers.acquire(blocking=False):
+            raise ApiError(503, f"too many live viewers (at most {STREAM_MAX_VIEWERS}); "
+                                "close another live view or use the snapshot")
         bottle.response.content_type = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
         bottle.response.set_header("Cache-Control", "no-store")
-        return mjpeg_frames(device, max_s=min(max_s, STREAM_MAX_S),
-                            max_frames=int(max_frames) if max_frames else None)
+        return _Stream(mjpeg_frames(device, max_s=min(max_s, STREAM_MAX_S),
+                                    max_frames=int(max_frames) if max_frames else None), viewers)
 
     @app.post("/v1/config/reload")
     def reload_config():

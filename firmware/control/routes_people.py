@@ -59,7 +59,10 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
 
     @app.get("/v1/people")
     def people_list():
-        return {"items": store.people.list(search=query("q"))}
+        items = store.people.list(search=query("q"))
+        for person in items:
+            person["photo_count"] = len(_person_view(store, person)["photos"])
+        return {"items": items}
 
     @app.post("/v1/people")
     def people_create():

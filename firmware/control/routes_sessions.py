@@ -133,5 +133,6 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
         rows = store.attendance.query(day_from=query("day_from"), day_to=query("day_to"),
                                       session_id=query("session_id"), room=query("room"),
                                       person_id=query("person_id"), status=status)
-        return {"items": rows[:MAX_ATTENDANCE_ROWS], "total": len(rows),
-                "truncated": len(rows) > MAX_ATTENDANCE_ROWS}
+        limit = min(int(query("limit") or MAX_ATTENDANCE_ROWS), MAX_ATTENDANCE_ROWS)
+        items = rows[-limit:] if query("newest") == "1" else rows[:limit]
+        return {"items": items, "total": len(rows), "truncated": len(rows) > len(items)}

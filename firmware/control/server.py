@@ -64,7 +64,7 @@ class ControlServer:
     """
 
     def __init__(self, socket_path: str | os.PathLike, store, device: DeviceAPI, *,
-                 clock: Callable[[], float] = time.monotonic, numthreads: int = 6,
+                 clock: Callable[[], float] = time.monotonic, numthreads: int = 10,
                  app=None) -> None:
         self.socket_path = Path(socket_path)
         self.store = store

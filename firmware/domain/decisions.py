@@ -117,7 +117,8 @@ class DecisionEngine:
 
     ``recheck_s``: after the first embeddings, one more embedding is wanted every this many
     seconds (swap check, fresher average); ``swap_cosine``: below this cosine to the track's
-    average a new embedding is another face.
+    average a new embedding is another face (the device sets it just under the embedder's
+    match threshold, see ``firmware.app.configure_engine``).
     """
 
     def __init__(self, *, cooldown_s: float = 30.0, retry_after_s: float = 8.0,

@@ -158,7 +158,7 @@ class LivenessTracker:
         self._closed_since = 0.0
         self._raw_first: float | None = None
         self._raw_last: float | None = None
-        self._frame_dt = 1.0 / 15.0
+        self._frame_dt: float | None = None  # smoothed seconds between openness samples
         self._frontal_s = 0.0
         self._track_id: object = None
 
@@ -182,7 +182,8 @@ class LivenessTracker:
         self._add_frontal_time(ts)
         if openness is not None:
             self._observe(ts, openness)
-        elif self._eyes is _Eyes.CLOSED and ts - (self._last_sample_ts or ts) > MAX_GAP_S:
+        elif (self._eyes is _Eyes.CLOSED and self._last_sample_ts is not None
+              and ts - self._last_sample_ts > MAX_GAP_S):
             self._abort()
         return self._state(ts, self._decide())
 
@@ -231,7 +232,8 @@ class LivenessTracker:
         if self._last_sample_ts is not None and ts - self._last_sample_ts > MAX_GAP_S:
             self._abort()
         if self._last_sample_ts is not None:
-            self._frame_dt += 0.3 * (ts - self._last_sample_ts - self._frame_dt)
+            dt = ts - self._last_sample_ts
+            self._frame_dt = dt if self._frame_dt is None else self._frame_dt + 0.3 * (dt - self._frame_dt)
         raw = (float(openness.right), float(openness.left))
         self._smooth = self._smoothed(ts, openness)
         base = self._baseline.value()
@@ -287,7 +289,7 @@ class LivenessTracker:
         8 fps = 0.125 s; a one-frame glitch at 30 fps = 0.033 s)."""
         if self._raw_first is None or self._raw_last is None:
             return
-        duration = self._raw_last - self._raw_first + min(self._frame_dt, MAX_GAP_S)
+        duration = self._raw_last - self._raw_first + min(self._frame_dt or 0.0, MAX_GAP_S)
         if self.config.min_closed_s <= duration <= self.config.max_closed_s:
             self._blinks += 1
             logger.debug("blink %d: closed %.3f s", self._blinks, duration)

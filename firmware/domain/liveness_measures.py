@@ -27,6 +27,7 @@ RIGHT_EYE_EAR = (33, 160, 158, 133, 153, 144)
 LEFT_EYE_EAR = (362, 385, 387, 263, 373, 380)
 RIGHT_CHEEK, LEFT_CHEEK = 234, 454
 FOREHEAD, CHIN = 10, 152
+NOSE_BRIDGE_TOP, NOSE_BASE = 168, 2  # rigid vertical span (does not move when talking)
 RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
 
 # Refined eyelid contour (first 16 of the iris model's 71 eye points): 0..8 lower lid from
@@ -114,6 +115,24 @@ def eyelid_openness(eyelids: np.ndarray) -> EyeOpenness:
                        source="eyelids")
 
 
+def correct_foreshortening(openness: EyeOpenness, points: np.ndarray) -> EyeOpenness:
+    """Openness made independent of how the face plane is tilted to the camera.
+
+    A lid gap over eye width shrinks when a face (or a photo of one) is tilted or bent
+    away vertically, exactly like a blink would look. Multiplying by the face's own
+    width-over-height (outer eye corners distance / nose-bridge-to-nose-base distance, both
+    in the image) cancels that: foreshortening changes both by the same factor, a blink
+    changes only the lid gap. Per-person proportions cancel in the tracker's baseline ratio.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    height = float(np.linalg.norm(p[NOSE_BASE, :2] - p[NOSE_BRIDGE_TOP, :2]))
+    width = float(np.linalg.norm(p[LEFT_EYE_OUTER, :2] - p[RIGHT_EYE_OUTER, :2]))
+    if height <= 1e-6 or width <= 1e-6:
+        return openness
+    k = width / height
+    return EyeOpenness(right=openness.right * k, left=openness.left * k, source=openness.source)
+
+
 def head_pose(points: np.ndarray) -> tuple[float, float, float]:
     """(yaw, pitch, roll) in degrees from mesh points (468, 3), ~0 for a frontal face.
 
@@ -196,11 +215,14 @@ def assess_face(image_bgr: np.ndarray, box: np.ndarray, points: np.ndarray, eyel
                 config, min_face_px: float) -> tuple[EyeOpenness, GateResult]:
     """Everything the liveness tracker needs about one face in one frame.
 
-    ``box`` is the detection box (frame pixels), ``points`` the (468, 3) mesh, ``eyelids``
+    Openness is corrected for vertical foreshortening (:func:`correct_foreshortening`) so
+    that tilting or flexing a printed photo does not look like a blink. ``box`` is the
+    detection box (frame pixels), ``points`` the (468, 3) mesh, ``eyelids``
     the (2, 16, 2) refined contours (None: fall back to the mesh EAR), ``config`` a
     LivenessConfig, ``min_face_px`` the smallest face width in pixels.
     """
     openness = eyelid_openness(eyelids) if eyelids is not None else eye_openness(points)
+    openness = correct_foreshortening(openness, points)
     gate = gate_face(face_px=float(box[2] - box[0]), pose=head_pose(points),
                      sharpness_value=sharpness(face_gray_crop(image_bgr, box)),
                      min_face_px=min_face_px, max_yaw_deg=config.max_yaw_deg,

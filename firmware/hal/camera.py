@@ -146,6 +146,10 @@ class Camera:
         except (CameraError, OSError) as exc:
             self._set_state("no_camera" if isinstance(exc, NoCameraFound) else "lost", str(exc))
             return "failed"
+        except Exception as exc:  # a driver bug must not kill the capture thread: retry like a loss
+            logger.debug("camera source raised", exc_info=True)
+            self._set_state("lost", f"{type(exc).__name__}: {exc}")
+            return "failed"
         finally:
             source.close()
 

@@ -279,6 +279,8 @@ class Picamera2Source(FrameSource):
             main = request.make_array("main")  # "RGB888" is B, G, R in memory: OpenCV order
             yuv = request.make_array("lores")
             lores = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)
+        except Exception as exc:  # a bad buffer is a camera fault, reported like one
+            raise CameraError(f"picamera2: bad frame: {exc}") from exc
         finally:
             request.release()
         return self._frame(main, lores)

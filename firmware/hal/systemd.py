@@ -57,8 +57,9 @@ class Notifier:
         if not self.path:
             return False
         try:
-            if self._sock is None:
+            if self._sock is None:  # non-blocking: a full queue must never stall the loop
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._sock.setblocking(False)
             self._sock.sendto(message.encode("utf-8"), _address(self.path))
         except OSError as exc:
             if not self._warned:

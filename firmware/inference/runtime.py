@@ -31,7 +31,7 @@ def _interpreter_class() -> type:
         try:
             from tflite_runtime.interpreter import Interpreter  # type: ignore[import-not-found]
             return Interpreter
-        except ImportError as second:
+        except (ImportError, AttributeError) as second:  # AttributeError: tflite-runtime on numpy 2
             raise RuntimeUnavailable(
                 "no TFLite runtime: install ai-edge-litert (pip install ai-edge-litert==2.3.0) "
                 f"or tflite-runtime into the device venv (ai-edge-litert: {first}; tflite-runtime: {second})"

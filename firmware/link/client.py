@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
-from firmware.config import MqttConfig
+from firmware.config import MqttConfig, secret_path
 from firmware.errors import LinkError
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,11 @@ RECONNECT_MAX_S = 30.0
 
 
 def read_password(path: Path | None) -> str | None:
-    """The MQTT password from its 0600 file (first line), None when no file is configured."""
+    """The MQTT password from its 0600 file (first line); None when unset or the file is empty.
+
+    The file is looked up as a systemd credential first (:func:`firmware.config.secret_path`).
+    """
+    path = secret_path(path)
     if path is None:
         return None
     try:
@@ -35,7 +39,7 @@ def read_password(path: Path | None) -> str | None:
     except OSError as exc:
         raise LinkError(f"cannot read mqtt.password_file {path}: {exc.strerror}; "
                         "check the path and that the rollcall user may read it") from None
-    return text.splitlines()[0] if text else ""
+    return text.splitlines()[0] if text.strip() else None
 
 
 def build_client(cfg: MqttConfig, client_id: str, *, manual_ack: bool = False,
@@ -77,7 +81,11 @@ def session_properties(expiry_s: int) -> Properties:
 
 
 def _opt(path: Path | None) -> str | None:
-    return str(path) if path else None
+    """A TLS file as paho wants it: systemd credential first; missing/empty file = not set."""
+    real = secret_path(path)
+    if real is None or (real.is_file() and real.stat().st_size == 0):
+        return None
+    return str(real)
 
 
 def _tls_reason(exc: BaseException) -> str:

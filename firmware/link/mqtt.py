@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
 from firmware.config import DeviceConfig, MqttConfig
 from firmware.errors import LinkError, RollcallError
 from firmware.link import payloads
@@ -75,6 +77,7 @@ class MqttLink:
         self._thread: threading.Thread | None = None
         self._next_telemetry = 0.0
         self._outbox_warned = False
+        self._step_failing = False
         self._closed = False
 
     # ----- public API (any thread) -------------------------------------------------------
@@ -86,6 +89,8 @@ class MqttLink:
 
     def start(self) -> "MqttLink":
         """Start the link thread (returns at once; connecting happens in the background)."""
+        if self._thread is not None or self._closed:
+            return self
         if not self._cfg.enabled or not self._cfg.host:
             logger.warning("MQTT link disabled or no broker host set; events stay in the outbox")
             return self
@@ -159,14 +164,20 @@ class MqttLink:
                 self._wake.wait(LOOP_TIMEOUT_S * 4)
             try:
                 last_fill = self._step(last_fill)
+                self._step_failing = False
             except Exception:  # noqa: BLE001 - the link must survive a bad step and retry
-                logger.exception("MQTT link step failed; retrying")
+                if not self._step_failing:  # once per failure streak, not every retry
+                    logger.exception("MQTT link step failed; retrying every 0.5 s")
+                self._step_failing = True
                 time.sleep(0.5)
         self._shutdown()
 
     def _loop_once(self) -> None:
         """One paho network round; a lost socket that paho did not report becomes an event."""
-        rc = self._client.loop(timeout=LOOP_TIMEOUT_S)
+        try:
+            rc = self._client.loop(timeout=LOOP_TIMEOUT_S)
+        except OSError as exc:  # e.g. a TLS error surfacing mid-read
+            rc = getattr(exc, "errno", None) or -1
         if rc != 0 and self._socket_open:
             self._on_disconnect(self._client, None, None, f"network error {rc}", None)
 
@@ -222,7 +233,10 @@ class MqttLink:
                     self._backoff.failed(now)
 
     def _subscribe(self) -> None:
-        subs = [(self.topics.commands, 1)] + [(t, 1) for t in self.topics.rosters()]
+        """Commands with retain-as-published (so a retained command is seen as such and
+        refused, never re-run at each connect), and the retained roster topics."""
+        subs = [(self.topics.commands, SubscribeOptions(qos=1, retainAsPublished=True))]
+        subs += [(topic, SubscribeOptions(qos=1)) for topic in self.topics.rosters()]
         self._client.subscribe(subs)
 
     def _publish_event(self, entry: dict) -> int | None:
@@ -316,8 +330,11 @@ class MqttLink:
         try:
             result = self.roster.apply_raw(raw)
             ok, error = True, None
-        except RollcallError as exc:
+        except (RollcallError, ValueError) as exc:
             result, ok, error = None, False, str(exc)
+        except Exception:  # noqa: BLE001 - a bad bundle must never stop the link
+            logger.exception("applying a roster bundle crashed; previous roster kept")
+            result, ok, error = None, False, "internal error applying the roster; see the device log"
         if ok and not result.get("applied"):
             return
         self._publish(self.topics.result("roster_sync"),
@@ -345,9 +362,12 @@ class MqttLink:
             return
         if self._connected:
             self._publish(self.topics.status, payloads.will(self._device.id, "shutdown"), retain=True)
-            deadline = time.monotonic() + 2.0
-            while self._client.want_write() and time.monotonic() < deadline:
+            deadline = time.monotonic() + 2.0  # let the window's PUBACKs in: fewer re-sends later
+            while (self.drain.inflight or self._client.want_write()) and self._connected \
+                    and time.monotonic() < deadline:
                 self._client.loop(timeout=0.05)
+                acks, self._acks = self._acks, []
+                self.drain.on_acks(acks, self._clock())
             self._client.disconnect()
             self._client.loop(timeout=0.1)
         self._connected = False

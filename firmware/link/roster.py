@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
+from firmware.config import secret_path
 from firmware.errors import BundleError
 from firmware.link.bundle import (is_stale, load_public_key, to_store_form, verify_bundle,
                                   verify_bundle_dict)
@@ -36,8 +37,11 @@ class RosterSync:
             self._load_key(Path(public_key_file))
 
     def _load_key(self, path: Path) -> None:
+        path = secret_path(path) or path
         try:
-            self._key = load_public_key(path.read_bytes())
+            pem = path.read_bytes()
+            if pem.strip():  # install.sh creates credential files empty: "not installed yet"
+                self._key = load_public_key(pem)
         except OSError as exc:
             self._key_problem = f"cannot read roster public key {path}: {exc.strerror}"
             logger.error("%s", self._key_problem)

@@ -1,24 +1,29 @@
-"""Attendance records: one per person per session, partitioned per UTC day.
+"""Attendance records: one per person per session, partitioned per local day.
 
 Layout: ``attendance/<YYYY-MM-DD>/seg-NNNNNN.json`` (day = the session's scheduled day,
-or the capture day without a session). A record is written in one recoverable step:
-its outbox entry (carrying the full record) is written FIRST, then the day segment.
-A SIGKILL between the two leaves the record only in the outbox; ``reconcile`` (run by
-``Store`` at open, before anything can publish) copies it into the day file, keyed by
-``event_id`` so nothing is ever duplicated.
+or the capture day without a session; both the device's LOCAL date in the Store's time
+zone, as the console shows them; ``captured_at`` stays UTC). A record and its outbox entry are ONE journal
+step (``journal.py``: a single fdatasync'd line holding both): after a SIGKILL or a
+power cut either both exist or neither does, and replay at open is idempotent (keyed by
+``event_id`` and by session+person), so nothing is ever duplicated. The day segments
+are written by the checkpointer.
+
+Reads (``query``, ``for_session``) go through a per-day cache (``daycache.py``): a past
+day is read from disk once, and the Store lock is held only to pick up the cached lists,
+never while filtering or copying them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from pathlib import Path
 
 from firmware.domain import sessions as rules
 from firmware.errors import SessionError
-from firmware.store.context import StoreContext, check_extra, check_score, check_text
+from firmware.store.context import StoreContext, check_extra, check_score, check_text, locks_itself
+from firmware.store.daycache import DayCache, by_seq
 from firmware.store.errors import NotFound
-from firmware.store.ids import DAY_RE, check_day, day_of, new_ulid, parse_time, to_iso
+from firmware.store.ids import DAY_RE, check_day, new_ulid, parse_time, to_iso
 from firmware.store.segments import SegmentedLog
 
 logger = logging.getLogger(__name__)
@@ -51,7 +56,9 @@ class Attendance:
         self._root = ctx.data_dir / "attendance"
         self._people = people
         self._sessions = sessions
-        self._days: OrderedDict[str, _Day] = OrderedDict()
+        self._days: OrderedDict[str, _Day] = OrderedDict()  # hot days, writable
+        self._names: set[str] | None = None  # every day with records (loaded lazily)
+        self._cache = DayCache(ctx.lock)  # read side: immutable per-day lists
 
     # -- internals -------------------------------------------------------------
     def _day(self, day: str) -> _Day:
@@ -59,15 +66,37 @@ class Attendance:
             self._days.move_to_end(day)
             return self._days[day]
         log = SegmentedLog(self._root / day, self._ctx.segment_max, self._ctx.clock,
-                           self._ctx.on_corrupt)
+                           self._ctx.on_corrupt, deferred=True)
         self._days[day] = _Day(log)
-        while len(self._days) > HOT_DAYS:
-            self._days.popitem(last=False)[1].log.close()
+        for name in [d for d, v in self._days.items() if not v.log.has_pending()][:-HOT_DAYS]:
+            if name != day:
+                self._days.pop(name).log.close()
         return self._days[day]
 
-    def _insert(self, day: _Day, records: list[dict]) -> None:
-        for rec, (number, doc_id) in zip(records, day.log.append_many(records)):
+    def logs(self) -> list[SegmentedLog]:
+        """Open day segments (for the checkpointer)."""
+        return [d.log for d in self._days.values()]
+
+    def apply_insert(self, records: list[dict]) -> None:
+        """Journal applier (idempotent): add committed records not present yet."""
+        for rec in records:
+            day = self._day(rec["day"])
+            key = (rec.get("session_id") or "", rec["person_id"])
+            if rec["event_id"] in day.records or key in day.by_key:
+                continue
+            [(number, doc_id)] = day.log.append_many([rec])
             day.add(rec, number, doc_id)
+            self._cache.invalidate(rec["day"])
+            self.days()
+            self._names.add(rec["day"])
+
+    def apply_update(self, change: dict) -> None:
+        """Journal applier (idempotent): apply a revision newer than the stored one."""
+        rec = self._day(change["day"]).records.get(change["event_id"])
+        if rec is not None and rec.get("revision", 0) < change["fields"]["revision"]:
+            self._day(change["day"]).log.update(rec["_seg"], rec["_id"], change["fields"])
+            rec.update(change["fields"])
+            self._cache.invalidate(change["day"])
 
     def _new_record(self, session: dict | None, person_id: str, status: str,
                     score: float | None, captured: float, extra: dict, source: str) -> dict:
@@ -75,7 +104,7 @@ class Attendance:
         return {"event_id": new_ulid(now), "seq": self._ctx.seq.next(),
                 "session_id": session["id"] if session else None,
                 "room": session["room"] if session else None,
-                "day": session["day"] if session else day_of(captured),
+                "day": session["day"] if session else self._ctx.day_of(captured),
                 "person_id": person_id, "status": status, "score": score,
                 "captured_at": to_iso(captured), "recorded_at": to_iso(now),
                 "source": source, "revision": 0, "extra": extra}
@@ -101,16 +130,19 @@ class Attendance:
                               "captured_at")
         status = self._arrival_status(status, captured, session)
         score, extra = check_score(score), check_extra(extra)
-        day_name = session["day"] if session else day_of(captured)
+        day_name = session["day"] if session else self._ctx.day_of(captured)
         day = self._day(day_name)
         existing = day.by_key.get((session_id or "", person_id))
         if existing:
             logger.info("duplicate check-in ignored: %s in session %s", person_id, session_id)
             return {**_public(day.records[existing]), "duplicate": True}
         rec = self._new_record(session, person_id, status, score, captured, extra, "auto")
-        self._ctx.outbox.put_event(TOPIC, rec, rec["event_id"], rec["seq"])
-        self._insert(day, [rec])
+        self._commit_new(rec)
         return {**rec, "duplicate": False}
+
+    def _commit_new(self, rec: dict) -> None:
+        entry = self._ctx.outbox.make_entry(TOPIC, rec, rec["event_id"], rec["seq"])
+        self._ctx.commit([("outbox.put", entry), ("att.insert", [rec])])
 
     def _arrival_status(self, status: str | None, captured: float, session: dict | None) -> str:
         if status is not None:
@@ -127,42 +159,63 @@ class Attendance:
         event_id = day.by_key.get((session_id, person_id))
         return _public(day.records[event_id]) if event_id else None
 
+    @locks_itself
     def for_session(self, session_id: str) -> list[dict]:
         """All records of a session, by seq."""
-        session = self._sessions.require(session_id)
-        day = self._day(session["day"])
-        recs = [r for r in day.records.values() if r.get("session_id") == session_id]
-        return [_public(r) for r in sorted(recs, key=lambda r: r["seq"])]
+        with self._ctx.lock:
+            session = self._sessions.require(session_id)
+        [recs] = self._read_days([session["day"]])
+        return [_copy(r) for r in recs if r.get("session_id") == session_id]
 
+    @locks_itself
     def query(self, day_from: str | None = None, day_to: str | None = None,
               session_id: str | None = None, room: str | None = None,
               person_id: str | None = None, status: str | None = None) -> list[dict]:
-        """Records matching every given filter (days inclusive, UTC), by seq."""
+        """Records matching every given filter (days inclusive, local dates), by seq."""
         if status is not None:
             rules.check_status(status)
         lo = check_day(day_from, "day_from") if day_from else "0000-00-00"
         hi = check_day(day_to, "day_to") if day_to else "9999-99-99"
         want = {"session_id": session_id, "room": room, "person_id": person_id, "status": status}
         want = {k: v for k, v in want.items() if v is not None}
-        out = []
-        for day_name in self.days():
-            if lo <= day_name <= hi:
-                out.extend(r for r in self._day_records(day_name)
-                           if all(r.get(k) == v for k, v in want.items()))
-        return [_public(r) for r in sorted(out, key=lambda r: r["seq"])]
+        with self._ctx.lock:
+            names = [d for d in self.days() if lo <= d <= hi]
+            session = self._sessions.get(session_id) if session_id is not None else None
+        if session is not None:  # a session's records all live in its day
+            names = [d for d in names if d == session["day"]]
+        chosen = self._read_days(names)
+        if want:
+            out = [r for recs in chosen for r in recs if all(r.get(k) == v for k, v in want.items())]
+        else:
+            out = [r for recs in chosen for r in recs]
+        out.sort(key=by_seq)  # each day is sorted already: a cheap merge
+        return [_copy(r) for r in out]
+
+    def _read_days(self, names: list[str]) -> list[tuple[dict, ...]]:
+        return self._cache.read(names, self._live_records, self._disk_records)
+
+    def _live_records(self, day_name: str) -> list[dict] | None:
+        """A hot day's records (maybe not on disk yet); None for a day only on disk."""
+        day = self._days.get(day_name)
+        return None if day is None else [_public(r) for r in day.records.values()]
+
+    def _disk_records(self, day_name: str) -> list[dict]:
+        return [_public(rec) for rec in self._day_records(day_name)]
 
     def _day_records(self, day_name: str) -> list[dict]:
         if day_name in self._days:
             return list(self._days[day_name].records.values())
         log = SegmentedLog(self._root / day_name, self._ctx.segment_max, self._ctx.clock,
                            self._ctx.on_corrupt)
-        return [rec for _, rec in log.iter_records()]
+        return [rec for _, rec in log.iter_records()]  # not kept: old days stay on disk
 
     def days(self) -> list[str]:
-        """Days that have an attendance directory, ascending."""
-        if not self._root.is_dir():
-            return []
-        return sorted(p.name for p in self._root.iterdir() if DAY_RE.match(p.name) and p.is_dir())
+        """Days with attendance (on disk or still only journaled), ascending."""
+        if self._names is None:  # the Store is the only writer: list the directory once
+            self._names = {p.name for p in self._root.iterdir()
+                           if DAY_RE.match(p.name) and p.is_dir()} if self._root.is_dir() else set()
+            self._names |= {name for name, day in self._days.items() if day.records}
+        return sorted(self._names)
 
     def set_status(self, session_id: str, person_id: str, status: str, by: str) -> dict:
         """Correct a status by hand (audited with ``by``); creates a manual record if none."""
@@ -181,8 +234,7 @@ class Attendance:
         if event_id is None:
             now = self._ctx.clock()
             rec = self._new_record(session, person_id, status, None, now, {"by": by}, "manual")
-            self._ctx.outbox.put_event(TOPIC, rec, rec["event_id"], rec["seq"])
-            self._insert(day, [rec])
+            self._commit_new(rec)
             return rec
         return self._revise(day, day.records[event_id], status, by)
 
@@ -190,13 +242,10 @@ class Attendance:
         fields = {"status": status, "updated_by": by, "revision": rec.get("revision", 0) + 1,
                   "updated_at": to_iso(self._ctx.clock())}
         revised = {**_public(rec), **fields}
-        self._ctx.outbox.put_event(TOPIC, {**revised, "revision_of": rec["event_id"]})
-        self._apply(day, rec, fields)
+        entry = self._ctx.outbox.make_entry(TOPIC, {**revised, "revision_of": rec["event_id"]})
+        change = {"day": rec["day"], "event_id": rec["event_id"], "fields": fields}
+        self._ctx.commit([("outbox.put", entry), ("att.update", change)])
         return revised
-
-    def _apply(self, day: _Day, rec: dict, fields: dict) -> None:
-        day.log.update(rec["_seg"], rec["_id"], fields)
-        rec.update(fields)
 
     def finalise_absent(self, session: dict, person_ids: list[str]) -> list[dict]:
         """Write ``absent`` records for roster members never seen (one batch write)."""
@@ -204,34 +253,9 @@ class Attendance:
         now = self._ctx.clock()
         todo = [p for p in person_ids if (session["id"], p) not in day.by_key]
         recs = [self._new_record(session, p, rules.ABSENT, None, now, {}, "finalise") for p in todo]
-        self._insert(day, recs)
+        if recs:
+            self._ctx.commit([("att.insert", recs)])
         return recs
-
-    def reconcile(self, entries: list[dict]) -> int:
-        """Copy outbox-journaled attendance into the day files where missing; returns count."""
-        fixed = 0
-        for entry in entries:
-            if entry["topic"] == TOPIC and self._reconcile_one(entry["payload"]):
-                fixed += 1
-        return fixed
-
-    def _reconcile_one(self, payload: dict) -> bool:
-        day = self._day(payload["day"])
-        original = payload.get("revision_of")
-        if original:
-            rec = day.records.get(original)
-            if rec is None or rec.get("revision", 0) >= payload["revision"]:
-                return False
-            self._apply(day, rec, {k: payload[k] for k in ("status", "updated_by", "revision",
-                                                            "updated_at")})
-            return True
-        key = (payload.get("session_id") or "", payload["person_id"])
-        if payload["event_id"] in day.records or key in day.by_key:
-            return False
-        logger.warning("recovered attendance %s from the outbox journal (crash before the day "
-                       "file was written)", payload["event_id"])
-        self._insert(day, [dict(payload)])
-        return True
 
     def max_seq(self) -> int:
         """Highest seq in the newest day (a floor for the seq counter)."""
@@ -244,13 +268,27 @@ class Attendance:
         if day:
             day.log.close()
         SegmentedLog(self._root / day_name, 1).destroy()
+        self._cache.invalidate(day_name)
+        if self._names is not None:
+            self._names.discard(day_name)
 
     def close(self) -> None:
         """Release open day files; safe twice."""
         for day in self._days.values():
             day.log.close()
         self._days.clear()
+        self._cache.clear()
+        self._names = None
 
 
 def _public(rec: dict) -> dict:
     return {k: v for k, v in rec.items() if not k.startswith("_")}
+
+
+def _copy(rec: dict) -> dict:
+    """A copy of a cached record that the caller may change (``extra`` copied too)."""
+    copy = rec.copy()
+    extra = copy.get("extra")
+    if isinstance(extra, dict):
+        copy["extra"] = extra.copy()
+    return copy

@@ -1,7 +1,12 @@
-"""Audit log: who changed what, rotated per month (``audit/<YYYY-MM>/seg-*.json``)."""
+"""Audit log: who changed what, rotated per month (``audit/<YYYY-MM>/seg-*.json``).
+
+The newest ``RECENT_MAX`` records are also kept in memory (read from disk once), so
+``list`` (the console's settings and audit pages) costs no file reads.
+"""
 
 from __future__ import annotations
 
+import collections
 import logging
 import re
 import shutil
@@ -14,6 +19,7 @@ from firmware.store.segments import SegmentedLog
 logger = logging.getLogger(__name__)
 
 MONTH_RE = re.compile(r"^\d{4}-\d{2}$")
+RECENT_MAX = 5000  # the control API's largest page
 
 
 class Audit:
@@ -24,6 +30,7 @@ class Audit:
         self._root = ctx.data_dir / "audit"
         self._log: SegmentedLog | None = None
         self._month = ""
+        self._recent: collections.deque | None = None  # newest last; None = not read yet
 
     def _log_for(self, month: str) -> SegmentedLog:
         if month != self._month or self._log is None:
@@ -43,6 +50,8 @@ class Audit:
                "target": None if target is None else check_text(str(target), "target", 200),
                "details": check_extra(details, "details")}
         self._log_for(time.strftime("%Y-%m", time.gmtime(now))).append(rec)
+        if self._recent is not None:
+            self._recent.append({**rec, "details": dict(rec["details"])})  # caller owns ``rec``
         logger.info("audit: %s %s %s", rec["actor"], rec["action"], rec["target"] or "")
         return rec
 
@@ -53,6 +62,15 @@ class Audit:
 
     def list(self, limit: int = 200) -> list[dict]:
         """Newest first, at most ``limit`` records."""
+        if limit > RECENT_MAX:
+            return self._read(limit)
+        if self._recent is None:
+            self._recent = collections.deque(reversed(self._read(RECENT_MAX)), maxlen=RECENT_MAX)
+        newest = reversed(self._recent)
+        return [{**rec, "details": dict(rec["details"])}
+                for rec, _ in zip(newest, range(max(0, limit)))]
+
+    def _read(self, limit: int) -> list[dict]:
         out: list[dict] = []
         for month in reversed(self.months()):
             log = SegmentedLog(self._root / month, 1, self._ctx.clock, self._ctx.on_corrupt)
@@ -70,6 +88,8 @@ class Audit:
                 self._log.close()
                 self._log = None
             shutil.rmtree(self._root / name, ignore_errors=True)
+        if old:
+            self._recent = None
         return len(old)
 
     def close(self) -> None:
@@ -77,3 +97,4 @@ class Audit:
         if self._log:
             self._log.close()
             self._log = None
+        self._recent = None

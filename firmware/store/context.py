@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from zoneinfo import ZoneInfo
 
 from firmware.config import StoreConfig
 from firmware.store.errors import StoreValueError
-from firmware.store.ids import SeqCounter
+from firmware.store.ids import SeqCounter, local_day
 from firmware.store.tinyfile import CorruptHook, dumps
 
 if TYPE_CHECKING:
     from firmware.store.audit import Audit
+    from firmware.store.journal import Journal
     from firmware.store.outbox import Outbox
 
 ID_RE_TEXT = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def locks_itself(method: F) -> F:
+    """Mark a read method that takes the Store lock itself, only for its short steps.
+
+    The Store's proxy then calls it WITHOUT holding the lock, so a long read (filtering
+    thousands of cached records) never makes writers (the device loop) wait.
+    """
+    method.locks_itself = True  # type: ignore[attr-defined]
+    return method
 
 
 @dataclass
@@ -29,8 +43,28 @@ class StoreContext:
     seq: SeqCounter
     on_corrupt: CorruptHook
     segment_max: int
+    journal: "Journal" = field(default=None)  # type: ignore[assignment]
     outbox: "Outbox" = field(default=None)  # type: ignore[assignment]
     audit: "Audit" = field(default=None)  # type: ignore[assignment]
+    appliers: dict[str, Callable[[Any], None]] = field(default_factory=dict)
+    on_commit: Callable[[], None] = lambda: None
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # days are local dates
+    lock: threading.RLock = field(default_factory=threading.RLock)  # the Store's one lock
+
+    def day_of(self, epoch: float) -> str:
+        """The device's local calendar day ``YYYY-MM-DD`` of a UNIX time (partition key)."""
+        return local_day(epoch, self.zone)
+
+    def commit(self, ops: list[tuple[str, Any]]) -> None:
+        """Make ``ops`` durable as ONE journal step, then apply them in memory."""
+        self.journal.append([[name, arg] for name, arg in ops])
+        self.apply(ops)
+        self.on_commit()
+
+    def apply(self, ops: list) -> None:
+        """Run the appliers (also used to replay the journal at open)."""
+        for name, arg in ops:
+            self.appliers[name](arg)
 
 
 def check_text(value: object, field_name: str, max_len: int = 200, empty: bool = False) -> str:

@@ -24,10 +24,12 @@ from firmware.domain import sessions as rules
 from firmware.errors import StoreError
 from firmware.store.attendance import Attendance
 from firmware.store.audit import Audit
+from firmware.store.checkpoint import Checkpointer
 from firmware.store.context import StoreContext
 from firmware.store.errors import StoreClosed
-from firmware.store.ids import SeqCounter, day_of
-from firmware.store.migrate import migrate
+from firmware.store.ids import SeqCounter, check_zone
+from firmware.store.journal import Journal
+from firmware.store.migrate import migrate, read_day_zone, rezone
 from firmware.store.outbox import Outbox
 from firmware.store.people import People
 from firmware.store.rosters import Rosters
@@ -38,6 +40,7 @@ from firmware.store.unknowns import Unknowns
 logger = logging.getLogger(__name__)
 
 SEGMENT_MAX = 256
+CHECKPOINT_S = 2.0  # seconds between background checkpoints (0: only at close/when asked)
 LOST_COUNTER_JUMP = 1_000_000_000  # acked events leave no seq on disk: jump far past them
 
 
@@ -53,6 +56,13 @@ class _Locked:
         attr = getattr(self._target, name)
         if not callable(attr):
             return attr
+        if getattr(attr, "locks_itself", False):  # a read that holds the lock only briefly
+            @functools.wraps(attr)
+            def read(*args: Any, **kwargs: Any) -> Any:
+                self._store._check_open()
+                return attr(*args, **kwargs)
+
+            return read
 
         @functools.wraps(attr)
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -66,30 +76,53 @@ class _Locked:
 class Store:
     """People, rosters, sessions, attendance, unknowns, audit and outbox under ``data_dir``.
 
-    ``clock`` returns UNIX seconds (records); ``segment_max`` bounds records per file.
+    ``clock`` returns UNIX seconds (records); ``segment_max`` bounds records per file;
+    ``timezone`` (IANA name, the device's) makes attendance and session days local dates.
     """
 
     def __init__(self, data_dir: str | os.PathLike, clock: Callable[[], float] = time.time,
-                 config: StoreConfig | None = None, segment_max: int = SEGMENT_MAX) -> None:
+                 config: StoreConfig | None = None, segment_max: int = SEGMENT_MAX,
+                 checkpoint_s: float = CHECKPOINT_S, timezone: str = "UTC") -> None:
         self.data_dir = ensure_dir(Path(data_dir))
         self.config = config or StoreConfig()
+        self.zone = check_zone(timezone)
         self.corrupt_files: list[dict] = []
         self._lock = threading.RLock()
         self._closed = False
         self._lockfd = _take_lock(self.data_dir)
         try:
-            self.migration = migrate(self.data_dir, clock)
-            self._open(clock, segment_max)
+            self.migration = migrate(self.data_dir, clock, timezone)
+            self._open(clock, segment_max, checkpoint_s)
+            if read_day_zone(self.data_dir) != timezone:
+                self._rezone(clock, segment_max, checkpoint_s, timezone)
+            self._checkpointer.start()
         except BaseException:
             os.close(self._lockfd)
             raise
 
-    def _open(self, clock: Callable[[], float], segment_max: int) -> None:
+    def _rezone(self, clock: Callable[[], float], segment_max: int, checkpoint_s: float,
+                timezone: str) -> None:
+        """The device's time zone changed: re-file every day under the new local dates."""
+        self._checkpointer.run_once()  # crash recovery may have journaled more steps
+        if self._checkpointer.failing or self._ctx.journal.numbers():
+            raise StoreError("cannot move attendance days to the new time zone: journaled "
+                             "changes could not be written (see the log); fix the disk first")
+        self._close_parts()
+        self.migration["rezone"] = rezone(self.data_dir, timezone, clock, segment_max)
+        replayed, recovered = self.replayed, self.recovered
+        self._open(clock, segment_max, checkpoint_s)
+        self.replayed, self.recovered = replayed, recovered
+
+    def _open(self, clock: Callable[[], float], segment_max: int, checkpoint_s: float) -> None:
         seq = SeqCounter(self.data_dir / "counters.json", 0, clock, self._corrupt)
-        ctx = StoreContext(self.data_dir, clock, self.config, seq, self._corrupt, segment_max)
+        if seq.lost and self.migration["from"] is None:
+            seq.next_block_on_disk()  # a fresh dir: the counter file exists from the start
+        ctx = StoreContext(self.data_dir, clock, self.config, seq, self._corrupt, segment_max,
+                           zone=self.zone, lock=self._lock)
+        ctx.journal = Journal(self.data_dir / "journal", clock, self._corrupt)
         ctx.audit = Audit(ctx)
-        ctx.outbox = Outbox(self.data_dir / "outbox", seq, self.config, clock, segment_max,
-                            self._corrupt)
+        ctx.outbox = Outbox(self.data_dir / "outbox", seq, self.config, ctx.commit, clock,
+                            segment_max, self._corrupt)
         self._ctx = ctx
         self._people = People(ctx)
         self._rosters = Rosters(ctx, self._people)
@@ -97,22 +130,49 @@ class Store:
         self._attendance = Attendance(ctx, self._people, self._sessions)
         self._sessions.attendance = self._attendance
         self._unknowns = Unknowns(ctx, self._people, self._sessions)
-        floor = max(ctx.outbox.max_seq, self._attendance.max_seq(), self._sessions.max_seq())
-        if seq.lost and self.migration["from"] is not None:
-            floor += LOST_COUNTER_JUMP
-            logger.error("seq counter file missing or damaged in %s: continuing from %d (a safe "
-                         "jump over every seq that can have been used)", self.data_dir, floor + 1)
-        seq.raise_floor(floor)
+        ctx.appliers.update({"outbox.put": ctx.outbox.apply_put, "outbox.ack": ctx.outbox.apply_ack,
+                             "att.insert": self._attendance.apply_insert,
+                             "att.update": self._attendance.apply_update})
+        self._checkpointer = Checkpointer(self._lock, ctx.journal, self._deferred_logs,
+                                          interval_s=checkpoint_s)
+        self.replayed = self._replay()
+        self._raise_seq_floor(seq)
         self.recovered = self._recover()
         for name in ("people", "rosters", "sessions", "attendance", "unknowns"):
             setattr(self, name, _Locked(getattr(self, f"_{name}"), self))
         self.audit = _Locked(ctx.audit, self)
         self.outbox = _Locked(ctx.outbox, self)
+        ctx.on_commit = self._checkpointer.kick
+
+    def _raise_seq_floor(self, seq: SeqCounter) -> None:
+        floor = max(self._ctx.outbox.max_seq, self._attendance.max_seq(), self._sessions.max_seq())
+        if seq.lost and self.migration["from"] is not None:
+            floor += LOST_COUNTER_JUMP
+            logger.error("seq counter file missing or damaged in %s: continuing from %d (a safe "
+                         "jump over every seq that can have been used)", self.data_dir, floor + 1)
+        seq.raise_floor(floor)
+
+    def _replay(self) -> int:
+        """Redo every journal step left by the previous process, then checkpoint."""
+        steps = self._ctx.journal.replay()
+        for ops in steps:
+            self._ctx.apply(ops)
+        self._checkpointer.run_once(force=True)
+        if steps:
+            logger.info("replayed %d journal steps from the previous run", len(steps))
+        return len(steps)
+
+    def _deferred_logs(self) -> list:
+        return [self._ctx.outbox.log, *self._attendance.logs()]
+
+    def checkpoint(self) -> int:
+        """Write journaled changes into the data files now; returns files written."""
+        self._check_open()
+        return self._checkpointer.run_once()
 
     def _recover(self) -> dict:
         entries = self._ctx.outbox.tail_entries()
-        done = {"attendance": self._attendance.reconcile(entries),
-                "unknowns": self._unknowns.reconcile(entries),
+        done = {"unknowns": self._unknowns.reconcile(entries),
                 "sessions": self._sessions.recover()}
         if any(done.values()):
             logger.warning("finished work cut short by a crash: %s", done)
@@ -127,10 +187,11 @@ class Store:
 
     def apply_retention(self, now: float | None = None) -> dict:
         """Delete attendance days, unknown crops, sessions and audit months past retention."""
+        self.checkpoint()  # nothing journaled may point into a day being deleted
         with self._lock:
             self._check_open()
             now = self._ctx.clock() if now is None else now
-            cutoff = day_of(now - self.config.retention_days * 86400)
+            cutoff = self._ctx.day_of(now - self.config.retention_days * 86400)
             busy = {s["day"] for s in self._sessions.list() if s["state"] not in rules.FINAL_STATES}
             old_days = [d for d in self._attendance.days() if d < cutoff and d not in busy]
             for day in old_days:
@@ -138,7 +199,8 @@ class Store:
             old_unknowns = [d for d in self._unknowns.days() if d < cutoff]
             for day in old_unknowns:
                 self._unknowns.delete_day(day)
-            audit_cutoff = time.strftime("%Y-%m", time.gmtime(now - self.config.audit_retention_days * 86400))
+            audit_age_s = self.config.audit_retention_days * 86400
+            audit_cutoff = time.strftime("%Y-%m", time.gmtime(now - audit_age_s))
             result = {"attendance_days": len(old_days), "unknown_days": len(old_unknowns),
                       "sessions": self._sessions.delete_before(cutoff),
                       "audit_months": self._ctx.audit.delete_before(audit_cutoff)}
@@ -150,18 +212,26 @@ class Store:
         """Outbox numbers, damaged files found, next seq: for telemetry and the console."""
         with self._lock:
             return {"outbox": self._ctx.outbox.health(), "corrupt_files": list(self.corrupt_files),
-                    "next_seq": self._ctx.seq.peek(), "recovered": dict(self.recovered)}
+                    "next_seq": self._ctx.seq.peek(), "recovered": dict(self.recovered),
+                    "journal_steps_replayed": self.replayed,
+                    "checkpoint_failing": self._checkpointer.failing}
 
     def close(self) -> None:
-        """Release every file and the data-dir lock; safe twice."""
+        """Last checkpoint, then release every file and the data-dir lock; safe twice."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            for part in (self._attendance, self._sessions, self._rosters, self._people,
-                         self._ctx.outbox, self._ctx.audit):
-                part.close()
+        self._checkpointer.close()
+        with self._lock:
+            self._close_parts()
             os.close(self._lockfd)
+
+    def _close_parts(self) -> None:
+        self._ctx.journal.close()
+        for part in (self._attendance, self._sessions, self._rosters, self._people,
+                     self._ctx.outbox, self._ctx.audit):
+            part.close()
 
     def __enter__(self) -> "Store":
         return self

@@ -12,9 +12,10 @@ import logging
 import math
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ulid import ULID
 
@@ -73,6 +74,22 @@ def day_of(epoch: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(epoch))
 
 
+def local_day(epoch: float, zone: tzinfo) -> str:
+    """Calendar day ``YYYY-MM-DD`` of a UNIX time in ``zone`` (the device's local date)."""
+    return datetime.fromtimestamp(epoch, tz=zone).strftime("%Y-%m-%d")
+
+
+def check_zone(name: object, field: str = "timezone") -> ZoneInfo:
+    """An IANA time zone (``Europe/Berlin``, ``UTC``) by name."""
+    try:
+        if not isinstance(name, str) or not name:
+            raise ValueError(name)
+        return ZoneInfo(name)
+    except (ValueError, OSError, ZoneInfoNotFoundError):
+        raise StoreValueError(f"{field}: {name!r} is not an IANA time zone (use e.g. "
+                              "Europe/Berlin or UTC)", field) from None
+
+
 def check_day(value: object, field: str = "day") -> str:
     """Validate a ``YYYY-MM-DD`` day string."""
     if not isinstance(value, str) or not DAY_RE.match(value):
@@ -105,6 +122,11 @@ class SeqCounter:
         """Make sure the next seq is above ``floor`` (a seq seen on disk)."""
         if floor >= self._next:
             self._next = floor + 1
+
+    def next_block_on_disk(self) -> None:
+        """Write the counter file now (fresh data dir)."""
+        self._reserve(self._next + SEQ_BLOCK - 1)
+        self.lost = False
 
     def peek(self) -> int:
         """The seq the next call to ``next`` returns."""

@@ -8,22 +8,32 @@ and writes the new version number last, so a crash mid-way simply re-runs the st
 - v0: the prototype's single TinyDB file ``rollcall.json`` (tables ``people`` and
   ``attendance`` without event ids).
 - v1: the partitioned layout described in ``docs/interfaces.md``.
+
+Attendance and session days are local dates in the device's time zone, named in
+``<data_dir>/day_zone`` (missing: ``UTC``, as every data dir written before it existed).
+When the Store opens with another zone, ``rezone`` (after a backup) re-files every
+attendance record under its new local day and rewrites the sessions' days; it is safe to
+re-run after a crash (it rebuilds from whatever old and new copies exist, and writes
+``day_zone`` last).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tarfile
 import time
 from pathlib import Path
 from typing import Callable
 
 from firmware.errors import StoreError
-from firmware.store.atomic import atomic_write_bytes
-from firmware.store.ids import SEQ_BLOCK, day_of, new_ulid, to_iso
-from firmware.store.segments import segment_name
-from firmware.store.tinyfile import DIR_MODE, FILE_MODE, TABLE, dumps, ensure_dir, read_json_file, utc_stamp
+from firmware.store.atomic import atomic_write_bytes, fsync_dir
+from firmware.store.ids import (DAY_RE, SEQ_BLOCK, check_zone, day_of, local_day, new_ulid,
+                                parse_time, to_iso)
+from firmware.store.segments import SegmentedLog, segment_name
+from firmware.store.tinyfile import (DIR_MODE, FILE_MODE, TABLE, dumps, ensure_dir,
+                                     read_json_file, utc_stamp)
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +41,8 @@ CURRENT_VERSION = 1
 VERSION_FILE = "schema_version"
 BACKUP_DIR = "backups"
 LEGACY_V0 = "rollcall.json"
+DAY_ZONE_FILE = "day_zone"
+REZONE_NEW, REZONE_OLD = "attendance.rezone-new", "attendance.rezone-old"
 
 
 def read_version(data_dir: Path) -> int | None:
@@ -70,10 +82,16 @@ def backup(data_dir: Path, label: str, clock: Callable[[], float] = time.time) -
     return target
 
 
-def migrate(data_dir: Path, clock: Callable[[], float] = time.time) -> dict:
-    """Bring ``data_dir`` to ``CURRENT_VERSION``; returns ``{from, to, backup}``."""
+def migrate(data_dir: Path, clock: Callable[[], float] = time.time,
+            timezone: str = "UTC") -> dict:
+    """Bring ``data_dir`` to ``CURRENT_VERSION``; returns ``{from, to, backup}``.
+
+    A fresh dir is stamped with ``timezone`` for its days (see ``rezone`` for a change).
+    """
     data_dir = ensure_dir(Path(data_dir))
     version = read_version(data_dir)
+    if version is None:
+        write_day_zone(data_dir, timezone)
     if version is None or (version == CURRENT_VERSION and not (data_dir / VERSION_FILE).exists()):
         write_version(data_dir, CURRENT_VERSION)
         return {"from": version, "to": CURRENT_VERSION, "backup": None}
@@ -121,3 +139,85 @@ def _write_table(path: Path, table: dict) -> None:
 
 
 STEPS: dict[int, Callable[[Path, Callable[[], float]], None]] = {0: _v0_to_v1}
+
+
+def read_day_zone(data_dir: Path) -> str:
+    """The time zone whose local dates name the attendance/session days (default UTC)."""
+    try:
+        return (Path(data_dir) / DAY_ZONE_FILE).read_text().strip() or "UTC"
+    except FileNotFoundError:
+        return "UTC"
+
+
+def write_day_zone(data_dir: Path, timezone: str) -> None:
+    atomic_write_bytes(Path(data_dir) / DAY_ZONE_FILE, f"{timezone}\n".encode(), FILE_MODE, DIR_MODE)
+
+
+def rezone(data_dir: Path, timezone: str, clock: Callable[[], float] = time.time,
+           segment_max: int = 256) -> dict:
+    """Re-file attendance and session days as local dates in ``timezone`` (backup first).
+
+    Run by ``Store`` at open, with the journal empty and no file open. Returns
+    ``{from, to, backup, records}``.
+    """
+    data_dir, zone = Path(data_dir), check_zone(timezone)
+    old_zone = read_day_zone(data_dir)
+    label = f"pre-rezone-{old_zone}-to-{timezone}".replace("/", "_")
+    saved = backup(data_dir, label, clock)
+    logger.warning("time zone %s -> %s: moving attendance and session days to local dates "
+                   "(backup %s)", old_zone, timezone, saved.name)
+    session_days = _rezone_sessions(data_dir, zone, clock)
+    records = _rezone_attendance(data_dir, zone, session_days, clock, segment_max)
+    write_day_zone(data_dir, timezone)
+    return {"from": old_zone, "to": timezone, "backup": str(saved), "records": records}
+
+
+def _rezone_sessions(data_dir: Path, zone, clock: Callable[[], float]) -> dict[str, str]:
+    path = data_dir / "sessions" / "sessions.json"
+    data = read_json_file(path, clock)
+    if not data:
+        return {}
+    for rec in data.get(TABLE, {}).values():
+        rec["day"] = local_day(rec["start_ts"], zone)
+    atomic_write_bytes(path, dumps(data), FILE_MODE, DIR_MODE)
+    return {rec["id"]: rec["day"] for rec in data.get(TABLE, {}).values()}
+
+
+def _rezone_attendance(data_dir: Path, zone, session_days: dict[str, str],
+                       clock: Callable[[], float], segment_max: int) -> int:
+    root, new, old = data_dir / "attendance", data_dir / REZONE_NEW, data_dir / REZONE_OLD
+    by_day: dict[str, list[dict]] = {}
+    for rec in _all_attendance((old, root), clock):
+        sid = rec.get("session_id")
+        rec["day"] = session_days[sid] if sid in session_days else \
+            local_day(parse_time(rec["captured_at"], "captured_at"), zone)
+        by_day.setdefault(rec["day"], []).append(rec)
+    shutil.rmtree(new, ignore_errors=True)
+    ensure_dir(new)
+    for day, recs in by_day.items():
+        for start in range(0, len(recs), segment_max):
+            chunk = recs[start:start + segment_max]
+            _write_table(new / day / segment_name(start // segment_max + 1),
+                         {str(i + 1): r for i, r in enumerate(chunk)})
+    if root.is_dir():
+        if old.is_dir():  # a crash after the swap below: ``root`` is already a complete set
+            shutil.rmtree(old)
+        os.replace(root, old)
+    os.replace(new, root)
+    fsync_dir(data_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    return sum(len(r) for r in by_day.values())
+
+
+def _all_attendance(sources: tuple[Path, ...], clock: Callable[[], float]) -> list[dict]:
+    """Every record under the given attendance roots, newest revision per event, by seq."""
+    found: dict[str, dict] = {}
+    for src in sources:
+        days = sorted(p for p in src.iterdir() if DAY_RE.match(p.name)) if src.is_dir() else []
+        for day_dir in days:
+            for _, rec in SegmentedLog(day_dir, 1, clock).iter_records():
+                rec = {k: v for k, v in rec.items() if k != "_id"}
+                prev = found.get(rec["event_id"])
+                if prev is None or rec.get("revision", 0) >= prev.get("revision", 0):
+                    found[rec["event_id"]] = rec
+    return sorted(found.values(), key=lambda r: r["seq"])

@@ -1,8 +1,10 @@
 """The outbox: events waiting for the broker's PUBACK, durable across crashes.
 
 Entries live in segment files (``outbox/seg-*.json``, at most ``segment_max`` each) in
-``seq`` order. ``ack`` removes an entry and deletes a segment once it is empty, so the
-outbox never grows with acknowledged history. The bound is ``outbox_max_events``: at
+``seq`` order. ``put`` and ``ack`` are journal steps (``journal.py``: one fdatasync'd
+line each); the segment files are rewritten by the checkpointer. ``ack`` removes the
+entry and a segment file is deleted once it is empty, so the outbox never grows with
+acknowledged history. The bound is ``outbox_max_events``: at
 >= 80 % the state is ``warning`` (logged once); when full, new non-essential events
 (unknown, spoof, custom) are REFUSED with ``OutboxFull`` (the caller sees and counts it),
 while essential ones (``event/attendance``, ``event/session``) are always kept — losing
@@ -34,9 +36,10 @@ class Outbox:
     """Durable FIFO of ``{"event_id", "seq", "topic", "payload", "created_at"}`` entries."""
 
     def __init__(self, directory: Path, seq: SeqCounter, config: StoreConfig,
-                 clock: Callable[[], float] = time.time, segment_max: int = 256,
-                 on_corrupt: CorruptHook | None = None) -> None:
-        self._log = SegmentedLog(directory, segment_max, clock, on_corrupt)
+                 commit: Callable[[list], None], clock: Callable[[], float] = time.time,
+                 segment_max: int = 256, on_corrupt: CorruptHook | None = None) -> None:
+        self._log = SegmentedLog(directory, segment_max, clock, on_corrupt, deferred=True)
+        self._commit = commit
         self._seq = seq
         self._config = config
         self._clock = clock
@@ -65,6 +68,13 @@ class Outbox:
                   seq: int | None = None, journal: dict | None = None) -> dict:
         """Like ``put``; the caller may pre-assign ``event_id``/``seq`` and attach a
         ``journal`` dict (kept on disk for crash recovery, never published)."""
+        entry = self.make_entry(topic, payload, event_id, seq, journal)
+        self._commit([("outbox.put", entry)])
+        return _public(entry)
+
+    def make_entry(self, topic: str, payload: dict, event_id: str | None = None,
+                   seq: int | None = None, journal: dict | None = None) -> dict:
+        """Validate and build an entry without writing it (for a multi-part commit)."""
         self._check(topic, payload)
         if topic not in ESSENTIAL_TOPICS and self.depth() >= self._config.outbox_max_events:
             raise OutboxFull(f"outbox full ({self.depth()} events waiting for the broker): "
@@ -72,16 +82,34 @@ class Outbox:
         now = self._clock()
         event_id = event_id or new_ulid(now)
         seq = seq if seq is not None else self._seq.next()
-        body = {**payload, "event_id": event_id, "seq": seq}
-        entry = {"event_id": event_id, "seq": seq, "topic": topic, "payload": body,
+        entry = {"event_id": event_id, "seq": seq, "topic": topic,
+                 "payload": {**payload, "event_id": event_id, "seq": seq},
                  "created": now, "created_at": to_iso(now)}
         if journal is not None:
             entry["journal"] = journal
+        return entry
+
+    def apply_put(self, entry: dict) -> None:
+        """Journal applier (idempotent): add a committed entry."""
+        if entry["event_id"] in self._index:
+            return
         number, _ = self._log.append(entry)
-        self._index[event_id] = (number, seq, now)
-        self.max_seq = max(self.max_seq, seq)
+        self._index[entry["event_id"]] = (number, entry["seq"], entry["created"])
+        self.max_seq = max(self.max_seq, entry["seq"])
         self._update_state()
-        return _public(entry)
+
+    def apply_ack(self, event_ids: list[str]) -> None:
+        """Journal applier (idempotent): forget acknowledged entries."""
+        by_segment: dict[int, set[str]] = {}
+        for event_id in event_ids:
+            if event_id in self._index:
+                by_segment.setdefault(self._index[event_id][0], set()).add(event_id)
+        for number, ids in by_segment.items():
+            doc_ids = [r["_id"] for r in self._log.read(number) if r["event_id"] in ids]
+            self._log.remove(number, doc_ids)
+            for event_id in ids:
+                del self._index[event_id]
+        self._update_state()
 
     def _check(self, topic: str, payload: dict) -> None:
         if not isinstance(topic, str) or len(topic) > 64 or not TOPIC_RE.match(topic):
@@ -118,31 +146,24 @@ class Outbox:
         return event_id in self._index
 
     def ack(self, event_id: str) -> bool:
-        """Remove an acknowledged entry; False (logged at debug) if it is not pending."""
-        where = self._index.get(event_id)
-        if where is None:
+        """Forget an acknowledged entry; False (logged at debug) if it is not pending."""
+        if event_id not in self._index:
             logger.debug("ack for %s which is not pending (already acked?)", event_id)
             return False
-        number = where[0]
-        doc_ids = [r["_id"] for r in self._log.read(number) if r["event_id"] == event_id]
-        self._log.remove(number, doc_ids)
-        del self._index[event_id]
-        self._update_state()
+        self._commit([("outbox.ack", [event_id])])
         return True
 
     def ack_many(self, event_ids: list[str]) -> int:
-        """Acknowledge several entries with one rewrite per segment; returns how many."""
-        by_segment: dict[int, set[str]] = {}
-        for event_id in event_ids:
-            if event_id in self._index:
-                by_segment.setdefault(self._index[event_id][0], set()).add(event_id)
-        for number, ids in by_segment.items():
-            doc_ids = [r["_id"] for r in self._log.read(number) if r["event_id"] in ids]
-            self._log.remove(number, doc_ids)
-            for event_id in ids:
-                del self._index[event_id]
-        self._update_state()
-        return sum(len(ids) for ids in by_segment.values())
+        """Acknowledge several entries in one journal step; returns how many were pending."""
+        known = [e for e in dict.fromkeys(event_ids) if e in self._index]
+        if known:
+            self._commit([("outbox.ack", known)])
+        return len(known)
+
+    @property
+    def log(self) -> SegmentedLog:
+        """The segment files (for the checkpointer)."""
+        return self._log
 
     def depth(self) -> int:
         """Number of events waiting for a PUBACK."""

@@ -79,7 +79,8 @@ class People:
             raise StoreValueError(f"person {person_id!r} already exists", "person_id")
         now = to_iso(self._ctx.clock())
         rec = {"id": person_id, "name": check_text(name, "name", 120),
-               "external_id": None if external_id is None else check_text(external_id, "external_id", 120),
+               "external_id": None if external_id is None
+               else check_text(external_id, "external_id", 120),
                "source": "local", "created_at": now, "updated_at": now}
         rec["_id"] = self._file.insert(rec)
         self._people[person_id], self._emb[person_id] = rec, []

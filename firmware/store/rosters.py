@@ -85,7 +85,8 @@ class Rosters:
         roster_id = check_roster_id(roster_id) if roster_id is not None else new_ulid(now)
         if roster_id in self._local or roster_id in self._synced:
             raise StoreValueError(f"roster {roster_id!r} already exists", "roster_id")
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)
+                                    or version < 1):
             raise StoreValueError("version: expected an integer >= 1", "version")
         rec = {"id": roster_id, "name": check_text(name, "name", 120),
                "entries": self._entries(entries), "version": version or 1,

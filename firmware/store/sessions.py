@@ -15,7 +15,7 @@ import re
 from firmware.domain import sessions as rules
 from firmware.store.context import StoreContext, check_text
 from firmware.store.errors import NotFound, StoreValueError
-from firmware.store.ids import check_day, day_of, new_ulid, parse_time, to_iso
+from firmware.store.ids import check_day, new_ulid, parse_time, to_iso
 from firmware.store.rosters import Rosters
 from firmware.store.tinyfile import DocFile, ensure_dir
 
@@ -39,7 +39,8 @@ class Sessions:
 
     def create(self, roster_id: str, room: str, name: str, scheduled_start: object,
                scheduled_end: object, late_after: object = None) -> dict:
-        """A new ``scheduled`` session; times are ISO-8601 (UTC if naive) or UNIX seconds."""
+        """A new ``scheduled`` session (``day``: local date of the start); times are ISO-8601
+        (UTC if naive) or UNIX seconds."""
         self._rosters.require(roster_id)
         if not isinstance(room, str) or not ROOM_RE.match(room):
             raise StoreValueError(f"room {room!r}: use 1-64 letters, digits, '.', '_' or '-'", "room")
@@ -49,7 +50,7 @@ class Sessions:
         rules.check_times(start, end, late)
         now = self._ctx.clock()
         rec = {"id": new_ulid(now), "roster_id": roster_id, "room": room,
-               "name": check_text(name, "name", 120), "day": day_of(start),
+               "name": check_text(name, "name", 120), "day": self._ctx.day_of(start),
                "scheduled_start": to_iso(start), "scheduled_end": to_iso(end),
                "late_after": to_iso(late) if late is not None else None,
                "start_ts": start, "end_ts": end, "late_after_ts": late,
@@ -99,7 +100,8 @@ class Sessions:
         now = self._ctx.clock()
         fields = {"state": state, "event_id": new_ulid(now), "seq": self._ctx.seq.next(),
                   "pending_event": True,
-                  "history": rec["history"] + [{"state": state, "at": to_iso(at_ts), "ts": at_ts, "by": by}]}
+                  "history": rec["history"] + [{"state": state, "at": to_iso(at_ts), "ts": at_ts,
+                                                "by": by}]}
         if state == rules.COMPLETED:
             fields["roster_ids"] = self._rosters.member_ids(rec["roster_id"])
         self._ctx.audit.log(by, "session.set_state", session_id,

@@ -2,7 +2,9 @@
 
 ``AtomicJSONStorage`` is a TinyDB ``Storage``: every write replaces the whole file with
 temp file + fsync + rename + fsync dir (``atomic.py``), mode 0600. The parsed content is
-kept in memory (the firmware is the only writer), so a read costs no I/O.
+kept in memory (the firmware is the only writer), so a read costs no I/O. In ``deferred``
+mode (outbox and attendance segments, whose changes are already durable in the journal)
+a write only updates memory; ``snapshot()`` hands the bytes to the checkpointer.
 
 A file that fails to parse is moved aside to ``<name>.corrupt-<UTC stamp>`` with a loud
 ERROR log and reported to ``on_corrupt``; the store then starts that file empty. With
@@ -21,7 +23,6 @@ from typing import Any, Callable
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
-from tinydb.table import Document
 
 from firmware.errors import StoreError
 from firmware.store.atomic import atomic_write_bytes, make_dirs
@@ -94,12 +95,14 @@ class AtomicJSONStorage(Storage):
     """TinyDB storage: whole-file atomic replace on write, parsed copy cached in memory."""
 
     def __init__(self, path: str | os.PathLike, clock: Callable[[], float] = time.time,
-                 on_corrupt: CorruptHook | None = None) -> None:
+                 on_corrupt: CorruptHook | None = None, deferred: bool = False) -> None:
         self.path = Path(path)
         self._clock = clock
         self._on_corrupt = on_corrupt
         self._cache: dict | None = None
         self._loaded = False
+        self.deferred = deferred  # writes stay in memory until snapshot() (journal covers them)
+        self.dirty = False
 
     def read(self) -> dict | None:
         if not self._loaded:
@@ -108,12 +111,22 @@ class AtomicJSONStorage(Storage):
         return self._cache
 
     def write(self, data: dict) -> None:
+        if self.deferred:
+            self._cache, self._loaded, self.dirty = data, True, True
+            return
         try:
             atomic_write_bytes(self.path, dumps(data), mode=FILE_MODE, dir_mode=DIR_MODE)
         except (StoreError, ValueError, TypeError):
             self._cache, self._loaded = None, False  # reload the on-disk truth next time
             raise
         self._cache, self._loaded = data, True
+
+    def snapshot(self) -> bytes | None:
+        """The serialised content if it changed since the last snapshot (deferred mode)."""
+        if not self.dirty:
+            return None
+        self.dirty = False
+        return dumps(self._cache)
 
     def close(self) -> None:
         self._cache, self._loaded = None, False
@@ -123,11 +136,15 @@ class DocFile:
     """One TinyDB file holding one table of plain-dict documents (ids are TinyDB doc ids)."""
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.time,
-                 on_corrupt: CorruptHook | None = None) -> None:
+                 on_corrupt: CorruptHook | None = None, deferred: bool = False) -> None:
         self.path = Path(path)
         self._db = TinyDB(self.path, storage=AtomicJSONStorage, clock=clock,
-                          on_corrupt=on_corrupt)
+                          on_corrupt=on_corrupt, deferred=deferred)
         self._table = self._db.table(TABLE, cache_size=0)
+
+    @property
+    def storage(self) -> AtomicJSONStorage:
+        return self._db.storage  # type: ignore[return-value]
 
     def __len__(self) -> int:
         return len(self._table)
@@ -144,10 +161,6 @@ class DocFile:
 
     def update(self, doc_id: int, fields: dict) -> None:
         self._table.update(_strip(fields), doc_ids=[doc_id])
-
-    def replace(self, doc_id: int, doc: dict) -> None:
-        """Replace the whole document ``doc_id`` (inserted if missing)."""
-        self._table.upsert(Document(_strip(doc), doc_id=doc_id))
 
     def remove(self, doc_ids: list[int]) -> None:
         if doc_ids:

@@ -5,7 +5,8 @@ Layout: ``unknowns/<YYYY-MM-DD>/seg-*.json`` (index) and
 the id's ULID time, so an id alone finds its files. ``add`` writes the crop, then the
 outbox entry (``event/unknown``, the index record kept as its journal), then the index;
 ``reconcile`` restores an index record a crash cut short. The embedding stays on the
-device (it is not in the published payload).
+device (it is not in the published payload). ``list`` reads each day's index once
+(``daycache.py``) and filters without holding the Store lock.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import numpy as np
 from ulid import ULID
 
 from firmware.store.atomic import atomic_write_bytes
-from firmware.store.context import StoreContext, check_extra, check_text
+from firmware.store.context import StoreContext, check_extra, check_text, locks_itself
+from firmware.store.daycache import DayCache
 from firmware.store.errors import NotFound, OutboxFull, StoreValueError
 from firmware.store.ids import DAY_RE, day_of, is_ulid, new_ulid, to_iso
 from firmware.store.people import People
@@ -46,6 +48,7 @@ class Unknowns:
         self._people = people
         self._sessions = sessions
         self._recent: collections.deque = collections.deque(maxlen=256)
+        self._cache = DayCache(ctx.lock)
 
     def _log(self, day: str) -> SegmentedLog:
         return SegmentedLog(self._root / day, self._ctx.segment_max, self._ctx.clock,
@@ -76,6 +79,7 @@ class Unknowns:
         self._write_images(rec, crop, frame)
         outbox.put_event(TOPIC, _payload(rec), rec["id"], rec["seq"], journal=rec)
         self._log(rec["day"]).append(rec)
+        self._cache.invalidate(rec["day"])
         self._recent.append((now, kind, session_id, vec))
         return _public(rec)
 
@@ -116,16 +120,22 @@ class Unknowns:
         except NotFound:
             return None
 
+    @locks_itself
     def list(self, kind: str | None = None, session_id: str | None = None,
              state: str | None = "open") -> list[dict]:
         """Records matching the filters (``state`` None = any), oldest first."""
-        out = []
-        for day in self.days():
-            for _, rec in self._log(day).iter_records():
-                if (kind is None or rec["kind"] == kind) and (state is None or rec["state"] == state) \
-                        and (session_id is None or rec["session_id"] == session_id):
-                    out.append(_public(rec))
-        return sorted(out, key=lambda r: r["seq"])
+        with self._ctx.lock:
+            days = self.days()
+        out = [rec for recs in self._cache.read(days, lambda day: None, self._load_day)
+               for rec in recs
+               if (kind is None or rec["kind"] == kind) and (state is None or rec["state"] == state)
+               and (session_id is None or rec["session_id"] == session_id)]
+        out.sort(key=lambda r: r["seq"])
+        return [{**rec, "extra": dict(rec.get("extra") or {})} for rec in out]
+
+    def _load_day(self, day: str) -> list[dict]:
+        """One day's index (public fields), read without the lock: files are always current."""
+        return [_public(rec) for _, rec in self._log(day).iter_records()]
 
     def resolve(self, unknown_id: str, action: str, by: str, person_id: str | None = None) -> dict:
         """``assign`` (to ``person_id``; the embedding + crop enrol them) or ``discard``."""
@@ -145,6 +155,7 @@ class Unknowns:
                   "person_id": person_id, "resolved_by": by,
                   "resolved_at": to_iso(self._ctx.clock())}
         log.update(number, rec["_id"], fields)
+        self._cache.invalidate(rec["day"])
         if action == "discard":
             self.crop_path(unknown_id).unlink(missing_ok=True)
             self._frame_path(unknown_id).unlink(missing_ok=True)
@@ -173,11 +184,13 @@ class Unknowns:
                 continue
             logger.warning("recovered unknown face %s from the outbox journal", rec["id"])
             self._log(rec["day"]).append(rec)
+            self._cache.invalidate(rec["day"])
             fixed += 1
         return fixed
 
     def delete_day(self, day: str) -> None:
         shutil.rmtree(self._root / day, ignore_errors=True)
+        self._cache.invalidate(day)
 
 
 def _day_of_id(unknown_id: str) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 from common import aligned_crops, convert, cosine, log, run_tflite, stats, write_outputs
 from dlib_reader import read_network
 
-SIZE, PADDING, HELD_OUT = 150, 0.25, 20
+SIZE, HELD_OUT = 150, 20
 
 
 def parse_args() -> argparse.Namespace:
@@ -30,6 +30,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--int8", help="int8 artifact file name (omit to skip)")
     p.add_argument("--count", type=int, default=250, help="calibration crops")
     p.add_argument("--seed", type=int, default=20240521)
+    p.add_argument("--padding", type=float, default=0.25, help="dlib.get_face_chip padding of the crops")
     return p.parse_args()
 
 
@@ -41,7 +42,7 @@ def main() -> None:
 
     layers = read_network(args.dat.read_bytes())
     forward = tf.function(make_forward(layers), input_signature=[tf.TensorSpec([1, SIZE, SIZE, 3], tf.float32)])
-    crops, used = aligned_crops(args.calib, args.predictor, SIZE, PADDING, args.count + HELD_OUT, args.seed)
+    crops, used = aligned_crops(args.calib, args.predictor, SIZE, args.padding, args.count + HELD_OUT, args.seed)
     calib, held = crops[:-HELD_OUT], crops[-HELD_OUT:]
     log(f"dlib: {len(calib)} calibration crops, {len(held)} held-out check crops")
 
@@ -49,9 +50,9 @@ def main() -> None:
     ref = np.stack([np.asarray(reference.compute_face_descriptor(c, 0), dtype=np.float32) for c in held])
     ours = np.stack([forward(tf.constant(c[np.newaxis].astype(np.float32))).numpy()[0] for c in held])
     report = {"model": "dlib_resnet", "tf_vs_dlib_max_abs_diff": float(np.abs(ours - ref).max()),
-              "calibration": {"count": len(calib), "held_out": len(held), "size": SIZE, "padding": PADDING,
+              "calibration": {"count": len(calib), "held_out": len(held), "size": SIZE, "padding": args.padding,
                               "seed": args.seed, "files_sha256": _list_hash(used[:len(calib)]),
-                              "first_files": used[:5]}}
+                              "files": used[:len(calib)]}}
     artifacts = {}
     concrete = forward.get_concrete_function()
     if args.f32:

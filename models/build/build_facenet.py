@@ -17,7 +17,7 @@ import numpy as np
 
 from common import aligned_crops, convert, cosine, log, run_tflite, stats, write_outputs
 
-SIZE, PADDING, HELD_OUT = 160, 0.2, 20
+SIZE, HELD_OUT = 160, 20
 MEAN, STD = 127.5, 128.0
 
 
@@ -29,6 +29,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--int8", help="int8 artifact file name (omit to skip)")
     p.add_argument("--count", type=int, default=250, help="calibration crops")
     p.add_argument("--seed", type=int, default=20240521)
+    p.add_argument("--padding", type=float, default=0.4, help="dlib.get_face_chip padding of the crops")
     return p.parse_args()
 
 
@@ -46,14 +47,14 @@ def normalise(x: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     args = parse_args()
-    crops, used = aligned_crops(args.calib, args.predictor, SIZE, PADDING, args.count + HELD_OUT, args.seed)
+    crops, used = aligned_crops(args.calib, args.predictor, SIZE, args.padding, args.count + HELD_OUT, args.seed)
     calib, held = crops[:-HELD_OUT], normalise(crops[-HELD_OUT:])
     log(f"facenet: {len(calib)} calibration crops, {len(held)} held-out check crops")
     report = {"model": "facenet",
-              "calibration": {"count": len(calib), "held_out": HELD_OUT, "size": SIZE, "padding": PADDING,
+              "calibration": {"count": len(calib), "held_out": HELD_OUT, "size": SIZE, "padding": args.padding,
                               "seed": args.seed,
                               "files_sha256": hashlib.sha256("\n".join(used[:len(calib)]).encode()).hexdigest(),
-                              "first_files": used[:5]}}
+                              "files": used[:len(calib)]}}
     artifacts, ref = {}, None
     if args.f32 or args.int8:
         ref_model = convert(_converter(args.pb), None)

@@ -58,9 +58,9 @@ host_preconditions() {
 }
 
 cache_key() {
-    # The root depends on the Debian package list and on the pinned Python requirements.
-    { echo "$PACKAGES"; echo "$MIRROR"; sed -n '/^dependencies = \[/,/^\]/p;/^test = \[/,/^\]/p' pyproject.toml; } \
-        | sha256sum | cut -c1-16
+    # The root depends on the Debian package list only; Python packages are installed by
+    # install.sh inside it (its venv persists in the root, pip's cache in $CACHE/pip).
+    printf '%s\n%s\n' "$PACKAGES" "$MIRROR" | sha256sum | cut -c1-16
 }
 
 make_root() {
@@ -90,7 +90,8 @@ mount_root() {
     # No sysfs on purpose: the host's /sys describes x86 CPUs, and XNNPACK's cpuinfo then
     # crashes (SIGSEGV in allocate_tensors) under qemu-user. Without it cpuinfo falls back.
     mountpoint -q "$ROOT/dev" || mount --bind /dev "$ROOT/dev"
-    mkdir -p "$ROOT/mnt/shared" "$ROOT/mnt/models" "$ROOT/mnt/work"
+    mkdir -p "$ROOT/mnt/shared" "$ROOT/mnt/models" "$ROOT/mnt/work" "$ROOT/root/.cache/pip" "$CACHE/pip"
+    mountpoint -q "$ROOT/root/.cache/pip" || mount --bind "$CACHE/pip" "$ROOT/root/.cache/pip"
     mountpoint -q "$ROOT/mnt/shared" || mount --bind -o ro "$SHARED" "$ROOT/mnt/shared"
     mountpoint -q "$ROOT/mnt/models" || mount --bind -o ro "$MODELS" "$ROOT/mnt/models"
     WORK=$(mktemp -d /tmp/rollcall-arm64.XXXXXX)
@@ -100,7 +101,7 @@ mount_root() {
 unmount_root() {
     [[ -n $ROOT ]] || return 0
     local m
-    for m in mnt/work mnt/models mnt/shared dev proc; do
+    for m in mnt/work mnt/models mnt/shared root/.cache/pip dev proc; do
         if mountpoint -q "$ROOT/$m"; then umount -l "$ROOT/$m" || true; fi
     done
     [[ -z $WORK ]] || rm -rf "$WORK"

@@ -49,7 +49,29 @@ def extract_frames(clip: Path, out: Path, seconds: tuple[float, ...]) -> list[Pa
     return paths
 
 
-def write_config(work: Path, port: int, models: Path) -> Path:
+def decimate(clip: Path, out: Path, fps: float, seconds: float, width: int = 640) -> int:
+    """Write the first ``seconds`` of ``clip`` at ``fps`` frames per second, scaled to
+    ``width`` pixels, as numbered JPEG files in ``out`` (a folder source for the device).
+    Emulation is slow, so the device sees 8 fps, which liveness is built to handle."""
+    out.mkdir(parents=True, exist_ok=True)
+    cap = cv2.VideoCapture(str(clip))
+    native = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    count, index = 0, 0
+    while index / native < seconds:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if index >= round(count * native / fps):
+            scale = width / frame.shape[1]
+            frame = cv2.resize(frame, (width, round(frame.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(out / f"{count:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            count += 1
+        index += 1
+    cap.release()
+    return count
+
+
+def write_config(work: Path, port: int, models: Path, fps: float) -> Path:
     cfg = Config()
     cfg.device.id = "arm64-check"
     cfg.paths.data_dir = work / "data"
@@ -58,6 +80,7 @@ def write_config(work: Path, port: int, models: Path) -> Path:
     cfg.paths.log_dir = work / "log"
     cfg.camera.replay_realtime = False
     cfg.camera.replay_loop = False
+    cfg.camera.fps = fps
     cfg.gpio.pin_factory = "mock"
     cfg.decisions.open_door = True
     cfg.mqtt.host = "127.0.0.1"
@@ -70,7 +93,8 @@ def write_config(work: Path, port: int, models: Path) -> Path:
 def start_broker(work: Path, port: int) -> subprocess.Popen:
     conf = work / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)])
+    proc = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -94,13 +118,15 @@ def main() -> int:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--models", type=Path, default=Path("var/models"))
     parser.add_argument("--clip", default="blink/blinking_4.mp4")
-    parser.add_argument("--max-frames", type=int, default=200)
+    parser.add_argument("--fps", type=float, default=8.0, help="frames per second fed to the device")
+    parser.add_argument("--seconds", type=float, default=4.0, help="how much of the clip to replay")
     args = parser.parse_args()
     work = args.work.resolve()
     clip = args.data / args.clip
     port = free_port()
-    cfg = write_config(work, port, args.models.resolve())
+    cfg = write_config(work, port, args.models.resolve(), args.fps)
     photos = extract_frames(clip, work, (0.2, 0.6))
+    frames = decimate(clip, work / "frames", args.fps, args.seconds)
     subprocess.run([*ROLLCALL, "enroll", "--config", str(cfg), "--person", "p1", "--name", "Blink Clip",
                     *map(str, photos)], check=True)
     broker = start_broker(work, port)
@@ -109,8 +135,8 @@ def main() -> int:
                                   "--db", str(db), "--until-count", "1", "--timeout", "900"])
     try:
         started = time.monotonic()
-        subprocess.run([*ROLLCALL, "run", "--config", str(cfg), "--source", str(clip),
-                        "--max-frames", str(args.max_frames)], check=True, timeout=1200)
+        subprocess.run([*ROLLCALL, "run", "--config", str(cfg), "--source", str(work / "frames"),
+                        "--max-frames", str(frames)], check=True, timeout=1200)
         collector.wait(timeout=120)
         events = attendance_events(db)
         print(f"device run: {time.monotonic() - started:.0f} s, attendance events collected: {len(events)}")

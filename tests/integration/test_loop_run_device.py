@@ -164,3 +164,35 @@ def test_no_camera_keeps_control_socket_and_says_so(tmp_path, built_models, fact
     assert any("no such video file" in w for w in status["warnings"])
     assert any("no session is running" in w for w in status["warnings"])
     assert not cfg.paths.control_socket.exists()  # closed on the way out
+
+
+def test_attendance_reaches_the_broker_once(tmp_path, shared_data, built_models, factory, mosquitto):
+    """Record, then report: the accepted face's event is published (QoS 1) exactly once."""
+    import json
+
+    import paho.mqtt.client as mqtt
+
+    later = split_clip(shared_data / CLIP, tmp_path / "replay")
+    cfg = make_config(tmp_path, built_models)
+    cfg.device.id = "door-1"
+    cfg.mqtt.host, cfg.mqtt.port = "127.0.0.1", mosquitto.port
+    session_id = enrol_and_schedule(cfg, later)
+    got: list[dict] = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-central")
+    sub.on_message = lambda c, u, msg: got.append(json.loads(msg.payload))
+    sub.connect("127.0.0.1", mosquitto.port)
+    sub.subscribe(f"{cfg.mqtt.prefix}/{cfg.device.site}/door-1/event/attendance", qos=1)
+    sub.loop_start()
+    try:
+        app = App(cfg, source=str(tmp_path / "replay"), pin_factory=factory)
+        with app:
+            assert app.run() == "replay_ended"
+            deadline = time.monotonic() + 15
+            while not got and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert app.device.status()["broker"] == "connected"
+        time.sleep(0.5)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    assert [(e["person_id"], e["session_id"]) for e in got] == [("aoc", session_id)]

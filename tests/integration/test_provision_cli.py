@@ -103,8 +103,14 @@ def test_full_provisioning(tmp_path, pki):
     for path in [*creds.iterdir(), *(tmp_path / "console").iterdir()]:
         assert mode(path) == 0o600, path
     admin = json.loads((tmp_path / "console/admin.json").read_text())
-    assert admin["username"] == "chief" and admin["hash"].startswith("$argon2id$")
+    assert admin["user"] == admin["username"] == "chief" and admin["hash"].startswith("$argon2id$")
     assert PasswordHasher().verify(admin["hash"], ADMIN_PASSWORD)
+    try:  # the console's own reader accepts what provisioning wrote
+        from console.auth import AdminAccount
+    except ImportError:
+        return
+    account = AdminAccount(tmp_path / "console")
+    assert account.verify("chief", ADMIN_PASSWORD) and not account.verify("chief", "wrong-password")
     cert = x509.load_pem_x509_certificate((tmp_path / "console/https.crt").read_bytes())
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "door-12"
     everything = (tmp_path / "etc/config.toml").read_text() + result.stdout + result.stderr
@@ -131,6 +137,11 @@ def test_setup_code_until_a_password_is_set(tmp_path, pki):
     first = provision(tmp_path, "--ensure-setup-code")
     code = (tmp_path / "console/setup-code").read_text().strip()
     assert first.returncode == 0 and code in first.stdout
+    try:  # the console reads the same file
+        from console.auth import AdminAccount
+        assert AdminAccount(tmp_path / "console").setup_code() == code
+    except ImportError:
+        pass
     again = provision(tmp_path, "--ensure-setup-code")
     assert (tmp_path / "console/setup-code").read_text().strip() == code and code in again.stdout
     result = provision(tmp_path, "--admin-password-file", "-", stdin=ADMIN_PASSWORD + "\n")
@@ -164,3 +175,62 @@ def test_short_admin_password_is_refused(tmp_path):
     result = provision(tmp_path, "--admin-password-file", "-", stdin="short\n")
     assert result.returncode == 2 and "at least 10 characters" in result.stderr
     assert not (tmp_path / "console/admin.json").exists()
+
+
+def test_first_boot_of_a_clone_gets_its_own_setup_code(tmp_path):
+    """What rollcall-firstboot.service runs: --from the boot partition file, --setup-code."""
+    assert provision(tmp_path, "--ensure-setup-code").returncode == 0
+    cloned = (tmp_path / "console/setup-code").read_text()
+    answers = tmp_path / "boot/rollcall.toml"
+    answers.parent.mkdir()
+    answers.write_text('[device]\nid = "door-31"\nsite = "east"\n')
+    result = provision(tmp_path, "--from", str(answers), "--setup-code")
+    assert result.returncode == 0, result.stderr
+    fresh = (tmp_path / "console/setup-code").read_text()
+    assert fresh != cloned and fresh.strip() in result.stdout
+    assert load_config(tmp_path / "etc/config.toml").device.id == "door-31"
+
+
+def test_interactive_prompts_on_a_terminal(tmp_path):
+    """On a TTY the missing answers are asked; passwords are hidden and asked twice."""
+    import pty
+    import select
+    import time
+
+    script = [("Device id", "door-5"), ("Site", "west"), ("Room", "gym"),
+              ("Broker URL", "mqtts://broker.lan"), ("MQTT user name", ""),
+              ("MQTT password", MQTT_PASSWORD), ("again", MQTT_PASSWORD),
+              ("CA certificate file", ""), ("Roster-signing public key file", ""),
+              ("Console admin password", ADMIN_PASSWORD), ("again", ADMIN_PASSWORD)]
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the real command on the pty
+        os.execv(str(ROLLCALL), [str(ROLLCALL), "-q", "provision", "--config", str(tmp_path / "etc/config.toml"),
+                                 "--secrets-dir", str(tmp_path / "console"), "--no-restart"])
+    seen, deadline = b"", time.monotonic() + 60
+    try:
+        for prompt, reply in script:
+            while prompt.encode() not in seen and time.monotonic() < deadline:
+                if select.select([fd], [], [], 1)[0]:
+                    seen += os.read(fd, 4096)
+            assert prompt.encode() in seen, seen.decode(errors="replace")
+            seen = seen[seen.index(prompt.encode()) + len(prompt):]
+            os.write(fd, reply.encode() + b"\n")
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 1)[0]:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, seen.decode(errors="replace")
+    config = load_config(tmp_path / "etc/config.toml")
+    assert (config.device.id, config.device.site, config.device.room) == ("door-5", "west", "gym")
+    assert (config.mqtt.host, config.mqtt.port, config.mqtt.username) == ("broker.lan", 8883, "door-5")
+    assert (tmp_path / "etc/credentials/mqtt-password").read_text() == MQTT_PASSWORD
+    assert PasswordHasher().verify(json.loads((tmp_path / "console/admin.json").read_text())["hash"],
+                                   ADMIN_PASSWORD)
+    assert MQTT_PASSWORD.encode() not in seen and ADMIN_PASSWORD.encode() not in seen  # not echoed

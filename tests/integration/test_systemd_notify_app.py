@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import cv2
@@ -23,23 +24,47 @@ pytestmark = pytest.mark.integration
 STILL = "spoof/print-and-tablet-stills/image_T1.jpg"
 
 
+class Listener:
+    """Plays systemd: receives every notification on a thread (as systemd does, so the
+    datagram queue never fills)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except (TimeoutError, socket.timeout):
+                continue
+
+    def wait_for(self, prefix, timeout=60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(m.startswith(prefix) for m in self.messages):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self):
+        time.sleep(0.3)
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
 @pytest.fixture
-def notify_socket(tmp_path):
-    path = tmp_path / "notify.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    yield path, sock
-    sock.close()
-
-
-def drain(sock, timeout=0.2) -> list[str]:
-    out = []
-    sock.settimeout(timeout)
-    try:
-        while True:
-            out.append(sock.recv(4096).decode())
-    except (TimeoutError, socket.timeout):
-        return out
+def listener(tmp_path):
+    lis = Listener(tmp_path / "notify.sock")
+    yield lis
+    lis._stop.set()
 
 
 def still_folder(tmp_path, shared_data):
@@ -59,9 +84,8 @@ def config(tmp_path, models) -> Config:
     return cfg
 
 
-def test_ready_watchdog_stopping_in_process(tmp_path, shared_data, built_models, notify_socket):
-    path, sock = notify_socket
-    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "200000", "WATCHDOG_PID": str(os.getpid())}
+def test_ready_watchdog_stopping_in_process(tmp_path, shared_data, built_models, listener):
+    env = {"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "200000", "WATCHDOG_PID": str(os.getpid())}
     factory = MockFactory()
     app = App(config(tmp_path, built_models), source=str(still_folder(tmp_path, shared_data)), max_frames=30,
               pin_factory=factory, notifier=Notifier(environ=env))
@@ -70,29 +94,27 @@ def test_ready_watchdog_stopping_in_process(tmp_path, shared_data, built_models,
             assert app.run() == "max_frames"
     finally:
         factory.reset()
-    messages = drain(sock)
+    listener.close()
+    messages = listener.messages
     assert messages[0].startswith("READY=1")
     assert messages.count("WATCHDOG=1") >= 3  # 1.5 s of frames, pinged every 0.1 s
     assert messages[-1] == "STOPPING=1"
 
 
-def test_sigterm_stops_cleanly(tmp_path, shared_data, built_models, notify_socket):
-    path, sock = notify_socket
+def test_sigterm_stops_cleanly(tmp_path, shared_data, built_models, listener):
     cfg = config(tmp_path, built_models)
     cfg.gpio.pin_factory = "mock"
     cfg.camera.replay_loop = True
     cfg_file = tmp_path / "config.toml"
     write_config_atomic(cfg, cfg_file)
-    env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"}
-    proc = subprocess.Popen([sys.executable, "-m", "firmware", "run", "--config", str(cfg_file),
+    env = {**os.environ, "NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "1000000"}
+    proc = subprocess.Popen([sys.executable, "-m", "firmware", "--config", str(cfg_file),
                              "--source", str(still_folder(tmp_path, shared_data))],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        sock.settimeout(60)
-        first = sock.recv(4096).decode()
-        assert first.startswith("READY=1")
+        assert listener.wait_for("READY=1")
         assert cfg.paths.control_socket.exists()
-        time.sleep(1.2)
+        assert listener.wait_for("WATCHDOG=1")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -100,7 +122,9 @@ def test_sigterm_stops_cleanly(tmp_path, shared_data, built_models, notify_socke
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err.decode()[-2000:]
-    messages = drain(sock)
+    listener.close()
+    messages = listener.messages
+    assert messages[0].startswith("READY=1")
     assert "WATCHDOG=1" in messages and messages[-1] == "STOPPING=1"
     assert not cfg.paths.control_socket.exists()
     assert b"device stopped: stopped" in err

@@ -15,7 +15,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
-TARGETS = {"rollcall-console.service": 3.0, "rollcall-firmware.service": 4.5}
+# console and firmware: the agreed targets; first boot: ours (it runs as root, briefly).
+TARGETS = {"rollcall-console.service": 3.0, "rollcall-firmware.service": 4.5,
+           "rollcall-firstboot.service": 3.0}
 ARTIFACTS = REPO / "test-artifacts"
 
 pytestmark = [
@@ -32,10 +34,11 @@ def staged_root(tmp_path_factory) -> Path:
     (root / "usr/lib/systemd").mkdir(parents=True)
     shutil.copytree(stock, root / "usr/lib/systemd/system", symlinks=True)
     (root / "lib").symlink_to("usr/lib")
-    stub = root / "opt/rollcall/venv/bin/rollcall"
-    stub.parent.mkdir(parents=True)
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(0o755)
+    for binary in ("opt/rollcall/venv/bin/rollcall", "usr/bin/rm"):
+        stub = root / binary
+        stub.parent.mkdir(parents=True, exist_ok=True)
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
     (root / "etc/systemd/system").mkdir(parents=True)
     for unit in UNITS.glob("*.service"):
         shutil.copy(unit, root / "etc/systemd/system" / unit.name)
@@ -114,3 +117,12 @@ def test_console_unit_contract():
     assert "/var/lib/rollcall" in s["InaccessiblePaths"][0]
     assert s["ReadWritePaths"] == ["/etc/rollcall"] and s["StateDirectory"] == ["rollcall-console"]
     assert "DeviceAllow" not in s and "AmbientCapabilities" in s
+
+
+def test_firstboot_unit_runs_once_before_the_services():
+    s = unit_settings(UNITS / "rollcall-firstboot.service")
+    assert s["Type"] == ["oneshot"] and s["ConditionPathExists"] == ["/boot/firmware/rollcall.toml"]
+    assert "rollcall-firmware.service" in s["Before"][0]
+    assert "--from /boot/firmware/rollcall.toml" in s["ExecStart"][0]
+    assert s["ExecStartPost"] == ["/usr/bin/rm -f /boot/firmware/rollcall.toml"]
+    assert s["PrivateNetwork"] == ["yes"]

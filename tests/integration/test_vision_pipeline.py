@@ -17,6 +17,7 @@ from firmware.inference.pipeline import FacePipeline
 
 pytestmark = pytest.mark.integration
 EMBEDDER = "dlib_resnet_int8"
+LFW_THRESHOLD = 0.905
 
 
 def _need(models: Path, *files: str) -> None:
@@ -100,8 +101,8 @@ def test_same_people_match_and_different_people_do_not(pipeline, lfw10):
             vectors.setdefault(name, []).append(_centre_face(pipeline.analyse(image), image).embedding)
     ids = [n for n in vectors for _ in range(3)]
     gallery = Gallery(ids, np.stack([v for n in vectors for v in vectors[n][:3]]))
-    threshold = default_threshold(EMBEDDER)
-    results = [(n, gallery.match(v, threshold=threshold - 0.03, margin=0.0)) for n in vectors for v in vectors[n][3:]]
+    # 0.905: the cosine threshold LFW's 10-fold protocol picks for dlib_resnet_int8 (bench)
+    results = [(n, gallery.match(v, threshold=LFW_THRESHOLD, margin=0.0)) for n in vectors for v in vectors[n][3:]]
     wrong = [(n, r.person_id) for n, r in results if r.accepted and r.person_id != n]
     right = sum(r.person_id == n for n, r in results)
     assert not wrong, f"misidentified: {wrong}"
@@ -109,4 +110,7 @@ def test_same_people_match_and_different_people_do_not(pipeline, lfw10):
     same = vectors["Tony_Blair"][0] @ vectors["Tony_Blair"][1]
     other = vectors["Tony_Blair"][0] @ vectors["Vladimir_Putin"][0]
     assert same > other + 0.05
+    strict = [(n, gallery.match(v, threshold=default_threshold(EMBEDDER), margin=0.02))
+              for n in vectors for v in vectors[n][3:]]
+    assert not [(n, r.person_id) for n, r in strict if r.accepted and r.person_id != n]
     assert pipeline.stats.summary()["embed"]["count"] >= 100

@@ -191,3 +191,99 @@ def test_webcam_reader_thread_keeps_latest_and_reports_unplug():
         with pytest.raises(CameraError, match="read failed"):
             for _ in range(30):
                 src.read()
+
+
+def test_replay_timestamps_are_media_time(tmp_path):
+    import cv2
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.zeros((10, 10, 3), np.uint8))
+    with FileSource(tmp_path, realtime=False, loop=True, fps=20, clock=lambda: 50.0, wall=lambda: 1000.0) as src:
+        frames = [src.read() for _ in range(5)]
+    assert [round(f.ts - 50.0, 3) for f in frames] == [0.0, 0.05, 0.1, 0.15, 0.2]  # loop keeps counting
+    assert [round(f.wall - 1000.0, 3) for f in frames] == [0.0, 0.05, 0.1, 0.15, 0.2]
+
+
+def test_auto_without_any_camera_says_so_plainly():
+    from pathlib import Path
+
+    from firmware.hal.sources import picamera2_present
+    if picamera2_present() or any(Path(f"/dev/video{i}").exists() for i in range(4)):
+        pytest.skip("this machine has a camera")
+    with pytest.raises(NoCameraFound, match="no camera found"):
+        open_source("auto", CameraConfig())
+    cam = Camera(CameraConfig(source="auto", retry_max_s=0.05), retry_min_s=0.01)
+    with cam:
+        assert wait_for(lambda: cam.state == "no_camera")
+        assert "console and MQTT keep working" in cam.status()["message"]
+
+
+class FakeRequest:
+    def __init__(self, bad=False):
+        self.bad, self.released = bad, 0
+
+    def make_array(self, stream):
+        if stream == "main":
+            return np.zeros((720, 1280, 3), np.uint8)
+        if self.bad:
+            raise RuntimeError("dma buffer gone")
+        return np.zeros((360 * 3 // 2, 640), np.uint8)  # YUV420 planar, 640x360
+
+    def release(self):
+        self.released += 1
+
+
+class FakePicamera2:
+    """Stand-in for picamera2.Picamera2 (unit test only): records the lifecycle."""
+
+    def __init__(self, num):
+        self.calls, self.requests = [], []
+        self.bad_next = False
+
+    def create_video_configuration(self, **kw):
+        self.calls.append(("config", kw["main"]["size"], kw["lores"]["size"]))
+        return kw
+
+    def configure(self, cfg):
+        self.calls.append("configure")
+
+    def start(self):
+        self.calls.append("start")
+
+    def capture_request(self):
+        self.requests.append(FakeRequest(self.bad_next))
+        return self.requests[-1]
+
+    def stop(self):
+        self.calls.append("stop")
+
+    def close(self):
+        self.calls.append("close")
+
+
+def test_picamera2_lifecycle_always_releases_requests():
+    from firmware.hal.sources import Picamera2Source
+    cams = []
+    src = Picamera2Source(width=1280, height=720, detect_width=640,
+                          camera_factory=lambda n: cams.append(FakePicamera2(n)) or cams[-1])
+    with src:
+        frame = src.read()
+        assert frame.image.shape == (720, 1280, 3) and frame.lores.shape == (360, 640, 3)
+        cams[0].bad_next = True
+        with pytest.raises(CameraError, match="bad frame"):
+            src.read()
+        src.close()
+    assert cams[0].calls == [("config", (1280, 720), (640, 360)), "configure", "start", "stop", "close"]
+    assert [r.released for r in cams[0].requests] == [1, 1]
+
+
+def test_unexpected_source_exception_is_a_loss_not_a_dead_thread():
+    class Buggy(FakeSource):
+        def read(self):
+            raise ZeroDivisionError("driver bug")
+
+    made = []
+    cam = Camera(CameraConfig(retry_max_s=0.02), retry_min_s=0.01,
+                 source_factory=lambda: made.append(1) or (Buggy(0) if len(made) < 3 else FakeSource(10_000)))
+    with cam:
+        assert wait_for(lambda: cam.state == "running" and len(made) >= 3)
+    assert cam.losses == 1

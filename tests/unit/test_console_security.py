@@ -68,6 +68,13 @@ def test_setup_code_required_when_provisioned(console_env):
     reply = browser.post("/setup", {"user": "admin", "password": PASSWORD, "password2": PASSWORD,
                                     "setup_code": "0000"})
     assert reply.status == 400 and "wrong setup code" in reply.text
+    for _ in range(4):
+        browser.post("/setup", {"user": "admin", "password": PASSWORD, "password2": PASSWORD,
+                                "setup_code": "1111"})
+    locked = browser.post("/setup", {"user": "admin", "password": PASSWORD, "password2": PASSWORD,
+                                     "setup_code": "4242-7777"})
+    assert locked.status == 429  # guessing the code is rate-limited like logins
+    console_env.app.config["rollcall.ctx"].limiter.succeeded("127.0.0.1")
     reply = browser.post("/setup", {"user": "admin", "password": PASSWORD, "password2": PASSWORD,
                                     "setup_code": "4242-7777"})
     assert reply.status == 303
@@ -183,6 +190,8 @@ def test_upload_valid_photo_is_reencoded_and_enrolled(admin, console_env):
     ("notes.jpg", b"hello, I am text", "not a JPEG or PNG"),
     ("poly.jpg", b"\xff\xd8\xff\xe0" + b"<script>alert(1)</script>" * 20, "no readable size"),
     ("bomb.png", png_header(60000, 60000), "too big"),
+    ("huge.jpg", b"\xff\xd8\xff\xc0\x00\x11\x08" + struct.pack(">HH", 30000, 30000) + b"\x00" * 64,
+     "too big"),
     ("tiny.jpg", jpeg(32, 32), "too small"),
     ("empty.jpg", b"", "empty"),
 ])
@@ -192,6 +201,26 @@ def test_upload_rejects_bad_images_with_clear_message(admin, console_env, name, 
     reply = admin.post_files(f"/people/{pid}/photos", [("photos", name, data)])
     assert reply.status == 200 and message in reply.text and "rejected" in reply.text
     assert ("enrol", pid, 1) not in console_env.device.calls
+
+
+def test_polyglot_tail_is_dropped_by_reencoding(admin, console_env):
+    pid = _person(admin, console_env)
+    admin.get(f"/people/{pid}")
+    polyglot = jpeg(seed=9) + b"<script>alert(1)</script>PK\x03\x04zipzipzip"
+    reply = admin.post_files(f"/people/{pid}/photos", [("photos", "poly.jpg", polyglot)])
+    assert "accepted" in reply.text
+    photo = console_env.store.people.photos(pid)[0]
+    stored = console_env.store.people.photo_path(pid, photo["photo_id"]).read_bytes()
+    assert b"<script>" not in stored and b"PK\x03\x04" not in stored
+
+
+def test_path_traversal_in_ids_never_reads_files(admin, console_env):
+    (console_env.root / "secret.jpg").write_bytes(b"\xff\xd8 top secret")
+    for path in ("/people/..%2F..%2Fsecret/photos/x.jpg", "/people/p1/photos/..%2F..%2Fsecret.jpg",
+                 "/unknowns/..%2Fsecret/crop.jpg", "/static/../auth.py", "/static/%2e%2e/auth.py"):
+        reply = admin.get(path)
+        assert 400 <= reply.status < 500 or reply.status == 503, path
+        assert b"top secret" not in reply.body and b"argon2" not in reply.body
 
 
 def test_oversized_upload_rejected_before_reading(admin, console_env):

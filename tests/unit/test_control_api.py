@@ -170,6 +170,29 @@ def test_device_routes_snapshot_stream_kiosk_tests(control):
     assert nojpeg.value.status == 503
 
 
+def test_live_viewers_are_bounded_and_slots_freed(control):
+    client, *_ = control
+    streams = [client.stream("/v1/stream.mjpg?max_s=30") for _ in range(3)]
+    for _ctype, chunks in streams:
+        assert next(chunks).startswith(b"--rollcallframe")
+    with pytest.raises(ControlError) as busy:
+        client.stream("/v1/stream.mjpg")
+    assert busy.value.status == 503
+    assert client.get("/v1/status")["camera"] == "ok"  # the API still answers
+    for _ctype, chunks in streams:
+        chunks.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            _ctype, chunks = client.stream("/v1/stream.mjpg?frames=1")
+            assert b"".join(chunks).count(b"--rollcallframe") == 1
+            break
+        except ControlError:
+            time.sleep(0.3)  # the server notices the closed viewers at its next frame
+    else:
+        pytest.fail("viewer slots were not freed")
+
+
 def test_mjpeg_frames_paced_by_injected_clock():
     class Dev:
         def latest_jpeg(self, annotated=True):

@@ -9,8 +9,8 @@ import pytest
 
 from firmware.config import LivenessConfig
 from firmware.domain.liveness_measures import (
-    CHIN, FOREHEAD, LEFT_CHEEK, LEFT_EYE_EAR, LEFT_EYE_OUTER, PITCH_NEUTRAL_DEG, RIGHT_CHEEK, RIGHT_EYE_EAR,
-    RIGHT_EYE_OUTER, EyeOpenness, assess_face, eye_aspect_ratio, eye_openness, eyelid_openness, face_gray_crop,
+    CHIN, FOREHEAD, LEFT_CHEEK, NOSE_BASE, NOSE_BRIDGE_TOP, LEFT_EYE_EAR, LEFT_EYE_OUTER, PITCH_NEUTRAL_DEG, RIGHT_CHEEK, RIGHT_EYE_EAR,
+    RIGHT_EYE_OUTER, EyeOpenness, assess_face, correct_foreshortening, eye_aspect_ratio, eye_openness, eyelid_openness, face_gray_crop,
     gate_face, head_pose, sharpness,
 )
 
@@ -76,6 +76,8 @@ def face_3d(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> np.ndarr
     points[LEFT_EYE_OUTER] = [45, -20, 5]
     points[RIGHT_CHEEK] = [-70, 0, 20]
     points[LEFT_CHEEK] = [70, 0, 20]
+    points[NOSE_BRIDGE_TOP] = [0, -30, 0]
+    points[NOSE_BASE] = [0, 15, 0]  # 45 below the bridge: width/height = 90/45 = 2
     points[FOREHEAD] = [0, -90 * math.cos(neutral), -90 * math.sin(neutral)]
     points[CHIN] = [0, 90 * math.cos(neutral), 90 * math.sin(neutral)]
     a, b, c = (math.radians(v) for v in (yaw, pitch, roll))
@@ -171,8 +173,39 @@ def test_assess_face_combines_openness_and_gate():
     image = np.dstack([np.kron(checkerboard(60, 4), np.ones((8, 8), np.float32)).astype(np.uint8)] * 3)
     box = np.array([220.0, 140.0, 420.0, 340.0])
     openness, gate = assess_face(image, box, points, None, LivenessConfig(), 64)
-    assert isinstance(openness, EyeOpenness) and openness.mean == pytest.approx(0.3)
+    # outer eye corners 130 px apart, nose bridge to base 45 px: openness x 130 / 45
+    assert isinstance(openness, EyeOpenness) and openness.mean == pytest.approx(0.3 * 130 / 45)
     assert gate.ok, gate
     blurred, gate = assess_face(np.full_like(image, 90), box, points, np.stack([lids(12), lids(12)]),
                                 LivenessConfig(), 64)
     assert blurred.source == "eyelids" and gate.reason == "blurred"
+
+
+def test_foreshortening_correction_cancels_a_tilted_photo():
+    """A photo tilted away vertically squashes the eyes AND the face by the same factor."""
+    points = face_3d()
+    points[list(RIGHT_EYE_EAR), :2] = eye_points(270, 220, 30, 9)
+    points[list(LEFT_EYE_EAR), :2] = eye_points(370, 220, 30, 9)
+    squashed = points.copy()
+    squashed[:, 1] = 240 + (points[:, 1] - 240) * 0.5  # tilted 60 degrees
+    flat = correct_foreshortening(eye_openness(points), points)
+    tilted = correct_foreshortening(eye_openness(squashed), squashed)
+    assert eye_openness(squashed).mean == pytest.approx(eye_openness(points).mean * 0.5)
+    assert tilted.mean == pytest.approx(flat.mean)
+
+
+def test_foreshortening_correction_keeps_a_real_blink():
+    points = face_3d()
+    points[list(RIGHT_EYE_EAR), :2] = eye_points(270, 220, 30, 9)
+    points[list(LEFT_EYE_EAR), :2] = eye_points(370, 220, 30, 9)
+    shut = points.copy()
+    shut[list(RIGHT_EYE_EAR), :2] = eye_points(270, 220, 30, 1)
+    shut[list(LEFT_EYE_EAR), :2] = eye_points(370, 220, 30, 1)
+    ratio = correct_foreshortening(eye_openness(shut), shut).mean / correct_foreshortening(
+        eye_openness(points), points).mean
+    assert ratio == pytest.approx(1 / 9)
+
+
+def test_foreshortening_correction_ignores_degenerate_points():
+    openness = EyeOpenness(0.3, 0.3)
+    assert correct_foreshortening(openness, np.zeros((468, 3))) == openness

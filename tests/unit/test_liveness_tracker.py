@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import random
 
-import numpy as np
 import pytest
 
 from firmware.config import LivenessConfig

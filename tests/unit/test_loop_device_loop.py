@@ -177,7 +177,11 @@ def test_run_ends_when_replay_ends_and_on_stop():
 def test_health_rules():
     now = [100.0]
     loop, _ = make_loop(lambda i: ALICE, clock=lambda: now[0])
-    assert not loop.healthy()  # camera "running" but no frame ever
+    assert not loop.healthy()  # camera "running", loop never ran
+    loop._started_at = now[0]
+    assert loop.healthy()  # grace period for the first frame (model warm-up)
+    now[0] += 30
+    assert not loop.healthy()  # ... but not forever
     loop.process(frame(1))
     assert loop.healthy()
     now[0] += 30
@@ -191,3 +195,23 @@ def test_no_models_means_no_detection_but_frames_flow():
     sink = Sink()
     loop = DeviceLoop(camera=Camera(), engine=engine, sink=sink, analyser=None)
     assert loop.process(frame(1)) == [] and sink.frames == 1
+
+
+def test_a_failing_frame_is_logged_once_and_skipped(caplog):
+    bad = {2, 3, 4}
+
+    class Flaky(FakeAnalyser):
+        def detect(self, frame):
+            if frame.index in bad:
+                raise ValueError("corrupt frame")
+            return super().detect(frame)
+
+    loop, sink = make_loop(lambda i: ALICE, max_frames=3)
+    loop.analyser = Flaky(lambda i: ALICE)
+    for i in range(1, 7):
+        loop.camera.slot.put(frame(i), block=True, timeout=0.01) or None
+        loop._process_safely(loop.camera.slot.get(0.01))
+    assert loop.stats.errors == 3 and loop.stats.frames == 3
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("could not be processed" in m for m in messages) == 1
+    assert sum("processed again" in m for m in messages) == 1

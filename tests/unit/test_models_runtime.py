@@ -78,3 +78,15 @@ def test_wrong_shape_and_closed_model_raise():
 def test_missing_file_says_how_to_build(tmp_path):
     with pytest.raises(ModelError, match="rollcall models build"):
         load_interpreter(tmp_path / "nope.tflite")
+
+
+def test_no_runtime_gives_a_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    from firmware.errors import RuntimeUnavailable
+
+    (tmp_path / "m.tflite").write_bytes(b"x")
+    for name in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter"):
+        monkeypatch.setitem(sys.modules, name, None)  # makes the import fail
+    with pytest.raises(RuntimeUnavailable, match="pip install ai-edge-litert"):
+        load_interpreter(tmp_path / "m.tflite")

@@ -81,3 +81,15 @@ def test_read_secret_source(tmp_path):
         read_secret_source(str(path), "MQTT password")
     with pytest.raises(ConfigError, match="cannot read the MQTT password"):
         read_secret_source(str(Path(tmp_path / "missing")), "MQTT password")
+
+
+def test_secret_path_prefers_systemd_credentials(tmp_path, monkeypatch):
+    from firmware.config import secret_path
+
+    configured = Path("/etc/rollcall/credentials/mqtt-password")
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    assert secret_path(configured) == configured and secret_path(None) is None
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert secret_path(configured) == configured  # not handed over: the path itself
+    (tmp_path / "mqtt-password").write_text("pw")
+    assert secret_path(configured) == tmp_path / "mqtt-password"

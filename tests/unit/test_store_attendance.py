@@ -130,3 +130,12 @@ def test_query_filters_and_reopen(tmp_path, clock):
         assert s.attendance.record(session["id"], "p2")["duplicate"] is True
         with pytest.raises(StoreValueError):
             s.attendance.query(day_from="yesterday")
+
+
+def test_query_sees_records_not_yet_checkpointed(store, clock):
+    session, _ = running_session(store, clock)
+    store.attendance.record(session["id"], "p0")
+    assert not (store.data_dir / "attendance").exists()  # only in the journal so far
+    assert [r["person_id"] for r in store.attendance.query(room="room-1")] == ["p0"]
+    assert store.checkpoint() >= 2
+    assert [r["person_id"] for r in store.attendance.query(room="room-1")] == ["p0"]

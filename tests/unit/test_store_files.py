@@ -15,7 +15,8 @@ from firmware.store.ids import SEQ_BLOCK, SeqCounter
 from firmware.store.migrate import CURRENT_VERSION, migrate, read_version
 from firmware.store.segments import SegmentedLog
 from firmware.store.tinyfile import AtomicJSONStorage, DocFile
-from tests.unit.test_store_support import T0, Clock, clock, jpeg_bytes, running_session, unit_vector  # noqa: F401
+from tests.unit.test_store_support import (  # noqa: F401  (fixtures)
+    T0, Clock, clock, jpeg_bytes, running_session, store, unit_vector)
 
 
 def test_storage_is_atomic_private_and_tinydb_compatible(tmp_path):
@@ -151,3 +152,33 @@ def test_newer_format_is_refused(tmp_path, clock):
         Store(tmp_path / "d", clock=clock)
     Store(tmp_path / "d2", clock=clock).close()
     assert (tmp_path / "d2" / "schema_version").read_text() == f"{CURRENT_VERSION}\n"
+
+
+def test_every_file_is_private_in_a_populated_store(tmp_path, clock):
+    with Store(tmp_path / "d", clock=clock, checkpoint_s=0) as s:
+        session, _ = running_session(s, clock)
+        s.attendance.record(session["id"], "p0")
+        s.people.add_embedding("p1", unit_vector(1), "m1", None, photo_jpeg=jpeg_bytes())
+        s.unknowns.add("unknown", session["id"], unit_vector(2), jpeg_bytes(), jpeg_bytes(3))
+        s.rosters.apply_bundle({"roster_id": "b1", "version": 1, "people": []})
+        s.sessions.set_state(session["id"], "completed", "t")
+        assert list((tmp_path / "d" / "journal").glob("wal-*"))  # checked before close too
+        for path in (tmp_path / "d").rglob("*"):
+            want = 0o700 if path.is_dir() else 0o600
+            assert path.stat().st_mode & 0o777 == want, path
+            assert path.stat().st_uid == os.getuid()
+    for path in (tmp_path / "d").rglob("*"):
+        assert path.stat().st_mode & 0o777 == (0o700 if path.is_dir() else 0o600), path
+
+
+def test_small_lookups(store, clock):
+    session, ids = running_session(store, clock)
+    assert store.rosters.member_ids(session["roster_id"]) == ids
+    assert store.rosters.member_ids("gone") == []
+    assert store.people.require("p0")["id"] == "p0"
+    rec = store.attendance.record(session["id"], "p2")
+    assert store.attendance.get(session["id"], "p2")["event_id"] == rec["event_id"]
+    assert store.attendance.get(session["id"], "p1") is None
+    assert store.outbox.contains(rec["event_id"]) and not store.outbox.contains("nope")
+    health = store.outbox.health()
+    assert health["depth"] == 2 and health["state"] == "ok" and health["capacity_fraction"] == 0.02

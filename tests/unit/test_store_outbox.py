@@ -12,7 +12,7 @@ from tests.unit.test_store_support import clock, running_session  # noqa: F401
 @pytest.fixture
 def small(tmp_path, clock):
     with Store(tmp_path / "d", clock=clock, config=StoreConfig(outbox_max_events=100),
-               segment_max=8) as s:
+               segment_max=8, checkpoint_s=0) as s:
         yield s
 
 
@@ -22,13 +22,17 @@ def test_pending_oldest_first_and_ack_prunes_segments(small, clock):
     assert [p["payload"]["n"] for p in pending] == [0, 1, 2, 3, 4]
     assert pending[0]["payload"]["event_id"] == ids[0] and pending[0]["seq"] < pending[1]["seq"]
     outbox_dir = small.data_dir / "outbox"
+    assert list(outbox_dir.glob("seg-*.json")) == []  # journaled; files come at checkpoint
+    assert small.checkpoint() == 3
     assert len(list(outbox_dir.glob("seg-*.json"))) == 3
     assert small.outbox.ack(ids[0]) is True and small.outbox.ack(ids[0]) is False
     assert small.outbox.ack_many(ids[1:8]) == 7
+    small.checkpoint()
     assert len(list(outbox_dir.glob("seg-*.json"))) == 2  # empty segment deleted
     assert small.outbox.depth() == 12
     assert small.outbox.pending(1)[0]["payload"]["n"] == 8
     assert small.outbox.ack_many(ids) == 12 and small.outbox.depth() == 0
+    small.checkpoint()
     assert list(outbox_dir.glob("seg-*.json")) == []
     assert small.outbox.oldest_age_s() is None
 

@@ -58,5 +58,6 @@ def clock() -> Clock:
 
 @pytest.fixture
 def store(tmp_path, clock):
-    with Store(tmp_path / "data", clock=clock, config=StoreConfig(outbox_max_events=100)) as s:
+    with Store(tmp_path / "data", clock=clock, config=StoreConfig(outbox_max_events=100),
+               checkpoint_s=0) as s:
         yield s

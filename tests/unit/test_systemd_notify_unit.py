@@ -77,3 +77,14 @@ def test_send_failure_is_logged_once(tmp_path, caplog):
     assert not n.ready() and not n.stopping()
     assert sum("cannot notify systemd" in r.getMessage() for r in caplog.records) == 1
     n.close()
+
+
+def test_full_queue_never_blocks_the_loop(listener):
+    path, _ = listener  # nobody reads: the datagram queue fills up
+    n = Notifier(environ={"NOTIFY_SOCKET": path})
+    import time as _time
+    started = _time.monotonic()
+    results = [n.notify("WATCHDOG=1") for _ in range(500)]
+    assert _time.monotonic() - started < 2.0
+    assert results[0] is True and results[-1] is False
+    n.close()

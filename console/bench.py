@@ -1,0 +1,241 @@
+"""`rollcall bench console`: latency of the dashboard and attendance pages under load.
+
+Seeds a fresh data dir with ``--records`` attendance records (real Store), starts the real
+firmware (`rollcall run`, replaying ``--firmware-source VIDEO``, or with no camera at all:
+degraded but serving its control socket) and the real console (`rollcall console`) as two
+processes, as on the device, and lets ``--clients`` concurrent logged-in clients fetch the
+pages for ``--seconds`` (bounded). Prints a table and writes ``--json``. The target
+(p99 <= 200 ms) is reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+logger = logging.getLogger(__name__)
+
+PASSWORD = "bench-only-password-1"
+TARGET_P99_MS = 200.0
+PAGE_NAMES = ("dashboard", "attendance_today", "attendance_week", "attendance_all")
+
+
+def register(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--records", type=int, default=10_000, help="attendance records to seed")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients (1-32)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="load duration in seconds (<= 300)")
+    parser.add_argument("--firmware-source", help="run the real firmware replaying this video meanwhile")
+    parser.add_argument("--models-dir", default=os.environ.get("ROLLCALL_MODELS_DIR", "var/models"))
+    parser.add_argument("--pages", default=",".join(PAGE_NAMES),
+                        help=f"comma-separated subset of {', '.join(PAGE_NAMES)}")
+    parser.add_argument("--json", help="write the results to this file")
+    parser.set_defaults(func=run)
+
+
+def seed(data_dir: Path, records: int, people: int = 200) -> dict:
+    """Fill a real Store: ``people`` enrolled, one session per day, ``records`` arrivals."""
+    from firmware.store import Store
+
+    started = time.perf_counter()
+    store = Store(data_dir)
+    try:
+        ids = [store.people.add(f"b{i:04d}", f"Bench Person {i}")["id"] for i in range(people)]
+        roster = store.rosters.create("Bench", [{"person_id": p, "seat": str(i)} for i, p in enumerate(ids)])
+        day, left = 0, records
+        today = time.time() // 86400 * 86400  # 00:00 UTC today: day 0's session is today's
+        while left > 0:
+            start = today + 3600 - day * 86400
+            session = store.sessions.create(roster["id"], "default", f"Day {day}", start, start + 3600,
+                                            start + 600)
+            store.sessions.set_state(session["id"], "in_progress", "bench", start)
+            for offset, pid in enumerate(ids[:left]):
+                store.attendance.record(session["id"], pid, score=0.8, captured_at=start + offset * 5)
+            store.sessions.set_state(session["id"], "completed", "bench", start + 3600)
+            left -= min(left, len(ids))
+            day += 1
+    finally:
+        store.close()
+    return {"records": records, "days": day, "seed_s": round(time.perf_counter() - started, 1)}
+
+
+class _Client:
+    """One keep-alive HTTP client with the session cookie and CSRF token of a login."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.cookie = ""
+
+    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, bytes]:
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.conn.request(method, path, body=body, headers=headers)
+        resp = self.conn.getresponse()
+        data = resp.read()
+        cookie = resp.getheader("Set-Cookie")
+        if cookie:
+            self.cookie = cookie.split(";", 1)[0]
+        return resp.status, data
+
+    def login(self) -> None:
+        _, page = self.request("GET", "/login")
+        token = re.search(rb'name="csrf" value="([^"]+)"', page).group(1).decode()
+        status, _ = self.request("POST", "/login", urlencode({"user": "admin", "password": PASSWORD,
+                                                               "csrf": token}))
+        if status != 303:
+            raise RuntimeError(f"bench login failed (HTTP {status})")
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))] if ordered else 0.0
+
+
+def load(port: int, clients: int, seconds: float, pages: dict[str, str]) -> dict:
+    """Each client fetches every page in turn until ``seconds`` pass; latencies in ms."""
+    timings: dict[str, list[float]] = {name: [] for name in pages}
+    errors: list[str] = []
+    lock = threading.Lock()
+    end = time.monotonic() + seconds
+
+    def worker() -> None:
+        client = _Client(port)
+        client.login()
+        while time.monotonic() < end:
+            for name, path in pages.items():
+                t0 = time.perf_counter()
+                status, _ = client.request("GET", path)
+                took = (time.perf_counter() - t0) * 1000
+                with lock:
+                    (timings[name].append(took) if status == 200 else errors.append(f"{name}: {status}"))
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {name: {"n": len(v), "p50_ms": round(_percentile(v, 50), 1),
+                   "p99_ms": round(_percentile(v, 99), 1), "max_ms": round(max(v, default=0), 1)}
+            for name, v in timings.items()} | {"errors": errors[:20]}
+
+
+def _days_back(days: int) -> dict:
+    now = time.time()
+    return {"day_from": time.strftime("%Y-%m-%d", time.gmtime(now - days * 86400)),
+            "day_to": time.strftime("%Y-%m-%d", time.gmtime(now))}
+
+
+def _spawn(root: Path, name: str, argv: list[str]) -> subprocess.Popen:
+    log = open(root / f"{name}.log", "wb")
+    return subprocess.Popen([sys.executable, "-m", "firmware.cli", *argv], stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def _wait_for(ready, proc: subprocess.Popen, what: str, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start (see {log})")
+        time.sleep(0.2)
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.3).close()
+        return True
+    except OSError:
+        return False
+
+
+def _stop(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _start_stack(root: Path, source: str, port: int) -> tuple[subprocess.Popen, subprocess.Popen]:
+    config = str(root / "config.toml")
+    firmware = _spawn(root, "firmware", ["run", "--config", config, "--source", source])
+    _wait_for(lambda: (root / "control.sock").exists(), firmware, "the firmware", root / "firmware.log")
+    console = _spawn(root, "console", ["console", "--config", config, "--bind", "127.0.0.1",
+                                       "--port", str(port)])
+    _wait_for(lambda: _port_open(port), console, "the console", root / "console.log", timeout=30)
+    return firmware, console
+
+
+def run(args: argparse.Namespace) -> int:
+    from console.auth import AdminAccount
+
+    clients, seconds = max(1, min(args.clients, 32)), max(1.0, min(args.seconds, 300.0))
+    root = Path(tempfile.mkdtemp(prefix="rc-bench-"))
+    (root / "config.toml").write_text(
+        f'[paths]\ndata_dir = "{root}/data"\nmodels_dir = "{Path(args.models_dir).resolve()}"\n'
+        f'control_socket = "{root}/control.sock"\nlog_dir = "{root}"\n[gpio]\npin_factory = "mock"\n'
+        f'[mqtt]\nenabled = false\n[console]\nsecrets_dir = "{root}/secrets"\n')
+    source = args.firmware_source or str(root / "no-camera")
+    firmware = console = None
+    try:
+        seeded = seed(root / "data", args.records)
+        print(f"seeded {seeded['records']} records over {seeded['days']} days in {seeded['seed_s']} s")
+        AdminAccount(root / "secrets").set_password("admin", PASSWORD)
+        port = _free_port()
+        firmware, console = _start_stack(root, source, port)
+        pages = {"dashboard": "/", "attendance_today": "/attendance",
+                 "attendance_week": "/attendance?" + urlencode(_days_back(6)),
+                 "attendance_all": "/attendance?" + urlencode({"day_from": "2000-01-01",
+                                                               "day_to": "2100-01-01"})}
+        wanted = [p.strip() for p in args.pages.split(",") if p.strip() in pages]
+        pages = {name: pages[name] for name in wanted or PAGE_NAMES}
+        results = load(port, clients, seconds, pages)
+    finally:
+        _stop(console)
+        _stop(firmware)
+        shutil.rmtree(root, ignore_errors=True)
+    report = {"bench": "console", **seeded, "clients": clients, "seconds": seconds,
+              "firmware": f"real, replaying {args.firmware_source}" if args.firmware_source
+              else "real, no camera (degraded)", "pages": results, "target_p99_ms": TARGET_P99_MS,
+              "meets_target": {p: results[p]["p99_ms"] <= TARGET_P99_MS for p in pages}}
+    _print(report, pages)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _print(report: dict, pages: dict) -> None:
+    results = report["pages"]
+    print(f"firmware: {report['firmware']}; {report['clients']} clients for {report['seconds']:g} s")
+    print(f"{'page':<18}{'n':>7}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
+    for name in pages:
+        r = results[name]
+        print(f"{name:<18}{r['n']:>7}{r['p50_ms']:>10}{r['p99_ms']:>10}{r['max_ms']:>10}")
+    missed = [p for p, ok in report["meets_target"].items() if not ok]
+    print(f"target p99 <= {TARGET_P99_MS:.0f} ms: {'met' if not missed else 'NOT met by ' + ', '.join(missed)}"
+          f"{'; errors: ' + ', '.join(results['errors']) if results['errors'] else ''}")

@@ -1,0 +1,85 @@
+"""Per-day read cache: immutable record lists, read once, dropped when that day changes.
+
+Attendance and unknown-face days are read far more often (console pages, every few
+seconds) than they change, and a past day practically never changes. ``DayCache.read``
+takes the Store lock only to pick up what is cached (a tuple per day) and to build a
+changed day from memory; a day not cached yet is read from its files WITHOUT the lock,
+and kept only if no write touched that day meanwhile (a generation number per day), so
+a stale list is never cached. Callers filter and copy the tuples without the lock too.
+Cached records are never mutated (writers invalidate instead). Memory is bounded by a
+total record count: the least recently read days go first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from operator import itemgetter
+from typing import Callable, Iterable
+
+MAX_RECORDS = 60_000  # about 1-2 KiB each in memory: tens of MB at most on the device
+Records = tuple[dict, ...]
+by_seq = itemgetter("seq")
+
+
+class DayCache:
+    """Immutable per-day record tuples (sorted by ``seq``) under the Store's ``lock``."""
+
+    def __init__(self, lock: threading.RLock, max_records: int = MAX_RECORDS) -> None:
+        self._lock = lock
+        self.max_records = max_records
+        self._days: OrderedDict[str, Records] = OrderedDict()
+        self._gen: dict[str, int] = {}
+        self._size = 0
+        self.loads = 0  # days read from disk (tests, diagnostics)
+
+    def invalidate(self, day: str) -> None:
+        """A write touched ``day`` (caller holds the lock)."""
+        self._gen[day] = self._gen.get(day, 0) + 1
+        old = self._days.pop(day, None)
+        if old is not None:
+            self._size -= len(old)
+
+    def clear(self) -> None:
+        with self._lock:
+            for day in list(self._days):
+                self.invalidate(day)
+
+    def _put(self, day: str, gen: int, records: Iterable[dict]) -> Records:
+        recs = tuple(sorted(records, key=by_seq))
+        if self._gen.get(day, 0) == gen and len(recs) <= self.max_records:
+            self._days[day] = recs
+            self._size += len(recs)
+            while self._size > self.max_records:
+                self._size -= len(self._days.popitem(last=False)[1])
+        return recs
+
+    def read(self, days: list[str], from_memory: Callable[[str], "Iterable[dict] | None"],
+             from_disk: Callable[[str], list[dict]]) -> list[Records]:
+        """The records of each of ``days``, by seq (shared, read-only: copy before handing out).
+
+        ``from_memory(day)`` (called under the lock) gives a day's records when they are
+        held in memory (possibly newer than its files), else None; ``from_disk(day)``
+        (called WITHOUT the lock) reads a day whose files are up to date.
+        """
+        found: dict[str, Records] = {}
+        cold: dict[str, int] = {}
+        with self._lock:
+            for day in days:
+                recs = self._days.get(day)
+                if recs is None:
+                    live = from_memory(day)
+                    if live is None:
+                        cold[day] = self._gen.get(day, 0)
+                        continue
+                    recs = self._put(day, self._gen.get(day, 0), live)
+                else:
+                    self._days.move_to_end(day)
+                found[day] = recs
+        loaded = {day: from_disk(day) for day in cold}
+        if loaded:
+            with self._lock:
+                self.loads += len(loaded)
+                for day, recs in loaded.items():
+                    found[day] = self._put(day, cold[day], recs)
+        return [found[day] for day in days]

@@ -1,0 +1,75 @@
+"""What the end-to-end tests share: the browser's launch arguments, the screenshot folder,
+bounded waits, and starting / stopping the real `rollcall` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from tests.conftest import REPO
+
+CHROMIUM = os.environ.get("ROLLCALL_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = REPO / "test-artifacts" / "e2e"
+ROLLCALL = [sys.executable, "-m", "firmware.cli"]
+
+
+def need_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium or set ROLLCALL_CHROMIUM)")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``predicate`` every 0.2 s until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.3).close()
+        return True
+    except OSError:
+        return False
+
+
+def start(args: list[str], log: Path) -> subprocess.Popen:
+    """Start ``rollcall <args>`` from the repo root, appending its output to ``log``."""
+    with open(log, "ab") as out:
+        return subprocess.Popen([*ROLLCALL, *args], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM (the clean shutdown path), SIGKILL after 15 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def until(page, script: str, timeout: float = 20, what: str = "") -> None:
+    """Poll a JS expression from Python (the console's CSP forbids the eval that
+    Playwright's wait_for_function needs)."""
+    wait_for(lambda: bool(page.evaluate(script)), timeout, what or script)
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
