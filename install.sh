@@ -42,6 +42,7 @@ ROOT=""              # staging directory (--root)
 DRY_RUN=0
 PURGE=0
 MODELS_FROM=""
+CALIB_DIR=""
 NO_MODELS=0
 NO_VENV=0
 NO_APT=0
@@ -63,6 +64,8 @@ Modes:
 
 Options:
   --models DIR      copy prebuilt models from DIR (verified by hash) instead of building
+  --calib DIR       face photos for the int8 calibration of the model build
+                    (default: the models' own default, ../shared/data/lfw-dev/images)
   --no-models       do not build or copy models
   --root DIR        lay everything out under DIR (staging/tests): no apt, useradd, chown
                     or systemctl; they are recorded in DIR/.rollcall-install-plan
@@ -75,7 +78,8 @@ Options:
   --tool-venv DIR   (staging/tests) use this existing venv for helper steps
   -h, --help        this help
 
-Environment: ROLLCALL_PYTHON (default python3), ROLLCALL_ASSUME_PI=0|1 (skip detection).
+Environment: ROLLCALL_PYTHON (default python3), ROLLCALL_ASSUME_PI=0|1 (skip detection),
+ROLLCALL_BUILD_DISK_MB (free space the model build needs, default 2500).
 EOF
 }
 
@@ -111,6 +115,7 @@ parse_args() {
             --purge) PURGE=1 ;;
             --models) MODELS_FROM="${2:?--models needs a directory}"; shift ;;
             --no-models) NO_MODELS=1 ;;
+            --calib) CALIB_DIR="${2:?--calib needs a directory}"; shift ;;
             --root) ROOT="${2:?--root needs a directory}"; shift ;;
             --dry-run) DRY_RUN=1 ;;
             --no-apt) NO_APT=1 ;;
@@ -359,13 +364,16 @@ ensure_models() {
     else
         check_build_disk "${XDG_CACHE_HOME:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache}/rollcall"
         say "building models into $(strip_root "$dir") (TensorFlow in a throw-away venv; this takes a while)"
-        if ! run "$venv/bin/rollcall" -q models build --out "$dir"; then
+        local calib=()
+        if [[ -n "$CALIB_DIR" ]]; then calib=(--calib "$(realpath "$CALIB_DIR")"); fi
+        if ! run "$venv/bin/rollcall" -q models build --out "$dir" "${calib[@]}"; then
             # A dev box still gets a console (the firmware runs degraded); CI and devices stop.
             if [[ "$MODE" == dev && -z "${CI:-}" ]]; then
                 warn "models not built (see above): the firmware runs degraded until ./install.sh --dev succeeds"
                 return 0
             fi
-            die "model build failed (see above)"
+            die "model build failed (see above): give face photos with --calib DIR, or build the models" \
+                "on another machine and install them with --models DIR"
         fi
     fi
     ((DRY_RUN)) && return 0
@@ -655,6 +663,8 @@ require_root() {
 install_device() {
     local tool
     require_root
+    # The services run as system users: the venv must not sit on a user's pyenv/conda python.
+    if [[ -z "${ROLLCALL_PYTHON:-}" && -x /usr/bin/python3 ]]; then PYTHON=/usr/bin/python3; fi
     check_python
     ensure_packages
     explain_hardware

@@ -32,6 +32,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("bench console", "console.bench", "console page latency under load"),
     ("config validate", "firmware.configcli", "validate a config file"),
     ("config show", "firmware.configcli", "print the effective config (no secrets)"),
+    ("config reference", "firmware.configcli", "print every setting with its default and meaning (Markdown)"),
     ("provision", "provisioning.provision", "set device identity, broker, credentials, console password"),
     ("central collect", "provisioning.central", "reference central side: collect events into SQLite"),
     ("central export", "provisioning.central", "reference central side: export a session as CSV"),

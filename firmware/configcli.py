@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from firmware.config import config_path, dump_config, load_config
+from pydantic import BaseModel
+
+from firmware.config import Config, config_path, dump_config, load_config
 
 
 def register(parser: argparse.ArgumentParser, command: str) -> None:
@@ -13,6 +15,8 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
     if command == "config validate":
         parser.add_argument("file", nargs="?", help="file to validate (default: --config)")
         parser.set_defaults(func=validate)
+    elif command == "config reference":
+        parser.set_defaults(func=reference)
     else:
         parser.set_defaults(func=show)
 
@@ -29,4 +33,25 @@ def validate(args: argparse.Namespace) -> int:
 
 def show(args: argparse.Namespace) -> int:
     sys.stdout.write(dump_config(load_config(args.config)))
+    return 0
+
+
+def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+    rows = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            rows += _rows(type(default), f"{key}.")
+            continue
+        shown = "(none)" if default is None else f"`{default!r}`" if default == "" else f"`{default}`"
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{key}` | {shown} | {meaning} |")
+    return rows
+
+
+def reference(args: argparse.Namespace) -> int:
+    """Print every setting as a Markdown table (key, default, meaning), from the schema."""
+    print("| key | default | meaning |\n|---|---|---|")
+    print("\n".join(_rows(Config, "")))
     return 0

@@ -62,6 +62,7 @@ class Device:
         self._kiosk: dict = {"state": "idle", "name": None, "person_id": None, "seat": None, "prompt": "",
                              "required_blinks": 0, "at": None}
         self._kiosk_until = 0.0
+        self._kiosk_track: int | None = None
         self._enrol_pipeline: Any = None
 
     # ---- loop sink -------------------------------------------------------------------
@@ -71,8 +72,8 @@ class Device:
         main = max(overlays, key=lambda o: float(o.box[2] - o.box[0]), default=None)
         stage = main.stage if main is not None else "idle"
         self.indicators.prompt(stage)
-        if self.clock() < self._kiosk_until:
-            return
+        if self.clock() < self._kiosk_until or (main is not None and main.track_id == self._kiosk_track):
+            return  # a decision stays up while its face is in view (and KIOSK_HOLD_S at least)
         state = KIOSK_STATES.get(stage, "idle")
         if state != self._kiosk["state"] or (main and main.prompt != self._kiosk["prompt"]):
             track = self.engine.tracks.get(main.track_id) if main else None
@@ -126,6 +127,7 @@ class Device:
                        "seat": self.sessions.seat_of(d.person_id), "prompt": prompt,
                        "required_blinks": 0, "at": frame.wall}
         self._kiosk_until = self.clock() + KIOSK_HOLD_S
+        self._kiosk_track = d.track_id if d.outcome is not Outcome.RETRY else None
 
     def _person(self, person_id: str) -> dict:
         try:

@@ -45,7 +45,8 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--video", nargs="*", default=[str(data / "entry-walk"), str(data / "blink")],
                         help="video files or folders of them (default: shared entry-walk and blink clips)")
     parser.add_argument("--models-dir", type=Path,
-                        default=Path(os.environ.get("ROLLCALL_MODELS_DIR", REPO / "var" / "models")))
+                        default=Path(os.environ.get("ROLLCALL_MODELS_DIR", REPO / "var" / "models")),
+                        help="built models (default: $ROLLCALL_MODELS_DIR or var/models)")
     parser.add_argument("--identities", type=int, default=1000, help="synthetic-noise identities in the roster")
     parser.add_argument("--enrol-fraction", type=float, default=0.25, help="last fraction of each clip used to enrol")
     parser.add_argument("--store-events", type=int, default=100_000,

@@ -5,7 +5,9 @@
 entries (the broker was down for a long time), opens a Store on it, then times
 ``attendance.record`` (record + outbox entry: one fdatasync'd journal line; the files
 are rewritten by the background checkpointer). For context it also times, on the same
-disk, a bare 1 KiB atomic write and a bare 1 KiB append + fdatasync (the floor).
+disk, a bare 1 KiB atomic write and a bare 1 KiB append + fdatasync (the floor). Then it
+times ``attendance.query`` for the newest day, the newest week and everything, the first
+call (days read from disk) and a second one (per-day cache).
 Run: ``python -m firmware.bench.store [--existing N] [--appends N] [--json FILE]``.
 """
 
@@ -93,6 +95,7 @@ def bench_append(n_existing: int = 100_000, n_appends: int = 300,
         with store:
             times = _time_appends(store, n_appends, now)
             depth = store.outbox.depth()
+            queries = _time_queries(store)
         atomic, append = _fsync_baseline(work, n_appends)
         files, size = _disk_usage(work)
     finally:
@@ -104,7 +107,7 @@ def bench_append(n_existing: int = 100_000, n_appends: int = 300,
             "append_ms_max": round(times[-1], 3),
             "atomic_write_ms_median": _median(atomic), "atomic_write_ms_p99": _p99(atomic),
             "fdatasync_append_ms_median": _median(append), "fdatasync_append_ms_p99": _p99(append),
-            "open_s": round(open_s, 3),
+            **queries, "open_s": round(open_s, 3),
             "prefill_s": round(prefill_s, 3), "outbox_depth": depth, "files": files, "bytes": size}
 
 
@@ -128,6 +131,20 @@ def _time_appends(store: Store, n: int, now: float) -> list[float]:
         store.attendance.record(session["id"], person, score=0.7, extra={"track_id": 1})
         times.append((time.perf_counter() - t0) * 1000.0)
     return times
+
+
+def _time_queries(store: Store) -> dict:
+    """``attendance.query`` in ms: first call (from disk) and second (cached) per range."""
+    days = store.attendance.days()
+    ranges = {"day": days[-1:] * 2, "week": [days[max(0, len(days) - 7)], days[-1]],
+              "all": [days[0], days[-1]]} if days else {}
+    out = {}
+    for name, (lo, hi) in ranges.items():
+        for run in ("first", "again"):
+            t0 = time.perf_counter()
+            store.attendance.query(day_from=lo, day_to=hi)
+            out[f"query_{name}_ms_{run}"] = round((time.perf_counter() - t0) * 1000.0, 1)
+    return out
 
 
 def _fsync_baseline(work: Path, n: int) -> tuple[list[float], list[float]]:

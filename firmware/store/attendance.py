@@ -87,8 +87,7 @@ class Attendance:
             [(number, doc_id)] = day.log.append_many([rec])
             day.add(rec, number, doc_id)
             self._cache.invalidate(rec["day"])
-            self.days()
-            self._names.add(rec["day"])
+            self._day_names().add(rec["day"])
 
     def apply_update(self, change: dict) -> None:
         """Journal applier (idempotent): apply a revision newer than the stored one."""
@@ -200,7 +199,13 @@ class Attendance:
         return None if day is None else [_public(r) for r in day.records.values()]
 
     def _disk_records(self, day_name: str) -> list[dict]:
-        return [_public(rec) for rec in self._day_records(day_name)]
+        """A day's records from its files (called WITHOUT the lock: touches no shared state)."""
+        log = SegmentedLog(self._root / day_name, self._ctx.segment_max, self._ctx.clock,
+                           self._ctx.on_corrupt)
+        try:
+            return [_public(rec) for _, rec in log.iter_records()]
+        except FileNotFoundError:  # deleted by retention meanwhile
+            return []
 
     def _day_records(self, day_name: str) -> list[dict]:
         if day_name in self._days:
@@ -211,11 +216,14 @@ class Attendance:
 
     def days(self) -> list[str]:
         """Days with attendance (on disk or still only journaled), ascending."""
+        return sorted(self._day_names())
+
+    def _day_names(self) -> set[str]:
         if self._names is None:  # the Store is the only writer: list the directory once
             self._names = {p.name for p in self._root.iterdir()
                            if DAY_RE.match(p.name) and p.is_dir()} if self._root.is_dir() else set()
             self._names |= {name for name, day in self._days.items() if day.records}
-        return sorted(self._names)
+        return self._names
 
     def set_status(self, session_id: str, person_id: str, status: str, by: str) -> dict:
         """Correct a status by hand (audited with ``by``); creates a manual record if none."""

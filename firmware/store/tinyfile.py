@@ -81,7 +81,10 @@ def read_json_file(path: Path, clock: Callable[[], float] = time.time,
             raise ValueError("top level is not an object")
         return data
     except (ValueError, UnicodeDecodeError) as exc:
-        move_aside(Path(path), f"{type(exc).__name__}: {exc}"[:200], clock, on_corrupt)
+        try:
+            move_aside(Path(path), f"{type(exc).__name__}: {exc}"[:200], clock, on_corrupt)
+        except FileNotFoundError:  # a cache reader (outside the lock) moved it meanwhile
+            pass
         return None
 
 

@@ -135,7 +135,10 @@ class Unknowns:
 
     def _load_day(self, day: str) -> list[dict]:
         """One day's index (public fields), read without the lock: files are always current."""
-        return [_public(rec) for _, rec in self._log(day).iter_records()]
+        try:
+            return [_public(rec) for _, rec in self._log(day).iter_records()]
+        except FileNotFoundError:  # deleted by retention meanwhile
+            return []
 
     def resolve(self, unknown_id: str, action: str, by: str, person_id: str | None = None) -> dict:
         """``assign`` (to ``person_id``; the embedding + crop enrol them) or ``discard``."""

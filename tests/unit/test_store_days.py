@@ -178,3 +178,96 @@ def test_unknowns_list_and_audit_list_follow_writes(tmp_path):
         assert [a["action"] for a in store.audit.list(limit=3)] == ["a.two", "a.one",
                                                                     "unknown.discard"]
         assert len(store.unknowns.list(state=None)) == 2
+
+
+KILLED_WRITER = """
+import os, sys
+from firmware.config import StoreConfig
+from firmware.store import Store
+t = float(sys.argv[2])
+store = Store(sys.argv[1], clock=lambda: t, config=StoreConfig(outbox_max_events=1000),
+              checkpoint_s=0)
+store.people.add("ann", "Ann")
+store.attendance.record(None, "ann")
+os._exit(0)  # no close(): the record is only in the journal
+"""
+
+
+def test_journal_left_by_a_dead_process_is_replayed_before_the_days_move(tmp_path):
+    import subprocess
+    import sys
+
+    data, t = tmp_path / "d", _at("2026-11-20T23:30:00", "UTC")  # 00:30 on 11-21 in Berlin
+    subprocess.run([sys.executable, "-c", KILLED_WRITER, str(data), str(t)], check=True)
+    assert list((data / "journal").glob("wal-*.jsonl")) and not (data / "attendance").exists()
+    with _open(data, Clock(t), "Europe/Berlin") as store:
+        assert store.replayed == 1 and store.migration["rezone"]["records"] == 1
+        [rec] = store.attendance.query(day_from="2026-11-21", day_to="2026-11-21")
+        assert rec["person_id"] == "ann" and rec["captured_at"] == "2026-11-20T23:30:00.000Z"
+        assert store.attendance.record(None, "ann")["duplicate"] is True
+        assert len(store.outbox.pending(10)) == 1
+
+
+def test_reads_without_the_lock_stay_consistent_while_the_device_writes(tmp_path):
+    import threading
+    import time
+
+    clock = Clock(_at("2026-11-20T09:00:00", "UTC"))
+    errors: list[BaseException] = []
+    with _open(tmp_path / "d", clock) as store:
+        session, _ = running_session(store, clock, people=0)
+        people = [f"w{i:03d}" for i in range(40)]
+        for pid in people:
+            store.people.add(pid, pid)
+        done = threading.Event()
+
+        def reader() -> None:
+            try:
+                while not done.is_set():
+                    rows = store.attendance.query(day_from="2026-11-20", day_to="2026-11-20")
+                    assert [r["seq"] for r in rows] == sorted(r["seq"] for r in rows)
+                    assert len({r["person_id"] for r in rows}) == len(rows)
+                    store.attendance.for_session(session["id"])
+                    time.sleep(0.001)  # a page every millisecond per reader: still plenty
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=reader) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for pid in people:
+            store.attendance.record(session["id"], pid)
+            if pid.endswith("0"):
+                store.checkpoint()
+        done.set()
+        for thread in threads:
+            thread.join()
+        assert not errors
+        assert [r["person_id"] for r in store.attendance.for_session(session["id"])] == people
+
+
+def test_day_cache_keeps_the_newest_days_and_never_caches_a_stale_read():
+    import threading
+
+    from firmware.store.daycache import DayCache
+
+    cache = DayCache(threading.RLock(), max_records=4)
+    disk = {d: [{"seq": i, "d": d}, {"seq": i + 10, "d": d}] for i, d in
+            enumerate(["2026-11-01", "2026-11-02", "2026-11-03"])}
+    reads: list[str] = []
+
+    def from_disk(day):
+        reads.append(day)
+        return disk[day]
+
+    cache.read(sorted(disk), lambda day: None, from_disk)  # 6 records > 4: the oldest goes
+    cache.read(sorted(disk), lambda day: None, from_disk)
+    assert reads == sorted(disk) + ["2026-11-01"]
+
+    def writes_meanwhile(day):  # a write lands while the day is read without the lock
+        cache.invalidate(day)
+        return [{"seq": 99}]
+
+    cache.invalidate("2026-11-03")
+    assert cache.read(["2026-11-03"], lambda day: None, writes_meanwhile) == [({"seq": 99},)]
+    assert cache.read(["2026-11-03"], lambda day: None, from_disk)[0][0]["d"] == "2026-11-03"
