@@ -23,8 +23,11 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 logger = logging.getLogger(__name__)
 
@@ -41,23 +44,36 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--models-dir", default=os.environ.get("ROLLCALL_MODELS_DIR", "var/models"))
     parser.add_argument("--pages", default=",".join(PAGE_NAMES),
                         help=f"comma-separated subset of {', '.join(PAGE_NAMES)}")
+    parser.add_argument("--timezone", default="UTC", type=_zone,
+                        help="device.timezone of the bench device (IANA name): days are its local dates")
     parser.add_argument("--json", help="write the results to this file")
     parser.set_defaults(func=run)
 
 
-def seed(data_dir: Path, records: int, people: int = 200) -> dict:
-    """Fill a real Store: ``people`` enrolled, one session per day, ``records`` arrivals."""
+def _zone(name: str) -> str:
+    """An IANA zone name for ``--timezone`` (argparse reports a bad one)."""
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
+        raise argparse.ArgumentTypeError(f"unknown time zone {name!r} (use e.g. Europe/London)") from exc
+    return name
+
+
+def seed(data_dir: Path, records: int, people: int = 200, zone: str = "UTC") -> dict:
+    """Fill a real Store: ``people`` enrolled, one session per day, ``records`` arrivals.
+
+    Days are local dates in ``zone`` (the device's time zone): day 0's session starts at
+    01:00 local time today, day N's N days earlier."""
     from firmware.store import Store
 
     started = time.perf_counter()
-    store = Store(data_dir)
+    store = Store(data_dir, timezone=zone)
     try:
         ids = [store.people.add(f"b{i:04d}", f"Bench Person {i}")["id"] for i in range(people)]
         roster = store.rosters.create("Bench", [{"person_id": p, "seat": str(i)} for i, p in enumerate(ids)])
         day, left = 0, records
-        today = time.time() // 86400 * 86400  # 00:00 UTC today: day 0's session is today's
         while left > 0:
-            start = today + 3600 - day * 86400
+            start = _local_midnight(zone, day) + 3600
             session = store.sessions.create(roster["id"], "default", f"Day {day}", start, start + 3600,
                                             start + 600)
             store.sessions.set_state(session["id"], "in_progress", "bench", start)
@@ -132,10 +148,18 @@ def load(port: int, clients: int, seconds: float, pages: dict[str, str]) -> dict
             for name, v in timings.items()} | {"errors": errors[:20]}
 
 
-def _days_back(days: int) -> dict:
-    now = time.time()
-    return {"day_from": time.strftime("%Y-%m-%d", time.gmtime(now - days * 86400)),
-            "day_to": time.strftime("%Y-%m-%d", time.gmtime(now))}
+def days_back(days: int, zone: str = "UTC", now: float | None = None) -> dict:
+    """The filter of the last ``days`` days up to today, as LOCAL dates in ``zone`` (the
+    device's ``device.timezone``, as the Store names attendance days); ``now`` in UNIX s."""
+    today = datetime.fromtimestamp(time.time() if now is None else now, ZoneInfo(zone)).date()
+    return {"day_from": (today - timedelta(days=days)).isoformat(), "day_to": today.isoformat()}
+
+
+def _local_midnight(zone: str, days_ago: int = 0) -> float:
+    """UNIX seconds of 00:00 local time in ``zone``, ``days_ago`` days before today."""
+    tz = ZoneInfo(zone)
+    day = datetime.now(tz).date() - timedelta(days=days_ago)
+    return datetime.combine(day, dt_time(0, 0), tz).timestamp()
 
 
 def _spawn(root: Path, name: str, argv: list[str]) -> subprocess.Popen:
@@ -186,21 +210,23 @@ def run(args: argparse.Namespace) -> int:
     from console.auth import AdminAccount
 
     clients, seconds = max(1, min(args.clients, 32)), max(1.0, min(args.seconds, 300.0))
+    zone = args.timezone
     root = Path(tempfile.mkdtemp(prefix="rc-bench-"))
     (root / "config.toml").write_text(
         f'[paths]\ndata_dir = "{root}/data"\nmodels_dir = "{Path(args.models_dir).resolve()}"\n'
         f'control_socket = "{root}/control.sock"\nlog_dir = "{root}"\n[gpio]\npin_factory = "mock"\n'
-        f'[mqtt]\nenabled = false\n[console]\nsecrets_dir = "{root}/secrets"\n')
+        f'[mqtt]\nenabled = false\n[console]\nsecrets_dir = "{root}/secrets"\n'
+        f'[device]\ntimezone = "{zone}"\n')
     source = args.firmware_source or str(root / "no-camera")
     firmware = console = None
     try:
-        seeded = seed(root / "data", args.records)
+        seeded = seed(root / "data", args.records, zone=zone)
         print(f"seeded {seeded['records']} records over {seeded['days']} days in {seeded['seed_s']} s")
         AdminAccount(root / "secrets").set_password("admin", PASSWORD)
         port = _free_port()
         firmware, console = _start_stack(root, source, port)
         pages = {"dashboard": "/", "attendance_today": "/attendance",
-                 "attendance_week": "/attendance?" + urlencode(_days_back(6)),
+                 "attendance_week": "/attendance?" + urlencode(days_back(6, zone)),
                  "attendance_all": "/attendance?" + urlencode({"day_from": "2000-01-01",
                                                                "day_to": "2100-01-01"})}
         wanted = [p.strip() for p in args.pages.split(",") if p.strip() in pages]

@@ -19,11 +19,14 @@ def safe_cell(value) -> str:
     return text
 
 
-def to_csv(header: list[str], rows: Iterable[list], *, bom: bool = False) -> bytes:
-    """UTF-8 CSV bytes (RFC 4180 quoting, CRLF), optionally with a BOM for Excel."""
+def to_csv(header: list[str] | None, rows: Iterable[list], *, bom: bool = False) -> bytes:
+    """UTF-8 CSV bytes (RFC 4180 quoting, CRLF), optionally with a BOM for Excel.
+
+    ``header`` None writes rows only (a later chunk of a streamed file)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
-    writer.writerow([safe_cell(h) for h in header])
+    if header is not None:
+        writer.writerow([safe_cell(h) for h in header])
     for row in rows:
         writer.writerow([safe_cell(v) for v in row])
     data = buffer.getvalue().encode("utf-8")

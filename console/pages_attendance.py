@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Iterator
 from zoneinfo import ZoneInfo
 
 import bottle
@@ -15,7 +16,9 @@ from firmware.errors import ControlError
 
 logger = logging.getLogger(__name__)
 
-PAGE_ROWS = 500
+PAGE_ROWS = 100  # rows per attendance page
+MAX_PAGE = 100_000
+EXPORT_CHUNK = 1000  # rows per control API call while exporting (its maximum page)
 FILTERS = ("day_from", "day_to", "session_id", "room", "person_id", "status")
 CSV_HEADER = ["time", "session", "room", "person_id", "name", "status", "score", "by", "event_id"]
 
@@ -58,33 +61,88 @@ def _lookups(ctx) -> tuple[dict, dict]:
         return {}, {}
 
 
+def page_number() -> int:
+    """The 1-based ``page`` query argument (1 when absent or not a number)."""
+    try:
+        return max(1, min(int(bottle.request.query.get("page") or 1), MAX_PAGE))
+    except ValueError:
+        return 1
+
+
+def filter_query(filters: dict, **more) -> str:
+    """The query string of ``filters`` (empty ones left out) plus ``more``."""
+    pairs = [(k, v) for k, v in filters.items() if v] + [(k, str(v)) for k, v in more.items()]
+    return "&".join(f"{k}={q(v)}" for k, v in pairs)
+
+
+def _page_links(filters: dict, page: int, total: int) -> dict:
+    """``prev`` / ``next`` hrefs (None at either end) and the page count for page ``page``."""
+    pages = max(1, -(-total // PAGE_ROWS))
+    prev = min(page, pages + 1) - 1  # from past the end, back to the last page
+    return {"prev": "/attendance?" + filter_query(filters, page=prev) if page > 1 else None,
+            "next": "/attendance?" + filter_query(filters, page=page + 1) if page < pages else None,
+            "pages": pages}
+
+
+def export_rows(ctx, filters: dict, first: dict) -> Iterator[dict]:
+    """Every record matching ``filters``, oldest first, one control API page at a time
+    (``first``: the answer for offset 0, already fetched). Records that arrive meanwhile
+    are newer, so they only add to the end."""
+    answer, offset = first, 0
+    while True:
+        items = answer["items"]
+        yield from items
+        offset += len(items)
+        if not items or len(items) < answer.get("limit", EXPORT_CHUNK):
+            return
+        answer = ctx.client.get("/v1/attendance", {**filters, "order": "time", "offset": offset,
+                                                   "limit": EXPORT_CHUNK}, timeout=30)
+
+
+def _csv_chunks(ctx, rows: Iterator[dict], lookups: tuple[dict, dict], bom: bool) -> Iterator[bytes]:
+    """The CSV as byte chunks of EXPORT_CHUNK rows each (header first)."""
+    names, sessions = lookups
+    batch: list[dict] = []
+    yield to_csv(CSV_HEADER, [], bom=bom)
+    try:
+        for rec in rows:
+            batch.append(rec)
+            if len(batch) == EXPORT_CHUNK:
+                yield to_csv(None, _rows(ctx, batch, names, sessions))
+                batch = []
+    except ControlError as exc:  # the download ends unfinished; the browser shows it failed
+        logger.error("attendance export stopped: %s", exc)
+        raise
+    yield to_csv(None, _rows(ctx, batch, names, sessions))
+
+
 def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/attendance")
     def attendance():
-        filters = read_filters(ctx)
+        filters, page = read_filters(ctx), page_number()
         answer = fw_call(ctx, ctx.client.get, "/v1/attendance",
-                         {**filters, "limit": PAGE_ROWS, "newest": 1}, fallback={"items": [], "total": 0})
+                         {**filters, "order": "time", "newest": 1, "offset": (page - 1) * PAGE_ROWS,
+                          "limit": PAGE_ROWS}, fallback={"items": [], "total": 0})
         names, sessions = _lookups(ctx)
-        items = sorted(answer["items"], key=lambda r: r.get("captured_at") or "", reverse=True)
+        total, first = answer.get("total", 0), (page - 1) * PAGE_ROWS + 1
         return ctx.render("attendance.tpl", title="Attendance", nav="/attendance",
-                          filters=filters, rows=_rows(ctx, items[:PAGE_ROWS], names, sessions),
-                          total=answer.get("total", len(items)), shown=min(len(items), PAGE_ROWS),
+                          filters=filters, rows=_rows(ctx, answer["items"], names, sessions),
+                          total=total, first=first, last=first + len(answer["items"]) - 1,
+                          page=page, **_page_links(filters, page, total),
                           people=names, sessions=sessions, statuses=STATUSES, q=q,
-                          export_query="&".join(f"{k}={q(v)}" for k, v in filters.items() if v))
+                          export_query=filter_query(filters))
 
     @app.get("/attendance/export.csv")
     def attendance_export():
         filters = read_filters(ctx)
-        answer = fw_call(ctx, ctx.client.get, "/v1/attendance", filters, timeout=30)
-        if answer is None:
+        first = fw_call(ctx, ctx.client.get, "/v1/attendance",
+                        {**filters, "order": "time", "offset": 0, "limit": EXPORT_CHUNK}, timeout=30)
+        if first is None:
             raise bottle.HTTPError(503, "the firmware is not running; cannot export")
-        names, sessions = _lookups(ctx)
-        items = sorted(answer["items"], key=lambda r: r.get("captured_at") or "")
-        body = to_csv(CSV_HEADER, _rows(ctx, items, names, sessions),
-                      bom=bottle.request.query.get("bom") == "1")
         ctx.audit("attendance.exported", None, {k: v for k, v in filters.items() if v})
         stamp = filters["day_from"] or "all"
         bottle.response.content_type = "text/csv; charset=utf-8"
         bottle.response.set_header("Content-Disposition",
                                    f'attachment; filename="attendance-{q(stamp)}.csv"')
-        return body
+        return _csv_chunks(ctx, export_rows(ctx, filters, first), _lookups(ctx),
+                           bom=bottle.request.query.get("bom") == "1")

@@ -21,7 +21,7 @@
   </select></label>
   <button type="submit">Filter</button>
 </form>
-<p class="row"><span id="att-count">{{total}} record{{'' if total == 1 else 's'}}{{(' (showing the newest %d)' % shown) if shown < total else ''}}</span>
+<p class="row"><span id="att-count">{{total}} record{{'' if total == 1 else 's'}}{{(', newest first: %d-%d (page %d of %d)' % (first, last, page, pages)) if rows and total > len(rows) else ''}}</span>
  · <a href="/attendance/export.csv?{{export_query}}" id="export-csv">Export CSV</a>
  · <a href="/attendance/export.csv?{{export_query}}{{'&' if export_query else ''}}bom=1" id="export-excel">Export CSV for Excel (BOM)</a></p>
 <section class="card scroll">
@@ -30,7 +30,18 @@
 <tr><td>{{r[0]}}</td><td>{{r[1]}}</td><td>{{r[2]}}</td><td>{{r[4] or r[3]}}</td><td><span class="pill {{r[5]}}">{{r[5]}}</span></td><td>{{r[6]}}</td><td>{{r[7]}}</td></tr>
 % end
 % if not rows:
-<tr><td colspan="7" class="muted">No attendance for these filters.</td></tr>
+<tr><td colspan="7" class="muted">{{'No attendance for these filters.' if not total else 'No rows on this page.'}}</td></tr>
 % end
 </tbody></table>
 </section>
+% if prev or next:
+<nav class="row pager" aria-label="Attendance pages">
+% if prev:
+<a href="{{prev}}" id="att-prev" rel="prev">&larr; Newer</a>
+% end
+<span class="muted">page {{page}} of {{pages}}</span>
+% if next:
+<a href="{{next}}" id="att-next" rel="next">Older &rarr;</a>
+% end
+</nav>
+% end

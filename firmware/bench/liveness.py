@@ -48,6 +48,7 @@ DECIMATED_FPS = 8.0
 STILL_FPS = 15.0
 CHALLENGE_SEED = 7
 TRACK_IOU = 0.3
+MIN_PRESENCE = 0.5  # Face Mesh face-presence score below which a detection is dropped
 FIRST_BLINK_RATIO = 0.6  # reference blink: openness below this x the clip's median
 REPO = Path(__file__).resolve().parents[2]
 
@@ -144,7 +145,10 @@ class Pipeline:
     def measure(self, tracker: LivenessTracker, frame: np.ndarray, face, ts: float):
         """Mesh + eyelids + gate + tracker for one detected face (this is what is timed)."""
         start = time.perf_counter()
-        points = self.mesh.landmarks(frame, face).points
+        landmarks = self.mesh.landmarks(frame, face)
+        if landmarks.presence < MIN_PRESENCE:
+            return None  # the mesh says this detection is no face (as the device loop does)
+        points = landmarks.points
         lids = self.eyelids.eyelids(frame, points) if self.use_eyelids else None
         openness, gate = assess_face(frame, face.box, points, lids, tracker.config, self.min_face_px)
         state = tracker.update(ts, openness, gate)
@@ -225,6 +229,8 @@ class FaceTracks:
             used.add(track.track_id)
             track.box, track.last_ts = face.box, ts
             state = self.pipe.measure(track.tracker, frame, face, ts)
+            if state is None:
+                continue
             track.widths.append(face.width)
             track.blinks, track.verdict, track.frontal_s = state.blinks, state.verdict.value, state.frontal_s
             if state.verdict is Verdict.LIVE and track.passed_at is None:

@@ -12,7 +12,9 @@ logger = logging.getLogger(__name__)
 
 SESSION_ACTIONS = ("start", "stop", "cancel")
 STATUSES = ("present", "late", "absent", "excused")
-MAX_ATTENDANCE_ROWS = 20000
+PAGE_DEFAULT = 100  # rows per /v1/attendance page unless ``limit`` says otherwise
+PAGE_MAX = 1000  # a larger ``limit`` is reduced to this
+ORDERS = ("seq", "time")
 
 
 def _entries(data: dict) -> list[dict]:
@@ -50,6 +52,35 @@ def session_grid(store, session: dict) -> dict:
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in STATUSES}
     return {"session": session, "roster": {k: roster.get(k) for k in ("id", "name", "version")},
             "rows": rows, "counts": counts}
+
+
+def _whole(text: str | None, name: str, default: int) -> int:
+    """A non-negative whole-number query argument (``default`` when absent)."""
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ApiError(400, f"{name} must be a whole number >= 0 (got {text[:20]!r})", name)
+    return value
+
+
+def _time_key(rec: dict) -> tuple[str, int]:
+    return rec.get("captured_at") or "", rec.get("seq") or 0
+
+
+def page_of(rows: list[dict], order: str, newest: bool, offset: int, limit: int) -> list[dict]:
+    """One page of attendance ``rows`` (given by seq): ``order`` "seq" keeps them, "time"
+    sorts by ``captured_at`` then seq; ``newest`` counts ``offset`` from the newest end and
+    returns that page newest first."""
+    if order == "time":
+        rows = sorted(rows, key=_time_key)
+    if not newest:
+        return rows[offset:offset + limit]
+    end = len(rows) - offset
+    return rows[max(0, end - limit):max(0, end)][::-1]
 
 
 def register(app: bottle.Bottle, ctx: dict) -> None:
@@ -130,9 +161,13 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
         status = query("status")
         if status and status not in STATUSES:
             raise ApiError(400, "status must be present, late, absent or excused", "status")
+        order = query("order") or "seq"
+        if order not in ORDERS:
+            raise ApiError(400, "order must be seq or time", "order")
+        offset = _whole(query("offset"), "offset", 0)
+        limit = min(_whole(query("limit"), "limit", PAGE_DEFAULT), PAGE_MAX)
         rows = store.attendance.query(day_from=query("day_from"), day_to=query("day_to"),
                                       session_id=query("session_id"), room=query("room"),
                                       person_id=query("person_id"), status=status)
-        limit = min(int(query("limit") or MAX_ATTENDANCE_ROWS), MAX_ATTENDANCE_ROWS)
-        items = rows[-limit:] if query("newest") == "1" else rows[:limit]
-        return {"items": items, "total": len(rows), "truncated": len(rows) > len(items)}
+        return {"items": page_of(rows, order, query("newest") == "1", offset, limit),
+                "total": len(rows), "offset": offset, "limit": limit}

@@ -38,6 +38,9 @@ BASELINE_PERCENTILE = 75.0
 SMOOTH_TAU_S = 0.03       # time constant of the openness smoothing, seconds
 MAX_GAP_S = 0.5           # a gap longer than this between samples aborts a closure
 LOST_GAP_S = 2.0          # a gap longer than this means the track was lost: reset
+NOISE_K = 4.0             # a closure must also dip this many noise spreads below the baseline
+ASPECT_S = 1.5            # seconds of face-aspect history
+ASPECT_TOL = 0.12         # a frame whose face aspect is off its median by more is refused
 
 
 class Verdict(str, Enum):
@@ -105,6 +108,35 @@ class _Baseline:
             return None
         return float(right), float(left)
 
+    def spread(self) -> float:
+        """Robust relative spread (1.4826 x MAD / median) of the mean openness samples."""
+        mean = np.asarray(self._samples, dtype=np.float64)[:, 1:].mean(axis=1)
+        median = float(np.median(mean))
+        return 1.4826 * float(np.median(np.abs(mean - median))) / median if median > 0 else 0.0
+
+
+class _Aspect:
+    """Median face aspect over the last ``ASPECT_S`` seconds (every sample, so a lasting
+    change of pose is followed within ~ASPECT_S / 2 while a 0.2 s tilt is not)."""
+
+    def __init__(self) -> None:
+        self._samples: deque[tuple[float, float]] = deque()
+
+    def clear(self) -> None:
+        self._samples.clear()
+
+    def jumped(self, ts: float, aspect: float) -> bool:
+        """Record ``aspect``; True if it is off the recent median by more than ASPECT_TOL."""
+        if aspect <= 0:
+            return False
+        self._samples.append((ts, aspect))
+        while ts - self._samples[0][0] > ASPECT_S:
+            self._samples.popleft()
+        if len(self._samples) < BASELINE_MIN_SAMPLES:
+            return False
+        median = float(np.median([a for _, a in self._samples]))
+        return abs(aspect / median - 1.0) > ASPECT_TOL
+
 
 class _Eyes(str, Enum):
     UNKNOWN = "unknown"  # not yet seen open (start, after a gap, after a failed gate)
@@ -123,6 +155,7 @@ class LivenessTracker:
         self.config = config
         self._rng = rng if rng is not None else random.SystemRandom()
         self._baseline = _Baseline()
+        self._aspect = _Aspect()
         if config.policy == "off":
             logger.warning("LIVENESS IS OFF (policy 'off'): every face counts as live; "
                            "a printed photo will be marked present. Testing only.")
@@ -146,6 +179,8 @@ class LivenessTracker:
         logger.debug("liveness reset: %s", reason)
         self._required = self._draw_required()
         self._baseline.clear()
+        self._aspect.clear()
+        self._limit = self.config.closed_ratio
         self._verdict = Verdict.PENDING
         self._blinks = 0
         self._start: float | None = None
@@ -234,6 +269,9 @@ class LivenessTracker:
         if self._last_sample_ts is not None:
             dt = ts - self._last_sample_ts
             self._frame_dt = dt if self._frame_dt is None else self._frame_dt + 0.3 * (dt - self._frame_dt)
+        if self._aspect.jumped(ts, openness.face_aspect):
+            self._abort()  # the face plane tilted suddenly: the eyes cannot be judged
+            return
         raw = (float(openness.right), float(openness.left))
         self._smooth = self._smoothed(ts, openness)
         base = self._baseline.value()
@@ -241,6 +279,8 @@ class LivenessTracker:
             self._ratio = None
             self._baseline.add(ts, *self._smooth)
         else:
+            if self._eyes is not _Eyes.CLOSED:
+                self._limit = min(self.config.closed_ratio, 1.0 - NOISE_K * self._baseline.spread())
             raw_ratio = (raw[0] / base[0] + raw[1] / base[1]) / 2.0
             self._step(ts, self._smooth[0] / base[0], self._smooth[1] / base[1], raw_ratio)
         self._last_sample_ts = ts
@@ -251,7 +291,7 @@ class LivenessTracker:
         cfg = self.config
         ratio = (right + left) / 2.0
         self._ratio = ratio
-        closed = ratio < cfg.closed_ratio and max(right, left) < cfg.reopen_ratio
+        closed = ratio < self._limit and max(right, left) < cfg.reopen_ratio
         if self._eyes is _Eyes.CLOSED:
             self._track_raw_closure(ts, raw_ratio)
             if ts - self._closed_since > cfg.max_closed_s + MAX_GAP_S:
@@ -278,7 +318,7 @@ class LivenessTracker:
 
     def _track_raw_closure(self, ts: float, raw_ratio: float) -> None:
         """Remember the first and last frame whose unsmoothed openness was closed."""
-        if raw_ratio < self.config.closed_ratio:
+        if raw_ratio < self._limit:
             if self._raw_first is None:
                 self._raw_first = ts
             self._raw_last = ts

@@ -49,6 +49,7 @@ class EyeOpenness:
     right: float
     left: float
     source: str = "mesh"
+    face_aspect: float = 0.0  # nose-length / eye-corner distance in the image; 0 = unknown
 
     @property
     def mean(self) -> float:
@@ -123,6 +124,8 @@ def correct_foreshortening(openness: EyeOpenness, points: np.ndarray) -> EyeOpen
     width-over-height (outer eye corners distance / nose-bridge-to-nose-base distance, both
     in the image) cancels that: foreshortening changes both by the same factor, a blink
     changes only the lid gap. Per-person proportions cancel in the tracker's baseline ratio.
+    The face's height/width is kept in ``face_aspect`` so the tracker can also refuse
+    frames in which it jumps (a quick tilt is not a blink).
     """
     p = np.asarray(points, dtype=np.float64)
     height = float(np.linalg.norm(p[NOSE_BASE, :2] - p[NOSE_BRIDGE_TOP, :2]))
@@ -130,7 +133,8 @@ def correct_foreshortening(openness: EyeOpenness, points: np.ndarray) -> EyeOpen
     if height <= 1e-6 or width <= 1e-6:
         return openness
     k = width / height
-    return EyeOpenness(right=openness.right * k, left=openness.left * k, source=openness.source)
+    return EyeOpenness(right=openness.right * k, left=openness.left * k, source=openness.source,
+                       face_aspect=height / width)
 
 
 def head_pose(points: np.ndarray) -> tuple[float, float, float]:

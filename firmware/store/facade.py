@@ -2,7 +2,12 @@
 
 Opened by the composition root, closed last. One re-entrant lock serialises every call
 (the publisher thread, the control API and the pipeline share it), so a multi-file step
-is never observed half-done by another thread. At open the Store takes an exclusive
+is never observed half-done by another thread. The big reads (``attendance.query``,
+``attendance.for_session``, ``unknowns.list``; marked ``@locks_itself``) take it only to
+pick up immutable per-day lists and filter them outside it, so a console page never makes
+the device loop wait. ``timezone`` makes attendance and session days local dates; when it
+differs from the zone the data dir was written in, the days are re-filed at open
+(``migrate.rezone``, after a backup). At open the Store takes an exclusive
 ``flock`` on ``<data_dir>/.lock`` (single writer), migrates the format if needed, and
 finishes any step a crash cut short (outbox journal -> attendance / unknowns, session
 transitions) BEFORE anyone can read or publish.
