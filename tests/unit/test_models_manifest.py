@@ -14,7 +14,7 @@ from firmware.errors import ModelError, ModelHashMismatch
 from models import registry
 from models.build import dlib_reader as dr
 
-IDS = {"blazeface_short", "blazeface_full", "face_mesh", "dlib_resnet_int8", "dlib_resnet_f32",
+IDS = {"blazeface_short", "blazeface_full", "face_mesh", "iris_landmark", "dlib_resnet_int8", "dlib_resnet_f32",
        "facenet_int8", "facenet_f32"}
 
 
