@@ -4,8 +4,10 @@ Seeds a fresh data dir with ``--records`` attendance records (real Store), start
 firmware (`rollcall run`, replaying ``--firmware-source VIDEO``, or with no camera at all:
 degraded but serving its control socket) and the real console (`rollcall console`) as two
 processes, as on the device, and lets ``--clients`` concurrent logged-in clients fetch the
-pages for ``--seconds`` (bounded). Prints a table and writes ``--json``. The target
-(p99 <= 200 ms) is reported, not asserted.
+pages for ``--seconds`` (bounded): the dashboard, and the attendance page (its first page
+of 100 rows, newest first) for today, the last 7 days and all history. Days are local
+dates in ``--timezone`` (the bench device's ``device.timezone``), as on a real device.
+Prints a table and writes ``--json``. The target (p99 <= 200 ms) is reported, not asserted.
 """
 
 from __future__ import annotations

@@ -34,11 +34,16 @@ def read_filters(ctx) -> dict:
     return filters
 
 
+def _by(rec: dict) -> str:
+    """Who set the status by hand (a correction, or a manual record); "" for the camera."""
+    return rec.get("updated_by") or (rec.get("extra") or {}).get("by") or ""
+
+
 def _rows(ctx, items: list[dict], names: dict, sessions: dict) -> list[list]:
     return [[fmt_time(ctx, r.get("captured_at")),
              sessions.get(r.get("session_id"), r.get("session_id") or ""), r.get("room") or "",
              r.get("person_id") or "", names.get(r.get("person_id"), ""), r.get("status") or "",
-             "" if r.get("score") is None else f"{r['score']:.3f}", r.get("by") or "",
+             "" if r.get("score") is None else f"{r['score']:.3f}", _by(r),
              r.get("event_id") or ""] for r in items]
 
 
@@ -84,8 +89,8 @@ def _page_links(filters: dict, page: int, total: int) -> dict:
             "pages": pages}
 
 
-def export_rows(ctx, filters: dict, first: dict) -> Iterator[dict]:
-    """Every record matching ``filters``, oldest first, one control API page at a time
+def export_rows(client, filters: dict, first: dict, chunk: int = EXPORT_CHUNK) -> Iterator[dict]:
+    """Every record matching ``filters``, oldest first, ``chunk`` rows per control API call
     (``first``: the answer for offset 0, already fetched). Records that arrive meanwhile
     are newer, so they only add to the end."""
     answer, offset = first, 0
@@ -93,10 +98,10 @@ def export_rows(ctx, filters: dict, first: dict) -> Iterator[dict]:
         items = answer["items"]
         yield from items
         offset += len(items)
-        if not items or len(items) < answer.get("limit", EXPORT_CHUNK):
+        if not items or len(items) < answer.get("limit", chunk):
             return
-        answer = ctx.client.get("/v1/attendance", {**filters, "order": "time", "offset": offset,
-                                                   "limit": EXPORT_CHUNK}, timeout=30)
+        answer = client.get("/v1/attendance", {**filters, "order": "time", "offset": offset,
+                                               "limit": chunk}, timeout=30)
 
 
 def _csv_chunks(ctx, rows: Iterator[dict], lookups: tuple[dict, dict], bom: bool) -> Iterator[bytes]:
@@ -144,5 +149,5 @@ def register(app: bottle.Bottle, ctx) -> None:
         bottle.response.content_type = "text/csv; charset=utf-8"
         bottle.response.set_header("Content-Disposition",
                                    f'attachment; filename="attendance-{q(stamp)}.csv"')
-        return _csv_chunks(ctx, export_rows(ctx, filters, first), _lookups(ctx),
+        return _csv_chunks(ctx, export_rows(ctx.client, filters, first), _lookups(ctx),
                            bom=bottle.request.query.get("bom") == "1")

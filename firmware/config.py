@@ -79,7 +79,9 @@ class RecognitionConfig(_Section):
     embedder: str = Field("dlib_resnet_int8", description="Embedder model id from models/manifest.toml.")
     match_threshold: float | None = Field(None, ge=-1, le=1,
                                           description="Cosine similarity to accept; None uses the manifest default.")
-    margin: float = Field(0.05, ge=0, le=1, description="Best score must beat the runner-up person by this much.")
+    margin: float | None = Field(None, ge=0, le=1,
+                                 description="Cosine by which the best person must beat the runner-up person; "
+                                             "None uses the embedder's default_margin from the manifest.")
     embeddings_per_track: int = Field(3, ge=1, le=10, description="Embeddings averaged per track before deciding.")
 
 

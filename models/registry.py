@@ -56,6 +56,8 @@ class ModelSpec:
     align_size: int | None = None
     align_padding: float | None = None
     default_threshold: float | None = None
+    default_margin: float | None = None
+    flip_average: bool = False
     calibrated: bool = False
 
     @property

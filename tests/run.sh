@@ -36,6 +36,11 @@ missing_packages() {
             echo "$pkg"
         fi
     done < <(tool_packages)
+    # Playwright's bundled node driver needs libatomic.so.1, which chromium does not pull in.
+    if command -v dpkg-query >/dev/null 2>&1 &&
+        [[ "$(dpkg-query -W -f='${Status}' libatomic1 2>/dev/null)" != "install ok installed" ]]; then
+        echo libatomic1
+    fi
 }
 
 install_test_tools() {

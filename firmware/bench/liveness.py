@@ -14,7 +14,7 @@ Runs the real detector + Face Mesh + eyelid model + :class:`LivenessTracker` on:
 Every face is followed by a small IoU tracker with its own LivenessTracker. Prints a
 table; ``--json`` keys: live_pass_rate, median_seconds_to_pass,
 max_seconds_from_first_blink, still_streams, still_false_passes, still_false_blinks,
-still_spoof_verdicts, replay_result_blink_policy, replay_result_challenge_policy,
+still_spoof_verdicts, flick_streams, flick_false_passes, replay_result_blink_policy, replay_result_challenge_policy,
 ms_per_frame_landmarks_median / _p95 (mesh + eyelids + gate + tracker per face per
 frame), and the per-clip rows. Paths default to ``../shared/data`` next to the repo (or
 ``$ROLLCALL_SHARED_DATA``). Exit code 1 if a live clip fails or a still passes.
@@ -241,7 +241,7 @@ class FaceTracks:
 def _track_summary(track: Track) -> dict:
     return {"track": track.track_id, "passed_at": track.passed_at, "blinks": track.blinks,
             "verdict": track.verdict, "frames": len(track.widths), "frontal_s": round(track.frontal_s, 2),
-            "median_face_px": round(float(np.median(track.widths)), 1),
+            "median_face_px": round(float(np.median(track.widths)), 1) if track.widths else 0.0,
             "required_blinks": track.tracker.required_blinks}
 
 
@@ -367,6 +367,8 @@ def summarise(live: list[dict], stills: list[dict], replay: list[dict], timings:
     """The JSON summary (keys documented in the module docstring of the bench)."""
     passed = [r for r in live if r["passed"]]
     from_blink = [r["seconds_from_first_blink"] for r in passed if r["seconds_from_first_blink"] is not None]
+    plain = [r for r in stills if not r["variant"].startswith("flick")]
+    flicked = [r for r in stills if r["variant"].startswith("flick")]
     by_policy: dict[str, dict[str, str]] = {}
     for row in replay:
         by_policy.setdefault(row["policy"], {})[row["rate"]] = _verdict_text(row)
@@ -374,12 +376,13 @@ def summarise(live: list[dict], stills: list[dict], replay: list[dict], timings:
         "live_pass_rate": len(passed) / len(live) if live else None,
         "median_seconds_to_pass": statistics.median(r["seconds_to_pass"] for r in passed) if passed else None,
         "max_seconds_from_first_blink": max(from_blink) if from_blink else None,
-        "still_streams": len(stills),
-        "still_false_passes": sum(r["passed"] for r in stills),
-        "still_false_blinks": sum(r["blinks"] for r in stills),
-        "still_spoof_verdicts": sum(r["spoof"] for r in stills),
-        "still_faces_tracked": sum(r["tracks"] for r in stills),
-        "still_streams_with_face": sum(r["frames_with_face"] > 0 for r in stills),
+        "still_streams": len(plain),
+        "still_false_passes": sum(r["passed"] for r in plain),
+        "still_false_blinks": sum(r["blinks"] for r in plain),
+        "still_spoof_verdicts": sum(r["spoof"] for r in plain),
+        "still_streams_with_face": sum(r["frames_with_face"] > 0 for r in plain),
+        "flick_streams": len(flicked),
+        "flick_false_passes": sum(r["passed"] for r in flicked),
         "replay_result_blink_policy": by_policy.get("blink", {}),
         "replay_result_challenge_policy": {k: v for k, v in by_policy.items() if k.startswith("challenge")},
         "ms_per_frame_landmarks_median": statistics.median(timings) if timings else None,
@@ -399,7 +402,8 @@ def print_table(summary: dict) -> None:
     bad = [r for r in summary["stills"] if r["passed"] or r["blinks"]]
     print(f"\nstills: {summary['still_streams']} noisy streams ({summary['still_streams_with_face']} with a face), "
           f"false passes {summary['still_false_passes']}, false blinks {summary['still_false_blinks']}, "
-          f"spoof verdicts {summary['still_spoof_verdicts']}")
+          f"spoof verdicts {summary['still_spoof_verdicts']}; flicked prints: {summary['flick_streams']} "
+          f"streams, false passes {summary['flick_false_passes']}")
     for r in bad:
         print(f"  FALSE BLINK {r['file']} [{r['variant']}] blinks={r['blinks']} passed={r['passed']}")
     print("\nreplay:")

@@ -6,6 +6,10 @@ landmarks) and the quality gate. A blink is open -> closed -> open on the same t
 with the closure lasting ``min_closed_s``..``max_closed_s`` seconds. "Closed" and "open"
 are relative to the person's own open-eye baseline (a high percentile of the last few
 seconds of openness), so narrow eyes, glasses or a small tilt need no global threshold.
+Two guards keep a still photo from ever passing: a closure must also dip ``NOISE_K``
+noise spreads below the baseline (a jittery measurement cannot fake one), and a frame
+whose face aspect (``EyeOpenness.face_aspect``) jumps is refused (tilting a print away
+squashes the eyes like a blink).
 
 Verdicts: ``pending`` (please blink), ``look_at_camera`` (gate failed: too small, turned,
 blurred), ``live`` (required blinks seen; latched until :meth:`LivenessTracker.reset`),
@@ -109,10 +113,11 @@ class _Baseline:
         return float(right), float(left)
 
     def spread(self) -> float:
-        """Robust relative spread (1.4826 x MAD / median) of the mean openness samples."""
+        """Robust relative spread of the mean openness samples: interquartile range / 1.349
+        (a standard deviation for gaussian noise) over the median."""
         mean = np.asarray(self._samples, dtype=np.float64)[:, 1:].mean(axis=1)
-        median = float(np.median(mean))
-        return 1.4826 * float(np.median(np.abs(mean - median))) / median if median > 0 else 0.0
+        q25, median, q75 = np.percentile(mean, (25.0, 50.0, 75.0))
+        return float(q75 - q25) / 1.349 / float(median) if median > 0 else 0.0
 
 
 class _Aspect:

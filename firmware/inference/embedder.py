@@ -7,6 +7,12 @@ fallbacks below (by model-id prefix) match how the build scripts make the models
 - ``dlib_resnet_*``: 150x150 raw RGB 0..255 (dlib's mean subtraction is inside the graph);
   128-D output, normalised here.
 - ``facenet_*``: 160x160 RGB scaled ``(x - 127.5) / 128``; 512-D output.
+
+With the manifest's ``flip_average = true`` every chip is embedded twice, as is and
+mirrored left-right, and the two raw outputs are summed before the L2 normalisation
+(test-time flip averaging: it halves the effect of small left/right alignment errors; on
+the 5 LFW dev folds it moved dlib_resnet_int8 from 98.87 % to the figure in the manifest
+comment, for one extra model run per face).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 #: Cosine thresholds used when the manifest gives none (measured on LFW dev folds).
 FALLBACK_THRESHOLDS = {"dlib_resnet": 0.93, "facenet": 0.5}
+#: Best-minus-runner-up margins used when the manifest gives none.
+FALLBACK_MARGINS = {"dlib_resnet": 0.02, "facenet": 0.05}
 
 
 def manifest_entry(model_id: str) -> dict[str, Any]:
@@ -62,13 +70,25 @@ def default_threshold(model_id: str) -> float:
     return FALLBACK_THRESHOLDS[_family(model_id)]
 
 
+def default_margin(model_id: str) -> float:
+    """How far (cosine) the best person must beat the runner-up: the manifest's
+    ``default_margin``, else the fallback."""
+    entry = manifest_entry(model_id)
+    if isinstance(entry.get("default_margin"), (int, float)):
+        return float(entry["default_margin"])
+    return FALLBACK_MARGINS[_family(model_id)]
+
+
 class Embedder:
     """One embedding model; create once, call :meth:`embed` per aligned chip."""
 
     def __init__(self, models_dir: str | os.PathLike, model_id: str = "dlib_resnet_int8", *,
-                 num_threads: int = 2, model: TFLiteModel | None = None) -> None:
+                 num_threads: int = 2, model: TFLiteModel | None = None,
+                 flip_average: bool | None = None) -> None:
         self.model_id = model_id
         entry = manifest_entry(model_id)
+        #: Embed the mirrored chip too and average (None: the manifest's ``flip_average``).
+        self.flip_average = bool(entry.get("flip_average", False)) if flip_average is None else flip_average
         self.alignment: AlignmentSpec = spec_for(model_id, entry.get("alignment"), entry.get("align_size"),
                                                  entry.get("align_padding"))
         self._offset, self._scale = normalisation_for(model_id, entry)
@@ -86,11 +106,17 @@ class Embedder:
         if chip_rgb is None or chip_rgb.shape != (size, size, 3):
             got = None if chip_rgb is None else chip_rgb.shape
             raise ImageError(f"{self.model_id} needs a {size}x{size} RGB chip, got {got}")
-        np.subtract(chip_rgb, self._offset, out=self._input[0], casting="unsafe")
-        self._input *= self._scale
-        vector = self._model.run(self._input)[0].reshape(-1).astype(np.float32)
+        vector = self._run(chip_rgb)
+        if self.flip_average:
+            vector += self._run(chip_rgb[:, ::-1])
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm > 0 else vector
+
+    def _run(self, chip_rgb: np.ndarray) -> np.ndarray:
+        """The model's raw float32 output (``dim``,) for one chip (a fresh array)."""
+        np.subtract(chip_rgb, self._offset, out=self._input[0], casting="unsafe")
+        self._input *= self._scale
+        return self._model.run(self._input)[0].reshape(-1).astype(np.float32)
 
     def embed_many(self, chips: Sequence[np.ndarray]) -> np.ndarray:
         """(N, dim) float32 embeddings of N chips."""

@@ -133,20 +133,30 @@ def main() -> int:
     db = work / "central.db"
     collector = subprocess.Popen([*ROLLCALL, "central", "collect", "--broker", f"127.0.0.1:{port}",
                                   "--db", str(db), "--until-count", "1", "--timeout", "900"])
+    device = None
     try:
         started = time.monotonic()
-        subprocess.run([*ROLLCALL, "run", "--config", str(cfg), "--source", str(work / "frames"),
-                        "--max-frames", str(frames)], check=True, timeout=1200)
+        device = subprocess.Popen([*ROLLCALL, "run", "--config", str(cfg), "--source", str(work / "frames"),
+                                   "--max-frames", str(frames)])
+        # The collector exits as soon as it holds one event; the device is then stopped
+        # with SIGTERM (a clean shutdown, as systemd does) instead of replaying the rest.
+        while collector.poll() is None and device.poll() is None:
+            time.sleep(0.5)
         collector.wait(timeout=120)
         events = attendance_events(db)
         print(f"device run: {time.monotonic() - started:.0f} s, attendance events collected: {len(events)}")
+        if device.poll() is None:
+            device.terminate()
+        code = device.wait(timeout=120)
+        if code != 0:
+            print(f"rollcall run exited with {code}")
+            return 1
         return 0 if any(e.get("person_id") == "p1" for e in events) else 1
     finally:
-        for proc in (collector, broker):
-            if proc.poll() is None:
+        for proc in (device, collector, broker):
+            if proc is not None and proc.poll() is None:
                 proc.terminate()
                 proc.wait(10)
-
 
 if __name__ == "__main__":
     sys.exit(main())

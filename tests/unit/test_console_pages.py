@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 import zipfile
 
@@ -82,6 +83,7 @@ def test_roster_session_grid_manual_status_and_export(admin, console_env):
     table = list(csv.DictReader(io.StringIO(export.body.decode("utf-8-sig"))))
     assert {r["name"] for r in table} == {"Ann", "Cy"}
     assert all(r["session"] == "Maths" for r in table)
+    assert {r["name"]: r["by"] for r in table} == {"Ann": "", "Cy": "admin"}
     page = admin.get(f"/attendance?session_id={session_id}&status=excused")
     assert "Cy" in page.text and "2 records" not in page.text
 
@@ -182,3 +184,58 @@ def test_broker_and_indicator_tests_need_csrf_header(admin, console_env):
     assert ("broker", {"host": "broker.invalid", "port": 1883, "tls": False}) in console_env.device.calls
     reply = admin.request("POST", "/api/indicators-test", b"", ctype, headers={"X-CSRF-Token": admin.csrf})
     assert b'"ok": true' in reply.body
+
+
+def _seed_days(store, people: int, days: int) -> tuple[str, str]:
+    """``people`` open-door check-ins on each of the last ``days`` days (today included),
+    written newest day first (seq order is not time order); returns (day_from, day_to)."""
+    ids = [store.people.add(f"p{i:03d}", f"Person {i}")["id"] for i in range(people)]
+    midnight = time.time() // 86400 * 86400  # the test config's device.timezone is UTC
+    for back in range(days):
+        for i, pid in enumerate(ids):
+            store.attendance.record(None, pid, captured_at=midnight - back * 86400 + i * 30)
+    return (time.strftime("%Y-%m-%d", time.gmtime(midnight - (days - 1) * 86400)),
+            time.strftime("%Y-%m-%d", time.gmtime(midnight)))
+
+
+def _table_rows(html: str) -> list[str]:
+    body = html.split('id="attendance-table"', 1)[1].split("</tbody>", 1)[0]
+    return re.findall(r"<tr><td>.*?</tr>", body)
+
+
+def test_attendance_pages_of_100_with_links_keeping_filters_and_full_csv_export(admin, console_env):
+    day_from, day_to = _seed_days(console_env.store, 180, 6)  # 1,080 records: 11 pages
+    filters = f"day_from={day_from}&day_to={day_to}&status=present"
+    first = admin.get(f"/attendance?{filters}")
+    rows = _table_rows(first.text)
+    assert first.status == 200 and len(rows) == 100 and "1080 records" in first.text
+    assert "Person 179" in rows[0] and "page 1 of 11" in first.text  # newest first
+    assert 'id="att-prev"' not in first.text
+    next_href = re.search(r'href="([^"]+)" id="att-next"', first.text).group(1).replace("&amp;", "&")
+    assert next_href == f"/attendance?{filters}&page=2"
+    second = admin.get(next_href)
+    assert len(_table_rows(second.text)) == 100 and "101-200" in second.text
+    assert 'id="att-prev"' in second.text and f"day_from={day_from}" in second.text
+    last = admin.get(f"/attendance?{filters}&page=11")
+    assert len(_table_rows(last.text)) == 80 and 'id="att-next"' not in last.text
+    past = admin.get(f"/attendance?{filters}&page=40")
+    assert "No rows on this page" in past.text and "page=11" in past.text  # prev: the last page
+
+    export = admin.get(f"/attendance/export.csv?day_from={day_from}&day_to={day_to}")
+    table = list(csv.DictReader(io.StringIO(export.body.decode("utf-8"))))
+    assert export.status == 200 and len(table) == 1080 and export.parts >= 3  # header + 2 chunks
+    assert len({r["event_id"] for r in table}) == 1080
+    stored = sorted(console_env.store.attendance.query(day_from=day_from, day_to=day_to),
+                    key=lambda r: r["captured_at"])
+    assert [r["event_id"] for r in table] == [r["event_id"] for r in stored]  # oldest first
+
+
+def test_bench_week_filter_uses_the_device_local_date():
+    from console.bench import days_back
+
+    late_evening_new_york = 1_795_230_000  # 2026-11-21 03:00 UTC = 20 Nov 22:00 in New York
+    assert days_back(6, "UTC", late_evening_new_york) == {"day_from": "2026-11-15", "day_to": "2026-11-21"}
+    assert days_back(6, "America/New_York", late_evening_new_york) == {"day_from": "2026-11-14",
+                                                                       "day_to": "2026-11-20"}
+    noon_utc = late_evening_new_york + 9 * 3600  # already 22 Nov 01:00 in Auckland
+    assert days_back(0, "Pacific/Auckland", noon_utc) == {"day_from": "2026-11-22", "day_to": "2026-11-22"}

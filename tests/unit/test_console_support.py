@@ -33,6 +33,7 @@ class Reply:
     status: int
     headers: dict
     body: bytes
+    parts: int = 1  # how many chunks the WSGI app yielded (a streamed body has several)
 
     @property
     def text(self) -> str:
@@ -68,10 +69,13 @@ class Browser:
         def start_response(status, response_headers, exc_info=None):
             captured["status"], captured["headers"] = status, response_headers
 
-        chunks = self.app(env, start_response)
+        result = self.app(env, start_response)
+        try:
+            chunks = [chunk for chunk in result if chunk]
+        finally:
+            if hasattr(result, "close"):
+                result.close()
         data = b"".join(chunks)
-        if hasattr(chunks, "close"):
-            chunks.close()
         reply_headers = {}
         for key, value in captured["headers"]:
             if key.lower() == "set-cookie":
@@ -84,7 +88,7 @@ class Browser:
                 reply_headers.setdefault("Set-Cookie", []).append(value)
             else:
                 reply_headers[key] = value
-        reply = Reply(int(captured["status"].split()[0]), reply_headers, data)
+        reply = Reply(int(captured["status"].split()[0]), reply_headers, data, len(chunks))
         found = CSRF_RE.search(reply.text) if "html" in reply_headers.get("Content-Type", "") else None
         if found:
             self.csrf = found.group(1)
@@ -135,29 +139,48 @@ class ConsoleEnv:
     def browser(self, remote_addr: str = "127.0.0.1") -> Browser:
         return Browser(self.app, remote_addr)
 
+    def close(self) -> None:
+        """Stop the control server, close the store and remove the folder; safe twice."""
+        try:
+            self.server.close()
+            self.store.close()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
 
 def make_env(firmware: bool = True, jpeg: bytes | None = None, extra: str = "") -> ConsoleEnv:
+    """A console app over a real ControlServer + Store in a fresh /tmp/rc-console-* folder
+    (short: the control socket path must fit AF_UNIX's 108 bytes). The caller must
+    ``close()`` it, which removes the folder; the ``console_env`` fixture does."""
     from console.app import create_app
 
     root = Path(tempfile.mkdtemp(prefix="rc-console-"))
-    socket_path = root / "control.sock"
-    store = Store(root / "data")
-    device = FakeDevice(store, jpeg=jpeg)
-    server = ControlServer(socket_path, store, device)
-    if firmware:
-        server.start()
-    config = write_config(root, socket_path, extra)
-    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # argon2id, fast for tests
-    return ConsoleEnv(root, config, store, device, server, create_app(config, password_hasher=cheap))
+    store = server = None
+    try:
+        socket_path = root / "control.sock"
+        store = Store(root / "data")
+        device = FakeDevice(store, jpeg=jpeg)
+        server = ControlServer(socket_path, store, device)
+        if firmware:
+            server.start()
+        config = write_config(root, socket_path, extra)
+        cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # argon2id, fast for tests
+        return ConsoleEnv(root, config, store, device, server, create_app(config, password_hasher=cheap))
+    except BaseException:
+        for part in (server, store):
+            if part is not None:
+                part.close()
+        shutil.rmtree(root, ignore_errors=True)
+        raise
 
 
 @pytest.fixture
 def console_env():
     env = make_env()
-    yield env
-    env.server.close()
-    env.store.close()
-    shutil.rmtree(env.root, ignore_errors=True)
+    try:
+        yield env
+    finally:
+        env.close()
 
 
 def setup_admin(browser: Browser, password: str = PASSWORD) -> Reply:

@@ -206,3 +206,45 @@ def test_mjpeg_frames_paced_by_injected_clock():
 
     parts = list(mjpeg_frames(Dev(), fps=5, max_s=1.0, clock=lambda: now[0], sleep=sleep))
     assert len(parts) == 5 and all(s == pytest.approx(0.2) for s in sleeps)
+
+
+def seed_open_door(store, people: int, days: int, start: float = 1_790_000_000.0) -> None:
+    """``people`` x ``days`` open-door check-ins, written NEWEST day first, so seq order
+    (oldest first by seq) is not capture-time order."""
+    ids = [store.people.add(f"p{i:03d}", f"Person {i}")["id"] for i in range(people)]
+    for day in reversed(range(days)):
+        for i, pid in enumerate(ids):
+            store.attendance.record(None, pid, score=0.9, captured_at=start + day * 86400 + i * 60)
+
+
+def test_attendance_pages_offset_limit_order_and_bad_arguments(control):
+    client, store, _, _ = control
+    seed_open_door(store, 50, 5)
+    by_seq = [r["event_id"] for r in store.attendance.query()]
+    by_time = [r["event_id"] for r in sorted(store.attendance.query(), key=lambda r: r["captured_at"])]
+    assert by_seq != by_time and len(by_seq) == 250
+
+    first = client.get("/v1/attendance")  # defaults: oldest first by seq, 100 rows
+    assert (first["total"], first["offset"], first["limit"]) == (250, 0, 100)
+    assert [r["event_id"] for r in first["items"]] == by_seq[:100]
+    tail = client.get("/v1/attendance", {"offset": 200, "limit": 100})
+    assert [r["event_id"] for r in tail["items"]] == by_seq[200:]
+    assert client.get("/v1/attendance", {"offset": 250})["items"] == []
+
+    pages = [client.get("/v1/attendance", {"order": "time", "offset": o, "limit": 60})["items"]
+             for o in range(0, 250, 60)]
+    assert [r["event_id"] for page in pages for r in page] == by_time
+    newest = client.get("/v1/attendance", {"order": "time", "newest": 1, "limit": 10, "offset": 5})
+    assert [r["event_id"] for r in newest["items"]] == by_time[::-1][5:15]
+    last = client.get("/v1/attendance", {"order": "time", "newest": 1, "limit": 100, "offset": 200})
+    assert [r["event_id"] for r in last["items"]] == by_time[::-1][200:]
+
+    assert client.get("/v1/attendance", {"limit": 5000})["limit"] == 1000  # capped
+    assert client.get("/v1/attendance", {"limit": 0})["items"] == []
+    day = time.strftime("%Y-%m-%d", time.gmtime(1_790_000_000 + 86400))
+    one_day = client.get("/v1/attendance", {"day_from": day, "day_to": day, "limit": 20})
+    assert one_day["total"] == 50 and len(one_day["items"]) == 20
+    for bad in ({"limit": "-1"}, {"offset": "ten"}, {"order": "name"}):
+        with pytest.raises(ControlError) as refused:
+            client.get("/v1/attendance", bad)
+        assert refused.value.status == 400 and refused.value.field == next(iter(bad))

@@ -221,3 +221,37 @@ def test_eyes_relaxing_for_good_do_not_block_the_tracker(config):
     states = run(tracker, frames(15, 8), lambda ts: blink_signal(ts, [(5.0, 0.2)], 0.36 if ts < 1.5 else 0.2,
                                                                   0.04))
     assert states[-1].verdict is Verdict.LIVE and states[-1].blinks == 1
+
+
+def test_sudden_change_of_face_aspect_is_not_a_blink(config):
+    """A photo tilted away for 0.2 s: the eyes AND the face squash; the frame is refused."""
+    tracker = LivenessTracker(config)
+    for ts in frames(15, 5):
+        tilted = 2.0 <= ts < 2.2
+        value, aspect = (OPEN * 0.5, 0.25) if tilted else (OPEN, 0.5)
+        state = tracker.update(ts, EyeOpenness(value, value, face_aspect=aspect), OK)
+    assert state.blinks == 0
+
+
+def test_a_blink_with_a_steady_face_aspect_counts(config):
+    tracker = LivenessTracker(config)
+    for ts in frames(15, 4):
+        value = blink_signal(ts, [(2.0, 0.2)])
+        state = tracker.update(ts, EyeOpenness(value, value, face_aspect=0.5), OK)
+    assert state.verdict is Verdict.LIVE
+
+
+def test_noisy_measurements_need_a_deeper_closure(config):
+    """With openness jumping +-12 % frame to frame (a poor face), a 40 % dip is not
+    enough, but a real closure to 10 % of the open level still is."""
+    def run_with(dip: float) -> int:
+        tracker = LivenessTracker(config)
+        for i, ts in enumerate(frames(15, 5)):
+            value = OPEN * (1.12 if i % 2 else 0.88)
+            if 3.0 <= ts < 3.2:
+                value = OPEN * dip
+            state = tracker.update(ts, EyeOpenness(value, value), OK)
+        return state.blinks
+
+    assert run_with(0.6) == 0
+    assert run_with(0.1) == 1
