@@ -38,6 +38,15 @@ def match_threshold(config: Config) -> float:
     return default_threshold(config.recognition.embedder)
 
 
+def match_margin(config: Config) -> float:
+    """How far the best person must beat the runner-up: the config's, else the manifest's."""
+    if config.recognition.margin is not None:
+        return config.recognition.margin
+    from firmware.inference.embedder import default_margin
+
+    return default_margin(config.recognition.embedder)
+
+
 class SessionKeeper:
     """Session state for one device (room ``config.device.room``)."""
 
@@ -148,7 +157,7 @@ class SessionKeeper:
             self.engine.set_scope(Scope(None, None))
 
     def _matcher(self, allowed: list[str] | None) -> Callable[[np.ndarray], Match]:
-        gallery, threshold, margin = self.gallery, match_threshold(self.config), self.config.recognition.margin
+        gallery, threshold, margin = self.gallery, match_threshold(self.config), match_margin(self.config)
         if allowed is not None:
             gallery = gallery.scope(allowed)
 

@@ -92,12 +92,25 @@ class _Child:
                 self.proc.wait()
 
 
+def _first_run_hint(cfg: Config) -> str:
+    """Until an admin account exists, the console's first-run page asks for a one-time
+    setup code (so a stranger on the LAN cannot claim the device first): make sure one
+    exists and say where it is. It is shown on this terminal only, never logged."""
+    from provisioning.credentials import ensure_setup_code
+
+    code = ensure_setup_code(cfg.console.secrets_dir)
+    if code is None:
+        return ""
+    return (f"First visit: enter the one-time setup code {code} "
+            f"(also in {cfg.console.secrets_dir / 'setup-code'}) and choose the admin password.\n")
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = ensure_dev_config(Path(args.config))
     port = args.port or cfg.console.port
     host = "localhost" if cfg.console.bind in ("127.0.0.1", "0.0.0.0") else cfg.console.bind
-    print(f"Rollcall dev mode: firmware + console. Console: http://{host}:{port}/  (Ctrl-C stops)",
-          flush=True)
+    print(f"Rollcall dev mode: firmware + console. Console: http://{host}:{port}/  (Ctrl-C stops)\n"
+          f"{_first_run_hint(cfg)}", end="", flush=True)
     children = [_Child("firmware", _child_cmd("run", args)), _Child("console", _child_cmd("console", args))]
     stopping = False
 

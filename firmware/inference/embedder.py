@@ -10,9 +10,9 @@ fallbacks below (by model-id prefix) match how the build scripts make the models
 
 With the manifest's ``flip_average = true`` every chip is embedded twice, as is and
 mirrored left-right, and the two raw outputs are summed before the L2 normalisation
-(test-time flip averaging: it halves the effect of small left/right alignment errors; on
-the 5 LFW dev folds it moved dlib_resnet_int8 from 98.87 % to the figure in the manifest
-comment, for one extra model run per face).
+(test-time flip averaging: it evens out small left/right alignment errors; on the 5 LFW
+dev folds dlib_resnet_int8 went from 98.87 % to 99.23 %, f32 from 98.70 % to 99.20 %, for
+one more model run per face, ~4.5 ms on the dev box).
 """
 
 from __future__ import annotations
