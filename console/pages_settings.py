@@ -36,7 +36,7 @@ def _changes(kind: str, form) -> dict:
     """{section: {field: value}} for one settings form (ValueError on bad numbers)."""
     if kind == "recognition":
         return {"recognition": {"match_threshold": _opt_float(form.get("match_threshold")),
-                                "margin": float(form.get("margin"))},
+                                "margin": _opt_float(form.get("margin"))},
                 "liveness": {"policy": form.get("policy")}}
     if kind == "retention":
         return {"store": {"retention_days": int(form.get("retention_days")),

@@ -38,7 +38,7 @@ def _pipeline(device: Any) -> Any:
 def enrol_photos(device: Any, person_id: str, images: list[bytes]) -> list[dict]:
     """Check, embed and store photos of one person; per photo ``{"ok", "message", "photo_id"}``."""
     from firmware.enrolment import check_and_embed
-    from firmware.inference.embedder import default_threshold
+    from firmware.inference.embedder import same_person_threshold
 
     store, model_id = device.store, device.config.recognition.embedder
     if store.people.get(person_id) is None:
@@ -52,7 +52,7 @@ def enrol_photos(device: Any, person_id: str, images: list[bytes]) -> list[dict]
     _, existing = store.people.embeddings(model_id, [person_id])
     shas = [p["photo_sha256"] for p in store.people.photos(person_id) if p.get("photo_sha256")]
     results = check_and_embed(images, existing if len(existing) else None, shas, pipeline,
-                              same_person_threshold=default_threshold(model_id))
+                              same_person_threshold=same_person_threshold(model_id))
     out = []
     for r in results:
         if not r.accepted:

@@ -73,7 +73,7 @@ def _save(store, args: argparse.Namespace, model_id: str, paths: list[Path], res
 
 
 def run(args: argparse.Namespace) -> int:
-    from firmware.inference.embedder import default_threshold
+    from firmware.inference.embedder import same_person_threshold
     from firmware.inference.pipeline import FacePipeline
     from firmware.store import Store
 
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         existing, shas = _existing(store, args.person, model_id)
         paths, contents = _read(args.images)
         results = check_and_embed(contents, existing, shas, pipeline,
-                                  same_person_threshold=default_threshold(model_id))
+                                  same_person_threshold=same_person_threshold(model_id))
         _save(store, args, model_id, paths, results)
     accepted = sum(r.accepted for r in results)
     print(f"{accepted} of {len(args.images)} photos enrolled for {args.person} with {model_id}")

@@ -57,6 +57,7 @@ class ModelSpec:
     align_padding: float | None = None
     default_threshold: float | None = None
     default_margin: float | None = None
+    same_person_threshold: float | None = None
     flip_average: bool = False
     calibrated: bool = False
 

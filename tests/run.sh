@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install what the tests need, install Rollcall for development, run the whole suite.
 #
-#   ./tests/run.sh                 everything (what CI runs)
-#   ./tests/run.sh -m "not e2e"    extra arguments go to pytest
+#   ./tests/run.sh                 everything (what CI runs): the arm64 check, then pytest
+#   ./tests/run.sh -m "not e2e"    extra arguments go to pytest (and skip the arm64 check)
 #
 # As root on Debian it apt-get installs the missing test tools (mosquitto, chromium,
 # the shell linter, systemd-analyze); otherwise the tests that need them skip.
@@ -75,7 +75,20 @@ state = "PASSED" if rc == 0 else "FAILED"
 print(f"tests/run.sh: SUMMARY: {state}: {passed} passed, {count['failures']} failed, "
       f"{count['errors']} errors, {count['skipped']} skipped of {count['tests']} in {seconds}s "
       f"(pytest exit {rc}; report {path})")
+# The plain closing line CI reads.
+print(f"tests: {passed} passed, {count['failures'] + count['errors']} failed, {count['skipped']} skipped")
 PY
+}
+
+# The arm64 check (tests/arm64/check.sh) runs with the whole suite, before pytest so that
+# pytest's summary stays the last thing printed. It skips, saying why, where the machine
+# cannot run it (not root, no binfmt_misc); ROLLCALL_SKIP_ARM64=1 turns it off.
+arm64_check() {
+    if [[ "${ROLLCALL_SKIP_ARM64:-0}" == 1 ]]; then
+        say "arm64 check: SKIPPED: ROLLCALL_SKIP_ARM64=1"
+        return 0
+    fi
+    ROLLCALL_ARM64_INSTALL_HOST_DEPS=1 bash tests/arm64/check.sh
 }
 
 main() {
@@ -86,6 +99,10 @@ main() {
     fi
     mkdir -p "$ARTIFACTS"
     rm -f "$ARTIFACTS/junit.xml"
+    local arm_rc=0
+    if (($# == 0)); then
+        arm64_check || arm_rc=$?
+    fi
     start=$SECONDS
     set +e
     .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 \
@@ -95,6 +112,10 @@ main() {
     if ((rc == 5)); then
         say "pytest collected no tests: that is a failure"
         rc=1
+    fi
+    if ((arm_rc != 0)); then
+        say "the arm64 check FAILED (exit $arm_rc): see its output above"
+        ((rc != 0)) || rc=$arm_rc
     fi
     summary "$rc" "$((SECONDS - start))"
     return "$rc"

@@ -8,7 +8,8 @@
   <input type="hidden" name="csrf" value="{{csrf}}">
   <label>Match threshold <small>(cosine similarity; empty = the model's default)</small>
     <input name="match_threshold" type="number" step="0.01" min="-1" max="1" value="{{'' if cfg.recognition.match_threshold is None else cfg.recognition.match_threshold}}"></label>
-  <label>Margin over the runner-up <input name="margin" type="number" step="0.01" min="0" max="1" value="{{cfg.recognition.margin}}" required></label>
+  <label>Margin over the runner-up <small>(cosine; empty = the model's default)</small>
+    <input name="margin" type="number" step="0.01" min="0" max="1" value="{{'' if cfg.recognition.margin is None else cfg.recognition.margin}}"></label>
   <label>Liveness policy <select name="policy">
   % for p in ("blink", "challenge", "off"):
   <option value="{{p}}" {{'selected' if cfg.liveness.policy == p else ''}}>{{p}}{{' (testing only)' if p == 'off' else ''}}</option>

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 FALLBACK_THRESHOLDS = {"dlib_resnet": 0.93, "facenet": 0.5}
 #: Best-minus-runner-up margins used when the manifest gives none.
 FALLBACK_MARGINS = {"dlib_resnet": 0.02, "facenet": 0.05}
+#: One-to-one "same person?" cosines (enrolment photo consistency) when the manifest gives none.
+FALLBACK_SAME_PERSON = {"dlib_resnet": 0.925, "facenet": 0.5}
 
 
 def manifest_entry(model_id: str) -> dict[str, Any]:
@@ -68,6 +70,17 @@ def default_threshold(model_id: str) -> float:
     if isinstance(entry.get("default_threshold"), (int, float)):
         return float(entry["default_threshold"])
     return FALLBACK_THRESHOLDS[_family(model_id)]
+
+
+def same_person_threshold(model_id: str) -> float:
+    """Cosine at which two photos count as the same person (one-to-one, e.g. enrolment
+    photos checked against each other): the manifest's ``same_person_threshold``, else the
+    fallback. Lower than :func:`default_threshold`, which must hold a probe against a whole
+    gallery (the best of hundreds of impostor scores) at a low false-accept rate."""
+    entry = manifest_entry(model_id)
+    if isinstance(entry.get("same_person_threshold"), (int, float)):
+        return float(entry["same_person_threshold"])
+    return FALLBACK_SAME_PERSON[_family(model_id)]
 
 
 def default_margin(model_id: str) -> float:

@@ -37,7 +37,7 @@ host_preconditions() {
     [[ $(id -u) -eq 0 ]] || skip "needs root (debootstrap, chroot, binfmt_misc)"
     if [[ ${ROLLCALL_ARM64_INSTALL_HOST_DEPS:-0} == 1 ]] && command -v apt-get >/dev/null; then
         if ! command -v debootstrap >/dev/null || [[ ! -e /usr/bin/qemu-aarch64-static ]]; then
-            apt-get install -y -qq qemu-user-static binfmt-support debootstrap >/dev/null \
+            { apt-get update -qq && apt-get install -y -qq qemu-user-static binfmt-support debootstrap; } >/dev/null \
                 || skip "could not apt-get install qemu-user-static binfmt-support debootstrap"
         fi
     fi

@@ -9,7 +9,7 @@ import pytest
 from firmware.cli import main
 from firmware.enroll import ENROL_DETECTOR
 from firmware.enrolment import check_and_embed
-from firmware.inference.embedder import default_threshold
+from firmware.inference.embedder import same_person_threshold
 from firmware.inference.pipeline import FacePipeline
 
 pytestmark = pytest.mark.integration
@@ -38,12 +38,12 @@ def photos(shared_data) -> dict[str, Path]:
 def test_rejects_group_photo_and_different_person(pipeline, photos):
     names = ["blair1", "blair2", "group", "blair3", "putin"]
     results = check_and_embed([photos[n].read_bytes() for n in names], None, [], pipeline,
-                              same_person_threshold=default_threshold(EMBEDDER))
+                              same_person_threshold=same_person_threshold(EMBEDDER))
     verdict = dict(zip(names, results))
     assert [verdict[n].status for n in ("blair1", "blair2", "blair3")] == ["accepted"] * 3
     assert verdict["group"].status == "rejected" and "2 faces" in verdict["group"].message
     assert verdict["putin"].status == "rejected" and "same person" in verdict["putin"].message
-    assert verdict["putin"].score < default_threshold(EMBEDDER) < verdict["blair1"].score
+    assert verdict["putin"].score < same_person_threshold(EMBEDDER) < verdict["blair1"].score
 
 
 def test_enroll_cli_stores_accepted_photos(built_models, pipeline, photos, tmp_path, capsys):

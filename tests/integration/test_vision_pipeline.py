@@ -10,14 +10,14 @@ import pytest
 
 from firmware.domain.matching import Gallery
 from firmware.inference.detector import FaceDetector
-from firmware.inference.embedder import default_threshold
+from firmware.inference.embedder import default_margin, default_threshold
 from firmware.inference.mesh import (LEFT_EYE_INNER, LEFT_EYE_OUTER, RIGHT_EYE_INNER,
                                      RIGHT_EYE_OUTER, FaceMesh)
 from firmware.inference.pipeline import FacePipeline
 
 pytestmark = pytest.mark.integration
 EMBEDDER = "dlib_resnet_int8"
-LFW_THRESHOLD = 0.905
+LFW_THRESHOLD = 0.913
 
 
 def _need(models: Path, *files: str) -> None:
@@ -101,7 +101,7 @@ def test_same_people_match_and_different_people_do_not(pipeline, lfw10):
             vectors.setdefault(name, []).append(_centre_face(pipeline.analyse(image), image).embedding)
     ids = [n for n in vectors for _ in range(3)]
     gallery = Gallery(ids, np.stack([v for n in vectors for v in vectors[n][:3]]))
-    # 0.905: the cosine threshold LFW's 10-fold protocol picks for dlib_resnet_int8 (bench)
+    # 0.913: the cosine threshold LFW's 10-fold protocol picks for dlib_resnet_int8 with flip averaging (bench)
     results = [(n, gallery.match(v, threshold=LFW_THRESHOLD, margin=0.0)) for n in vectors for v in vectors[n][3:]]
     wrong = [(n, r.person_id) for n, r in results if r.accepted and r.person_id != n]
     right = sum(r.person_id == n for n, r in results)
@@ -110,7 +110,7 @@ def test_same_people_match_and_different_people_do_not(pipeline, lfw10):
     same = vectors["Tony_Blair"][0] @ vectors["Tony_Blair"][1]
     other = vectors["Tony_Blair"][0] @ vectors["Vladimir_Putin"][0]
     assert same > other + 0.05
-    strict = [(n, gallery.match(v, threshold=default_threshold(EMBEDDER), margin=0.02))
+    strict = [(n, gallery.match(v, threshold=default_threshold(EMBEDDER), margin=default_margin(EMBEDDER)))
               for n in vectors for v in vectors[n][3:]]
     assert not [(n, r.person_id) for n, r in strict if r.accepted and r.person_id != n]
     assert pipeline.stats.summary()["embed"]["count"] >= 100
