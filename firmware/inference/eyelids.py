@@ -21,6 +21,7 @@ import numpy as np
 
 from firmware.errors import ImageError
 from firmware.inference.detector import model_file
+from firmware.inference.mesh import square_roi
 from firmware.inference.runtime import TFLiteModel
 
 logger = logging.getLogger(__name__)
@@ -38,11 +39,7 @@ def eye_roi(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
     theta = math.atan2(float(b[1] - a[1]), float(b[0] - a[0]))
     side = max(float(np.hypot(*(b - a))), 1.0) * EYE_ROI_SCALE
     cx, cy = (float(a[0]) + float(b[0])) / 2, (float(a[1]) + float(b[1])) / 2
-    k = side / size
-    cos, sin = math.cos(theta) * k, math.sin(theta) * k
-    tx = cx - (size / 2) * (cos - sin)
-    ty = cy - (size / 2) * (sin + cos)
-    return np.array([[cos, -sin, tx], [sin, cos, ty]], dtype=np.float64)
+    return square_roi(cx, cy, side, theta, size)
 
 
 class EyelidModel:

@@ -34,6 +34,17 @@ LEFT_EYE_OUTER, LEFT_EYE_INNER = 263, 362
 NOSE_TIP, NOSE_BOTTOM = 1, 2
 
 
+def square_roi(cx: float, cy: float, side: float, theta: float, size: int) -> np.ndarray:
+    """2x3 affine mapping the pixels (0..size) of a square crop to frame pixels: the crop is
+    centred on (cx, cy), ``side`` frame pixels wide, rotated by ``theta`` radians."""
+    k = side / size
+    cos, sin = math.cos(theta) * k, math.sin(theta) * k
+    # frame = centre + (c - size/2) * k * u + (r - size/2) * k * v, u = (cos, sin), v = (-sin, cos)
+    tx = cx - (size / 2) * (cos - sin)
+    ty = cy - (size / 2) * (sin + cos)
+    return np.array([[cos, -sin, tx], [sin, cos, ty]], dtype=np.float64)
+
+
 def roi_transform(detection: Detection, size: int) -> np.ndarray:
     """2x3 affine mapping crop pixels (0..size) to frame pixels for ``detection``."""
     x1, y1, x2, y2 = (float(v) for v in detection.box)
@@ -41,12 +52,7 @@ def roi_transform(detection: Detection, size: int) -> np.ndarray:
     theta = math.atan2(float(ly - ry), float(lx - rx))
     side = max(x2 - x1, y2 - y1) * ROI_SCALE
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    k = side / size
-    cos, sin = math.cos(theta) * k, math.sin(theta) * k
-    # frame = centre + (c - size/2) * k * u + (r - size/2) * k * v, u = (cos, sin), v = (-sin, cos)
-    tx = cx - (size / 2) * (cos - sin)
-    ty = cy - (size / 2) * (sin + cos)
-    return np.array([[cos, -sin, tx], [sin, cos, ty]], dtype=np.float64)
+    return square_roi(cx, cy, side, theta, size)
 
 
 class FaceMesh:
