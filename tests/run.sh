@@ -105,8 +105,10 @@ main() {
     fi
     start=$SECONDS
     set +e
-    .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 \
-        --junitxml="$ARTIFACTS/junit.xml" "$@"
+    # A hung test must not eat CI's whole budget: faulthandler dumps every thread's stack
+    # after 10 minutes in one test, and the run as a whole is cut off after 60.
+    timeout --signal=INT --kill-after=60 3600 .venv/bin/python -m pytest -q -p no:cacheprovider \
+        --durations=15 -o faulthandler_timeout=600 --junitxml="$ARTIFACTS/junit.xml" "$@"
     rc=$?
     set -e
     if ((rc == 5)); then

@@ -163,8 +163,12 @@ class Indicators:
         return {"state": self.state, "message": self.message, "parts": sorted(self.parts)}
 
     def _release(self) -> None:
+        # Off first (this also stops a running blink pattern), then release: a relay or
+        # buzzer must never be left energised by a shutdown in the middle of a pattern.
         for device in self.parts.values():
             try:
+                if hasattr(device, "off"):
+                    device.off()
                 device.close()
             except Exception:  # closing is best effort on shutdown
                 logger.debug("closing %s failed", device, exc_info=True)

@@ -37,7 +37,8 @@ host_preconditions() {
     [[ $(id -u) -eq 0 ]] || skip "needs root (debootstrap, chroot, binfmt_misc)"
     if [[ ${ROLLCALL_ARM64_INSTALL_HOST_DEPS:-0} == 1 ]] && command -v apt-get >/dev/null; then
         if ! command -v debootstrap >/dev/null || [[ ! -e /usr/bin/qemu-aarch64-static ]]; then
-            { apt-get update -qq && apt-get install -y -qq qemu-user-static binfmt-support debootstrap; } >/dev/null \
+            { apt-get update -qq &&
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static binfmt-support debootstrap; } >/dev/null \
                 || skip "could not apt-get install qemu-user-static binfmt-support debootstrap"
         fi
     fi
@@ -101,7 +102,7 @@ mount_root() {
 unmount_root() {
     [[ -n $ROOT ]] || return 0
     local m
-    for m in mnt/work mnt/models mnt/shared root/.cache/pip dev proc; do
+    for m in mnt/work mnt/models mnt/shared root/.cache/pip dev proc/sys/fs/binfmt_misc proc; do
         if mountpoint -q "$ROOT/$m"; then umount -l "$ROOT/$m" || true; fi
     done
     [[ -z $WORK ]] || rm -rf "$WORK"

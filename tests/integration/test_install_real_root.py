@@ -45,7 +45,7 @@ runuser -u rollcall-console -- /opt/rollcall/venv/bin/python -c '
 from firmware.config import load_config, write_config_atomic
 c = load_config("/etc/rollcall/config.toml"); c.device.name = "Hall B door"
 write_config_atomic(c, "/etc/rollcall/config.toml"); print("CONSOLE WROTE CONFIG")'
-printf 'admin-password-9\n' | rollcall -q provision --device-id door-9 --admin-password-file - --non-interactive
+printf 'admin-password-9\n' | /usr/local/bin/rollcall -q provision --device-id door-9 --admin-password-file - --non-interactive
 stat -c 'MODE %a %U:%G %n' /etc/rollcall/config.toml /var/lib/rollcall-console/admin.json
 runuser -u rollcall -- /opt/rollcall/venv/bin/python -c '
 from firmware.store import Store

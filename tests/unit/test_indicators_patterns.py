@@ -144,3 +144,15 @@ def test_self_test_lights_each_part(factory):
     assert result["parts"] == ["green", "red", "amber", "buzzer"]
     for pin in (GREEN, RED, AMBER, BUZZER):
         assert states(factory, pin) == [False, True, False]
+
+
+def test_shutdown_mid_pattern_leaves_every_output_off(factory):
+    """A stop in the middle of a pattern (SIGTERM right after a decision) must not leave the
+    door relay or the buzzer energised."""
+    ind = Indicators(cfg(relay_pulse_s=30.0), pin_factory=factory, time_scale=1.0)
+    ind.show("accepted")
+    time.sleep(0.05)
+    assert factory.pin(RELAY).state and factory.pin(GREEN).state  # mid-pattern
+    ind.close()
+    for pin in (GREEN, RED, AMBER, BUZZER, RELAY):
+        assert states(factory, pin)[-1] is False, pin
