@@ -20,8 +20,7 @@ import cv2
 import numpy as np
 
 from firmware.errors import ImageError
-from firmware.inference.detector import model_file
-from firmware.inference.mesh import square_roi
+from firmware.inference.mesh import CropModel, square_roi
 from firmware.inference.runtime import TFLiteModel
 
 logger = logging.getLogger(__name__)
@@ -42,17 +41,12 @@ def eye_roi(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
     return square_roi(cx, cy, side, theta, size)
 
 
-class EyelidModel:
+class EyelidModel(CropModel):
     """Eyelid contours of both eyes from mesh points; create once, call per face."""
 
     def __init__(self, models_dir: str | os.PathLike, model_id: str = "iris_landmark", *,
                  num_threads: int = 2, model: TFLiteModel | None = None) -> None:
-        self._model = model or TFLiteModel(model_file(models_dir, model_id), num_threads=num_threads)
-        self.size = int(self._model.input_shape[1])
-        self._crop = np.zeros((self.size, self.size, 3), np.uint8)
-        self._input = np.zeros((1, self.size, self.size, 3), np.float32)
-        shapes = self._model.output_shapes
-        self._eye_out = 0 if shapes[0][-1] == EYE_POINTS * 3 else 1
+        super().__init__(models_dir, model_id, EYE_POINTS * 3, num_threads=num_threads, model=model)
 
     def _one_eye(self, image_bgr: np.ndarray, a: np.ndarray, b: np.ndarray, mirror: bool) -> np.ndarray:
         """(16, 2) eyelid points in frame pixels for one eye."""
@@ -60,8 +54,7 @@ class EyelidModel:
         cv2.warpAffine(image_bgr, cv2.invertAffineTransform(to_frame), (self.size, self.size),
                        dst=self._crop, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         crop = self._crop[:, ::-1] if mirror else self._crop
-        np.multiply(crop[:, :, ::-1], 1 / 255.0, out=self._input[0], casting="unsafe")
-        raw = self._model.run(self._input)[self._eye_out].reshape(EYE_POINTS, 3)[:LID_POINTS, :2]
+        raw = self._run_crop(crop)[self._points_out].reshape(EYE_POINTS, 3)[:LID_POINTS, :2]
         if mirror:
             raw = np.column_stack([self.size - raw[:, 0], raw[:, 1]])
         return raw @ to_frame[:, :2].T + to_frame[:, 2]
@@ -75,13 +68,3 @@ class EyelidModel:
         for eye, (ia, ib, mirror) in enumerate(EYE_CORNERS):
             out[eye] = self._one_eye(image_bgr, points[ia, :2], points[ib, :2], mirror)
         return out
-
-    def close(self) -> None:
-        """Release the interpreter (safe twice)."""
-        self._model.close()
-
-    def __enter__(self) -> EyelidModel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -55,17 +55,41 @@ def roi_transform(detection: Detection, size: int) -> np.ndarray:
     return square_roi(cx, cy, side, theta, size)
 
 
-class FaceMesh:
-    """468-point face landmarks; create once, call :meth:`landmarks` per face."""
+class CropModel:
+    """A TFLite model fed square RGB crops scaled to 0..1: loaded once, with its crop and
+    input buffers allocated once (nothing per frame). ``points_len`` is the length of the
+    output that holds the points, used to find which output index that is."""
 
-    def __init__(self, models_dir: str | os.PathLike, model_id: str = "face_mesh", *,
+    def __init__(self, models_dir: str | os.PathLike, model_id: str, points_len: int, *,
                  num_threads: int = 2, model: TFLiteModel | None = None) -> None:
         self._model = model or TFLiteModel(model_file(models_dir, model_id), num_threads=num_threads)
         self.size = int(self._model.input_shape[1])
         self._crop = np.zeros((self.size, self.size, 3), np.uint8)
         self._input = np.zeros((1, self.size, self.size, 3), np.float32)
-        shapes = self._model.output_shapes
-        self._points_out = 0 if shapes[0][-1] == NUM_POINTS * 3 else 1
+        self._points_out = 0 if self._model.output_shapes[0][-1] == points_len else 1
+
+    def _run_crop(self, crop_bgr: np.ndarray) -> list[np.ndarray]:
+        """Run the model on a BGR crop of ``size`` x ``size`` pixels."""
+        np.multiply(crop_bgr[:, :, ::-1], 1 / 255.0, out=self._input[0], casting="unsafe")
+        return self._model.run(self._input)
+
+    def close(self) -> None:
+        """Release the interpreter (safe twice)."""
+        self._model.close()
+
+    def __enter__(self) -> CropModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FaceMesh(CropModel):
+    """468-point face landmarks; create once, call :meth:`landmarks` per face."""
+
+    def __init__(self, models_dir: str | os.PathLike, model_id: str = "face_mesh", *,
+                 num_threads: int = 2, model: TFLiteModel | None = None) -> None:
+        super().__init__(models_dir, model_id, NUM_POINTS * 3, num_threads=num_threads, model=model)
 
     def crop(self, image_bgr: np.ndarray, detection: Detection) -> np.ndarray:
         """Fill the crop buffer for ``detection``; return the crop->frame affine (2x3)."""
@@ -80,8 +104,7 @@ class FaceMesh:
     def landmarks(self, image_bgr: np.ndarray, detection: Detection) -> Landmarks:
         """Mesh points of the face found by ``detection``, in full-frame pixels."""
         to_frame = self.crop(image_bgr, detection)
-        np.multiply(self._crop[:, :, ::-1], 1 / 255.0, out=self._input[0], casting="unsafe")
-        outputs = self._model.run(self._input)
+        outputs = self._run_crop(self._crop)
         raw = outputs[self._points_out].reshape(NUM_POINTS, 3)
         logit = float(outputs[1 - self._points_out].reshape(-1)[0])
         presence = 1.0 / (1.0 + math.exp(-max(-80.0, min(80.0, logit))))
@@ -89,13 +112,3 @@ class FaceMesh:
         points[:, :2] = raw[:, :2] @ to_frame[:, :2].T + to_frame[:, 2]
         points[:, 2] = raw[:, 2] * math.hypot(to_frame[0, 0], to_frame[1, 0])
         return Landmarks(points=points, presence=presence)
-
-    def close(self) -> None:
-        """Release the interpreter (safe twice)."""
-        self._model.close()
-
-    def __enter__(self) -> FaceMesh:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
