@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("bench liveness", "firmware.bench.liveness", "blink liveness on live, still and replayed clips"),
     ("bench pipeline", "firmware.bench.pipeline", "the whole device loop on replayed video"),
     ("bench mqtt", "firmware.bench.mqtt", "outbox drain to a real mosquitto"),
+    ("bench store", "firmware.bench.store", "append latency with 100,000 events already stored"),
     ("bench console", "console.bench", "console page latency under load"),
     ("config validate", "firmware.configcli", "validate a config file"),
     ("config show", "firmware.configcli", "print the effective config (no secrets)"),

@@ -175,14 +175,27 @@ def _bulk_people(store: Store, ids: list[str]) -> None:
         store.people.add(pid, f"Bench {pid}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--existing", type=int, default=100_000, help="events already stored")
     parser.add_argument("--appends", type=int, default=300, help="records to time")
     parser.add_argument("--segment-max", type=int, default=SEGMENT_MAX, help="records per file")
     parser.add_argument("--dir", default=None, help="data dir to use (default: a temp dir)")
     parser.add_argument("--json", default=None, help="also write the result to this file")
-    args = parser.parse_args(argv)
+
+
+def register(parser: argparse.ArgumentParser, command: str) -> None:
+    """`rollcall bench store`: the CLI entry (see firmware/cli.py)."""
+    _add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    _add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     result = bench_append(args.existing, args.appends, args.dir, args.segment_max)
     for key, value in result.items():
         print(f"{key:>18}  {value}")
