@@ -12,26 +12,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-from pathlib import Path
 
 import numpy as np
 
-from common import aligned_crops, convert, cosine, log, run_tflite, stats, write_outputs
+from common import aligned_crops, convert, cosine, log, parse_build_args, run_tflite, stats, write_outputs
 from dlib_reader import read_network
 
 SIZE, HELD_OUT = 150, 20
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("--dat", "--predictor", "--calib", "--out"):
-        p.add_argument(name, type=Path, required=True)
-    p.add_argument("--f32", help="float32 artifact file name (omit to skip)")
-    p.add_argument("--int8", help="int8 artifact file name (omit to skip)")
-    p.add_argument("--count", type=int, default=250, help="calibration crops")
-    p.add_argument("--seed", type=int, default=20240521)
-    p.add_argument("--padding", type=float, default=0.25, help="dlib.get_face_chip padding of the crops")
-    return p.parse_args()
+    return parse_build_args(__doc__, "--dat", padding=0.25)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ is aligned with dlib's 5-point shape predictor and ``dlib.get_face_chip``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -19,6 +20,21 @@ from pathlib import Path
 import numpy as np
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
+def parse_build_args(doc: str, source_flag: str, padding: float) -> argparse.Namespace:
+    """The arguments every build script takes: its source file (``source_flag``, e.g.
+    ``--dat``), the 5-point predictor, the calibration folder, the output folder, the
+    artifact names and the calibration crop settings (``padding`` for get_face_chip)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name in (source_flag, "--predictor", "--calib", "--out"):
+        p.add_argument(name, type=Path, required=True)
+    p.add_argument("--f32", help="float32 artifact file name (omit to skip)")
+    p.add_argument("--int8", help="int8 artifact file name (omit to skip)")
+    p.add_argument("--count", type=int, default=250, help="calibration crops")
+    p.add_argument("--seed", type=int, default=20240521)
+    p.add_argument("--padding", type=float, default=padding, help="dlib.get_face_chip padding of the crops")
+    return p.parse_args()
 
 
 def log(message: str) -> None:
