@@ -383,7 +383,7 @@ ensure_models() {
 
 # ---------------------------------------------------------------- config
 
-# Fallback when firmware.up (which `rollcall up` uses) is not importable.
+# Fallback when firmware.cli.up (which `rollcall up` uses) is not importable.
 dev_config() {
     cat <<'EOF'
 # Developer config written by ./install.sh --dev (paths relative to the checkout).
@@ -475,10 +475,10 @@ install_dev() {
     for dir in console credentials; do ensure_dir "$var/$dir" 0700; done
     ensure_models "$venv" "$var/models"
     if [[ ! -f "$var/config.toml" ]] && ! ((DRY_RUN)) &&
-        "$venv/bin/python" -c 'import firmware.up' >/dev/null 2>&1; then
+        "$venv/bin/python" -c 'import firmware.cli.up' >/dev/null 2>&1; then
         # One source for the dev config: the one `rollcall up` writes on first use.
         (cd "$SRC_DIR" && "$venv/bin/python" -c \
-            'from pathlib import Path; from firmware.up import ensure_dev_config; ensure_dev_config(Path("var/config.toml"))')
+            'from pathlib import Path; from firmware.cli.up import ensure_dev_config; ensure_dev_config(Path("var/config.toml"))')
         say "wrote the dev config var/config.toml"
     else
         install_config "$var/config.toml" "" dev_config "$venv"

@@ -2,7 +2,7 @@
 
 For each clip (default: ../shared/data/entry-walk and ../shared/data/blink) the people in
 its LAST ``--enrol-fraction`` of frames are enrolled (faces clustered by embedding), then
-the device (`firmware.app.App`: real models, real store, MockFactory pins, no broker)
+the device (`firmware.runtime.app.App`: real models, real store, MockFactory pins, no broker)
 replays the other frames with liveness policy ``blink``. The session's roster holds
 ``--identities`` synthetic-noise identities (random unit vectors) plus the enrolled people.
 
@@ -144,7 +144,7 @@ def prepare_store(cfg, videos: list[Path], identities: int, fraction: float,
 
 def _enrol_clip(store, cfg, clip: Path, start: int) -> tuple[list[str], int]:
     """Enrol each person seen from frame ``start`` on; returns (person ids, embedding size)."""
-    from firmware.loop import FrameAnalyser
+    from firmware.runtime.loop import FrameAnalyser
 
     analyser = FrameAnalyser(cfg, cfg.paths.models_dir)
     try:
@@ -179,7 +179,7 @@ def run_clip(cfg, clip: Path, frames: int) -> dict:
     """Replay one clip through the whole device; its numbers."""
     from gpiozero.pins.mock import MockFactory
 
-    from firmware.app import App
+    from firmware.runtime.app import App
 
     factory = MockFactory()
     app = App(cfg, source=str(clip), max_frames=frames, pin_factory=factory)

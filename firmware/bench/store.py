@@ -184,7 +184,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(parser: argparse.ArgumentParser, command: str) -> None:
-    """`rollcall bench store`: the CLI entry (see firmware/cli.py)."""
+    """`rollcall bench store`: the CLI entry (see firmware/cli/__init__.py)."""
     _add_arguments(parser)
     parser.set_defaults(func=run)
 

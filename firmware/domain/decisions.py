@@ -118,7 +118,7 @@ class DecisionEngine:
     ``recheck_s``: after the first embeddings, one more embedding is wanted every this many
     seconds (swap check, fresher average); ``swap_cosine``: below this cosine to the track's
     average a new embedding is another face (the device sets it just under the embedder's
-    match threshold, see ``firmware.app.configure_engine``).
+    match threshold, see ``firmware.runtime.tuning.configure_engine``).
     """
 
     def __init__(self, *, cooldown_s: float = 30.0, retry_after_s: float = 8.0,

@@ -10,7 +10,7 @@ import time
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from firmware.app import App
+from firmware.runtime.app import App
 from firmware.config import Config
 from firmware.errors import ModelHashMismatch
 

@@ -10,7 +10,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from firmware.config import Config, PinConfig, write_config_atomic
-from firmware.device import Device
+from firmware.runtime.device import Device
 from firmware.domain.decisions import Decision, DecisionEngine, Outcome
 from firmware.domain.types import Frame
 from firmware.errors import CommandError

@@ -16,7 +16,7 @@ import cv2
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from firmware.app import App
+from firmware.runtime.app import App
 from firmware.config import Config
 from firmware.domain.types import Frame
 from firmware.hal.sources import downscale
@@ -63,7 +63,7 @@ def make_config(tmp_path, models, **decisions) -> Config:
 
 def enrol_and_schedule(cfg: Config, images) -> str:
     """Enrol 'aoc' from ``images`` with the device's own analyser; a session running now."""
-    from firmware.loop import FrameAnalyser
+    from firmware.runtime.loop import FrameAnalyser
     from firmware.store import Store
 
     analyser = FrameAnalyser(cfg, cfg.paths.models_dir)

@@ -15,7 +15,7 @@ import cv2
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from firmware.app import App
+from firmware.runtime.app import App
 from firmware.config import Config, write_config_atomic
 from firmware.hal.systemd import Notifier
 

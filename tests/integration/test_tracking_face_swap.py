@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from firmware.app import configure_engine
+from firmware.runtime.tuning import configure_engine
 from firmware.config import Config
 from firmware.domain.decisions import DecisionEngine, Match, Scope
 from firmware.domain.types import Frame
 from firmware.hal.slot import LatestSlot
 from firmware.hal.sources import downscale
-from firmware.loop import DeviceLoop, FrameAnalyser
+from firmware.runtime.loop import DeviceLoop, FrameAnalyser
 
 pytestmark = pytest.mark.integration
 

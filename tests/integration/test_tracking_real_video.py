@@ -9,7 +9,7 @@ import pytest
 from firmware.config import Config
 from firmware.domain.tracking import Tracker
 from firmware.hal.sources import FileSource
-from firmware.loop import FrameAnalyser
+from firmware.runtime.loop import FrameAnalyser
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import pytest
 from argon2 import PasswordHasher
 
-from firmware.control.fakes import FakeDevice
+from tests.doubles.control import FakeDevice
 from firmware.control.server import ControlServer
 from firmware.store import Store
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from firmware.control.client import ControlClient
-from firmware.control.fakes import FakeDevice
+from tests.doubles.control import FakeDevice
 from firmware.control.routes_device import mjpeg_frames
 from firmware.control.server import ControlServer
 from firmware.errors import ControlError

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from firmware.domain.types import Detection, FaceObservation
-from firmware.enrolment import MIN_FACE_PX, check_and_embed, decode_photo, image_size
+from firmware.domain.enrolment import MIN_FACE_PX, check_and_embed, decode_photo, image_size
 from firmware.errors import ImageError
 
 THRESHOLD = 0.8

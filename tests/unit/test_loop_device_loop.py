@@ -11,7 +11,7 @@ import numpy as np
 from firmware.domain.decisions import DecisionEngine, Match, Outcome, Scope
 from firmware.domain.types import Detection, Frame
 from firmware.hal.slot import LatestSlot
-from firmware.loop import DeviceLoop
+from firmware.runtime.loop import DeviceLoop
 
 ALICE = np.eye(8, dtype=np.float32)[1]
 BOB = np.eye(8, dtype=np.float32)[2]

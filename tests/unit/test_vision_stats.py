@@ -87,7 +87,7 @@ def test_flip_average_defaults_to_the_manifest():
 
 def test_config_margin_and_threshold_fall_back_to_the_embedders_defaults():
     from firmware.config import Config
-    from firmware.device_sessions import match_margin, match_threshold
+    from firmware.runtime.tuning import match_margin, match_threshold
 
     config = Config()
     assert config.recognition.margin is None and config.recognition.match_threshold is None

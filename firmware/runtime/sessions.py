@@ -21,30 +21,13 @@ import numpy as np
 from firmware.config import Config
 from firmware.domain.decisions import DecisionEngine, Match, Scope
 from firmware.errors import CommandError, RollcallError
+from firmware.runtime.tuning import match_margin, match_threshold
 
 logger = logging.getLogger(__name__)
 
 SCHEDULE_S = 5.0
 REFRESH_S = 30.0
 ACTIONS = {"start": "in_progress", "stop": "completed", "cancel": "cancelled"}
-
-
-def match_threshold(config: Config) -> float:
-    """The cosine to accept: the config's, else the embedder manifest's default."""
-    if config.recognition.match_threshold is not None:
-        return config.recognition.match_threshold
-    from firmware.inference.embedder import default_threshold
-
-    return default_threshold(config.recognition.embedder)
-
-
-def match_margin(config: Config) -> float:
-    """How far the best person must beat the runner-up: the config's, else the manifest's."""
-    if config.recognition.margin is not None:
-        return config.recognition.margin
-    from firmware.inference.embedder import default_margin
-
-    return default_margin(config.recognition.embedder)
 
 
 class SessionKeeper:

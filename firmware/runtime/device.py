@@ -4,7 +4,7 @@ and the effects of each decision: record, indicate, report.
 :class:`Device` is the loop's sink (decisions, frames, housekeeping once a second) and
 the control server's device. It holds no camera or model code itself: it is given the
 camera, indicators, store, link and decision engine by the composition root
-(``firmware/app.py``). Store writes from the loop and from control commands go through
+(``firmware/runtime/app.py``). Store writes from the loop and from control commands go through
 one lock so a session change and a decision never interleave.
 """
 
@@ -20,12 +20,13 @@ import numpy as np
 
 from firmware import __version__
 from firmware.config import Config, load_config
-from firmware.device_sessions import SessionKeeper
+from firmware.runtime.sessions import SessionKeeper
+from firmware.runtime.tuning import configure_engine
 from firmware.domain.decisions import Decision, DecisionEngine, Outcome
 from firmware.domain.types import Frame
 from firmware.errors import RollcallError
 from firmware.hal.display import annotate, crop_jpeg, encode_jpeg
-from firmware.loop import Overlay
+from firmware.runtime.loop import Overlay
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ class Device:
         return dict(self._kiosk)
 
     def enrol_photos(self, person_id: str, images: list[bytes]) -> list[dict]:
-        from firmware.device_enrol import enrol_photos
+        from firmware.runtime.enrol import enrol_photos
 
         with self.lock:
             results = enrol_photos(self, person_id, images)
@@ -226,7 +227,6 @@ class Device:
         with self.lock:
             self.config = new
             self.sessions.config = new
-            from firmware.app import configure_engine
             configure_engine(self.engine, new)
             self.sessions.invalidate()
         message = "reloaded" + (f"; restart to apply: {', '.join(restart)}" if restart else "")
@@ -237,7 +237,7 @@ class Device:
         return self.indicators.test()
 
     def test_broker(self, mqtt: dict) -> dict:
-        from firmware.device_enrol import probe_broker
+        from firmware.runtime.enrol import probe_broker
 
         return probe_broker(mqtt)
 

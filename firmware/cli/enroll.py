@@ -14,12 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from firmware.config import load_config
-from firmware.enrolment import PhotoResult, check_and_embed
+from firmware.domain.enrolment import ENROL_DETECTOR, PhotoResult, check_and_embed
 
 logger = logging.getLogger(__name__)
-
-ENROL_DETECTOR = "blazeface_full"  # finds small background faces too, so group photos are rejected
-
 
 def register(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--person", required=True, help="person id (letters, digits, . _ -)")

@@ -22,6 +22,7 @@ from firmware.errors import EnrolmentError, ImageError
 
 logger = logging.getLogger(__name__)
 
+ENROL_DETECTOR = "blazeface_full"  # finds small background faces too, so group photos are rejected
 MIN_FACE_PX = 80               # face box width, pixels
 MAX_PIXELS = 20_000_000        # 20 megapixels
 Status = Literal["accepted", "rejected", "duplicate"]

@@ -1,4 +1,4 @@
-"""`rollcall run`: the composition root of the device process.
+"""The composition root of the device process (``rollcall run``, see :mod:`firmware.cli.run`).
 
 Start order: config (validated) -> models (verified; missing = degraded, mismatch =
 refuse) -> store -> indicators -> decision engine + device -> MQTT link -> control server
@@ -12,50 +12,20 @@ no roster, and says in its status what is missing and how to fix it.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import random
-import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from firmware.config import Config, config_path, load_config
+from firmware.config import Config
 from firmware.domain.decisions import DecisionEngine
+from firmware.runtime.tuning import configure_engine
 from firmware.errors import ModelError, ModelHashMismatch, RollcallError
 
 logger = logging.getLogger(__name__)
 
 BUILD_HINT = "build them with `rollcall models build --out {dir}` (or `./install.sh`)"
-# A track's new embedding this far below the match threshold is another face (a swap):
-# frames of one face score well above the threshold, different people (dlib ~0.8) below.
-SWAP_MARGIN = 0.07
-
-
-def register(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--config", help="config file (default: $ROLLCALL_CONFIG or /etc/rollcall/config.toml)")
-    parser.add_argument("--source", help="auto | picamera2 | webcam[:N] | /dev/videoN | video file | image folder")
-    parser.add_argument("--max-frames", type=int, help="stop after this many processed frames")
-    parser.add_argument("--data-dir", type=Path, help="override paths.data_dir")
-    parser.add_argument("--models-dir", type=Path, help="override paths.models_dir")
-    parser.add_argument("--socket", type=Path, help="override paths.control_socket")
-    parser.set_defaults(func=run)
-
-
-def configure_engine(engine: DecisionEngine, config: Config, rng: random.Random | None = None) -> None:
-    """Apply decision and liveness settings (also on reload: new tracks use them)."""
-    from firmware.device_sessions import match_threshold
-    from firmware.domain.liveness import LivenessTracker
-
-    engine.cooldown_s = config.decisions.cooldown_s
-    engine.retry_after_s = config.decisions.retry_after_s
-    engine.embeddings_per_track = config.recognition.embeddings_per_track
-    engine.swap_cosine = match_threshold(config) - SWAP_MARGIN
-    live_cfg = config.liveness
-    engine.liveness_factory = None if live_cfg.policy == "off" else (lambda: LivenessTracker(live_cfg, rng))
-
-
 def check_models(config: Config) -> dict:
     """{"state": ok | missing, "message"}; raises ModelHashMismatch (refuse to start)."""
     from models.registry import verify_models
@@ -116,7 +86,7 @@ class App:
         return self
 
     def _analyser(self) -> Any:
-        from firmware.loop import FrameAnalyser
+        from firmware.runtime.loop import FrameAnalyser
 
         return FrameAnalyser(self.config, self.config.paths.models_dir)
 
@@ -143,7 +113,7 @@ class App:
         return Camera(self.config.camera, spec=self.source, source_factory=self.source_factory)
 
     def _device(self) -> Any:
-        from firmware.device import Device
+        from firmware.runtime.device import Device
 
         return Device(self.config, store=self.store, engine=self.engine, indicators=self.indicators,
                       camera=self.camera, analyser=self.analyser, models=self.models,
@@ -167,7 +137,7 @@ class App:
 
     def run(self) -> str:
         """Run the loop on this thread until stopped; returns why it ended."""
-        from firmware.loop import DeviceLoop
+        from firmware.runtime.loop import DeviceLoop
 
         loop = DeviceLoop(camera=self.camera, engine=self.engine, sink=self.device, analyser=self.analyser,
                           notifier=self.notifier, max_frames=self.max_frames)
@@ -206,31 +176,3 @@ class App:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def load_run_config(args: argparse.Namespace) -> tuple[Config, Path]:
-    """The config file with the command-line overrides applied."""
-    path = config_path(args.config)
-    config = load_config(path)
-    paths = config.paths
-    if args.data_dir:
-        paths.data_dir = args.data_dir
-    if args.models_dir:
-        paths.models_dir = args.models_dir
-    if args.socket:
-        paths.control_socket = args.socket
-    return config, path
-
-
-def run(args: argparse.Namespace) -> int:
-    config, path = load_run_config(args)
-    app = App(config, config_file=path, source=args.source, max_frames=args.max_frames)
-    previous = {sig: signal.signal(sig, lambda *_: app.stop_event.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        with app:
-            reason = app.run()
-        logger.info("device stopped: %s", reason)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0

@@ -25,7 +25,7 @@ def _pipeline(device: Any) -> Any:
     """The enrolment pipeline (its own interpreters: the loop's are used by the loop's
     thread), created at the first enrolment and kept."""
     if device._enrol_pipeline is None:
-        from firmware.enroll import ENROL_DETECTOR
+        from firmware.domain.enrolment import ENROL_DETECTOR
         from firmware.inference.pipeline import FacePipeline
 
         cfg = device.config
@@ -37,7 +37,7 @@ def _pipeline(device: Any) -> Any:
 
 def enrol_photos(device: Any, person_id: str, images: list[bytes]) -> list[dict]:
     """Check, embed and store photos of one person; per photo ``{"ok", "message", "photo_id"}``."""
-    from firmware.enrolment import check_and_embed
+    from firmware.domain.enrolment import check_and_embed
     from firmware.inference.embedder import same_person_threshold
 
     store, model_id = device.store, device.config.recognition.embedder

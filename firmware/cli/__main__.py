@@ -1,0 +1,7 @@
+"""`python -m firmware.cli ARGS` is `rollcall ARGS`."""
+
+import sys
+
+from firmware.cli import main
+
+sys.exit(main())
