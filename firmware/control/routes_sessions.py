@@ -8,6 +8,8 @@ from operator import itemgetter
 import bottle
 
 from firmware.control.api import ApiError, field, must, query, read_json
+from firmware.domain.reports import DEFAULT_FLAG_BELOW, roster_report
+from firmware.store.ids import check_day
 
 logger = logging.getLogger(__name__)
 
@@ -37,19 +39,43 @@ def _latest_by_person(records: list[dict]) -> dict[str, dict]:
     return latest
 
 
+def _roster_of(store, session: dict) -> tuple[dict, list[dict]]:
+    """(roster summary, entries) of ``session``: the snapshot kept when it completed, else
+    the roster as it is now."""
+    roster = store.rosters.get(session.get("roster_id")) or {"id": session.get("roster_id"),
+                                                             "entries": []}
+    entries = session.get("roster_entries")
+    return roster, roster.get("entries", []) if entries is None else entries
+
+
+def _name(entry: dict, rec: dict, person: dict | None) -> str:
+    """The name the record or the roster snapshot kept, else the person's current one."""
+    return rec.get("name") or entry.get("name") or (person or {}).get("name") or "(deleted)"
+
+
 def session_grid(store, session: dict) -> dict:
-    """Roster members of ``session`` with present / late / absent and the time they came."""
-    roster = store.rosters.get(session.get("roster_id")) or {"entries": []}
+    """Roster members of ``session`` with present / late / absent and the time they came.
+
+    A completed session shows the roster, names and seats it had when it completed, so
+    editing or deleting people afterwards never changes it; ``off_roster`` rows are
+    people recorded in the session but not on that roster."""
+    roster, entries = _roster_of(store, session)
     latest = _latest_by_person(store.attendance.for_session(session["id"]))
+    listed = {e["person_id"] for e in entries}
+    extra = [{"person_id": pid, "seat": rec.get("seat")} for pid, rec in latest.items()
+             if pid not in listed]
     rows = []
-    for entry in roster.get("entries", []):
-        person = store.people.get(entry["person_id"]) or {}
+    for entry in [*entries, *extra]:
         rec = latest.get(entry["person_id"], {})
-        rows.append({"person_id": entry["person_id"], "name": person.get("name", "(deleted)"),
-                     "seat": entry.get("seat"), "status": rec.get("status", "absent"),
-                     "at": rec.get("captured_at"),
+        person = None if rec.get("name") or entry.get("name") else store.people.get(entry["person_id"])
+        rows.append({"person_id": entry["person_id"], "name": _name(entry, rec, person),
+                     "external_id": rec.get("external_id") or entry.get("external_id")
+                     or (person or {}).get("external_id"),
+                     "seat": entry.get("seat") or rec.get("seat"),
+                     "status": rec.get("status", "absent"), "at": rec.get("captured_at"),
                      "by": rec.get("updated_by") or (rec.get("extra") or {}).get("by"),
-                     "score": rec.get("score")})
+                     "score": rec.get("score"), "event_id": rec.get("event_id"),
+                     "off_roster": entry["person_id"] not in listed})
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in STATUSES}
     return {"session": session, "roster": {k: roster.get(k) for k in ("id", "name", "version")},
             "rows": rows, "counts": counts}
@@ -86,6 +112,37 @@ def page_of(rows: list[dict], order: str, newest: bool, offset: int, limit: int)
         return rows[offset:offset + limit]
     end = len(rows) - offset
     return rows[max(0, end - limit):max(0, end)][::-1]
+
+
+def _fraction(text: str | None, default: float) -> float:
+    """A rate in [0, 1] from a query argument (``default`` when absent)."""
+    if text in (None, ""):
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise ApiError(400, f"flag_below must be a fraction between 0 and 1 (got {text[:20]!r})",
+                       "flag_below")
+    return value
+
+
+def report_of(store, roster_id: str, day_from: str | None, day_to: str | None,
+              flag_below: float) -> dict:
+    """The attendance report of one roster over [day_from, day_to] (local dates)."""
+    for name, value in (("day_from", day_from), ("day_to", day_to)):
+        if value:
+            check_day(value, name)  # a StoreValueError: HTTP 400 naming the field
+    roster = store.rosters.get(roster_id)
+    sessions = [s for s in store.sessions.list(state="completed") if s["roster_id"] == roster_id
+                and (not day_from or s["day"] >= day_from) and (not day_to or s["day"] <= day_to)]
+    if roster is None and not sessions:
+        raise ApiError(404, f"roster {roster_id!r} does not exist", "roster_id")
+    current = {p["id"]: p for p in store.people.list()}
+    report = roster_report(sessions, store.attendance.marks(sessions), current, flag_below)
+    return {"roster": {"id": roster_id, "name": (roster or {}).get("name") or roster_id},
+            "day_from": day_from, "day_to": day_to, **report}
 
 
 def register(app: bottle.Bottle, ctx: dict) -> None:
@@ -161,6 +218,11 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
         return store.attendance.set_status(session_id, field(data, "person_id"), status,
                                            field(data, "by"))
 
+    @app.get("/v1/reports/rosters/<roster_id>")
+    def roster_report_route(roster_id: str):
+        return report_of(store, roster_id, query("day_from"), query("day_to"),
+                         _fraction(query("flag_below"), DEFAULT_FLAG_BELOW))
+
     @app.get("/v1/attendance")
     def attendance_query():
         status = query("status")
@@ -171,6 +233,11 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
             raise ApiError(400, "order must be seq or time", "order")
         offset = _whole(query("offset"), "offset", 0)
         limit = min(_whole(query("limit"), "limit", PAGE_DEFAULT), PAGE_MAX)
+        if order == "time" and not any(query(k) for k in ("session_id", "room", "person_id")):
+            items, total = store.attendance.page(day_from=query("day_from"), day_to=query("day_to"),
+                                                 status=status or None, newest=query("newest") == "1",
+                                                 offset=offset, limit=limit)
+            return {"items": items, "total": total, "offset": offset, "limit": limit}
         rows = store.attendance.query(day_from=query("day_from"), day_to=query("day_to"),
                                       session_id=query("session_id"), room=query("room"),
                                       person_id=query("person_id"), status=status)
