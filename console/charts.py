@@ -31,8 +31,9 @@ def _labels(labels: list[str]) -> list[str]:
     count = len(labels)
     step = max(1, -(-count // 8))
     shown = sorted(set(range(0, count, step)) | {count - 1}) if count else []
-    return [f'<text x="{_x(i, count):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">'
-            f'{escape(labels[i])}</text>' for i in shown]
+    anchor = {0: "start", count - 1: "end"} if count > 1 else {}
+    return [f'<text x="{_x(i, count):.1f}" y="{HEIGHT - BOTTOM + 16}" '
+            f'text-anchor="{anchor.get(i, "middle")}">{escape(labels[i])}</text>' for i in shown]
 
 
 def trend_svg(points: list[tuple[str, float | None]], flag_below: float, title: str) -> str:

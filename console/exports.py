@@ -41,10 +41,17 @@ def by_of(rec: dict) -> str:
     return rec.get("updated_by") or (rec.get("extra") or {}).get("by") or ""
 
 
+def arrival_time(rec: dict, zone: ZoneInfo) -> str:
+    """When the person was seen (ISO with offset); "" for an absence written at closing."""
+    if rec.get("source") == "finalise" and rec.get("status") == "absent":
+        return ""
+    return iso_local(rec.get("captured_at") or rec.get("at"), zone)
+
+
 def record_row(rec: dict, zone: ZoneInfo, sessions: dict[str, str], people: dict[str, dict]) -> list:
     """One export row of an attendance record; names fall back to the current person."""
     person = people.get(rec.get("person_id")) or {}
-    return [rec.get("day") or "", iso_local(rec.get("captured_at"), zone),
+    return [rec.get("day") or "", arrival_time(rec, zone),
             sessions.get(rec.get("session_id"), rec.get("session_id") or ""), rec.get("room") or "",
             rec.get("seat") or "", rec.get("external_id") or person.get("external_id") or "",
             rec.get("person_id") or "", rec.get("name") or person.get("name") or "",

@@ -67,7 +67,8 @@ def fetch_report(ctx, form: dict) -> dict | None:
 
 
 def _query(form: dict) -> str:
-    return "&".join(f"{k}={q(v)}" for k, v in form.items() if v not in ("", None))
+    return "&".join(f"{k}={q(f'{v:g}' if isinstance(v, float) else str(v))}"
+                    for k, v in form.items() if v not in ("", None))
 
 
 def _filename(report: dict, form: dict, ext: str) -> str:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import bottle
 
 from console.csvio import match_people, parse_roster_csv, to_csv
-from console.exports import RECORD_HEADER, XLSX_TYPE, iso_local, to_xlsx
+from console.exports import RECORD_HEADER, XLSX_TYPE, arrival_time, to_xlsx
 from console.pages_people import fw_call, q
 from firmware.errors import ControlError
 
@@ -67,7 +67,7 @@ def _session_form(ctx, form) -> dict:
 def grid_export_rows(grid: dict, zone: ZoneInfo) -> list[list]:
     """Every roster member of a session (absentees included) in the export row layout."""
     s = grid["session"]
-    return [[s.get("day") or "", iso_local(r.get("at"), zone), s.get("name") or s.get("id"),
+    return [[s.get("day") or "", arrival_time(r, zone), s.get("name") or s.get("id"),
              s.get("room") or "", r.get("seat") or "", r.get("external_id") or "", r["person_id"],
              r.get("name") or "", r.get("status") or "",
              "" if r.get("score") is None else round(r["score"], 3), r.get("by") or "",

@@ -75,6 +75,7 @@ def session_grid(store, session: dict) -> dict:
                      "status": rec.get("status", "absent"), "at": rec.get("captured_at"),
                      "by": rec.get("updated_by") or (rec.get("extra") or {}).get("by"),
                      "score": rec.get("score"), "event_id": rec.get("event_id"),
+                     "source": rec.get("source"),
                      "off_roster": entry["person_id"] not in listed})
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in STATUSES}
     return {"session": session, "roster": {k: roster.get(k) for k in ("id", "name", "version")},
