@@ -115,6 +115,16 @@ def page_of(rows: list[dict], order: str, newest: bool, offset: int, limit: int)
     return rows[max(0, end - limit):max(0, end)][::-1]
 
 
+def brief(session: dict) -> dict:
+    """A session without its per-person lists (``roster_entries``, ``roster_ids``, the
+    summary's ``lists``): a year of sessions stays a small answer. ``/v1/sessions/<id>``
+    has them all."""
+    out = {k: v for k, v in session.items() if k not in ("roster_entries", "roster_ids")}
+    if isinstance(out.get("summary"), dict):
+        out["summary"] = {k: v for k, v in out["summary"].items() if k != "lists"}
+    return out
+
+
 def _fraction(text: str | None, default: float) -> float:
     """A rate in [0, 1] from a query argument (``default`` when absent)."""
     if text in (None, ""):
@@ -181,8 +191,8 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
 
     @app.get("/v1/sessions")
     def sessions_list():
-        return {"items": store.sessions.list(day=query("day"), room=query("room"),
-                                             state=query("state"))}
+        return {"items": [brief(s) for s in store.sessions.list(day=query("day"), room=query("room"),
+                                                                state=query("state"))]}
 
     @app.post("/v1/sessions")
     def sessions_create():
