@@ -96,11 +96,12 @@ def _whole(text: str | None, name: str, default: int) -> int:
 
 
 def by_capture_time(rows: list[dict]) -> list[dict]:
-    """``rows`` (by seq) sorted by ``captured_at``; the sort is stable, so seq breaks ties."""
+    """``rows`` (by seq) sorted by local ``day``, then ``captured_at`` (as
+    ``store.attendance.page``); the sort is stable, so seq breaks ties."""
     try:
-        return sorted(rows, key=itemgetter("captured_at"))  # C-level key: ~1 ms per 10,000
-    except (KeyError, TypeError):  # a record without a capture time sorts first
-        return sorted(rows, key=lambda rec: rec.get("captured_at") or "")
+        return sorted(rows, key=itemgetter("day", "captured_at"))  # C-level key
+    except (KeyError, TypeError):  # a record without a day or capture time sorts first
+        return sorted(rows, key=lambda rec: (rec.get("day") or "", rec.get("captured_at") or ""))
 
 
 def page_of(rows: list[dict], order: str, newest: bool, offset: int, limit: int) -> list[dict]:
