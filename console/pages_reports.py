@@ -61,9 +61,8 @@ def session_rows(report: dict) -> list[list]:
 def fetch_report(ctx, form: dict) -> dict | None:
     if not form["roster_id"]:
         return None
-    return fw_call(ctx, ctx.client.get, f"/v1/reports/rosters/{q(form['roster_id'])}",
-                   {"day_from": form["day_from"], "day_to": form["day_to"],
-                    "flag_below": form["below"] / 100}, timeout=30)
+    return fw_call(ctx, ctx.fw.roster_report, form["roster_id"], form["day_from"], form["day_to"],
+                   form["below"] / 100)
 
 
 def _query(form: dict) -> str:
@@ -80,7 +79,7 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/reports")
     def reports():
         form = read_form(ctx)
-        rosters = fw_call(ctx, ctx.client.get, "/v1/rosters", fallback={"items": []})["items"]
+        rosters = fw_call(ctx, ctx.fw.rosters, fallback=[])
         if not form["roster_id"] and rosters:
             form["roster_id"] = rosters[0]["id"]
         report = fetch_report(ctx, form)

@@ -7,7 +7,7 @@ from operator import itemgetter
 
 import bottle
 
-from firmware.control.api import ApiError, field, must, query, read_json
+from firmware.control.web import ApiError, field, must, query, read_json
 from firmware.domain.reports import DEFAULT_FLAG_BELOW, roster_report
 from firmware.store.ids import check_day
 

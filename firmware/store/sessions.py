@@ -21,7 +21,7 @@ import re
 
 from firmware.domain import sessions as rules
 from firmware.errors import SessionError
-from firmware.store.context import StoreContext, check_text
+from firmware.store.context import StoreContext, audited, check_text
 from firmware.store.errors import NotFound, StoreValueError
 from firmware.store.ids import check_day, new_ulid, parse_time, to_iso
 from firmware.store.rosters import Rosters
@@ -45,6 +45,7 @@ class Sessions:
         self.attendance = None  # set by Store (completion writes absent records)
         rosters.in_use = self._roster_in_use
 
+    @audited("session.created", target="roster_id")
     def create(self, roster_id: str, room: str, name: str, scheduled_start: object,
                scheduled_end: object, late_after: object = None) -> dict:
         """A new ``scheduled`` session (``day``: local date of the start); times are ISO-8601
@@ -65,6 +66,7 @@ class Sessions:
                "start_ts": start, "end_ts": end, "late_after_ts": late,
                "state": rules.SCHEDULED, "created_at": to_iso(now), "history": [],
                "event_id": None, "seq": None, "pending_event": False}
+        self._ctx.audit_note(rec["id"], name=rec["name"], room=room)
         rec["_id"] = self._file.insert(rec)
         self._all[rec["id"]] = rec
         return _public(rec)
@@ -132,6 +134,7 @@ class Sessions:
             return None
         return _public(max(running, key=lambda r: (r["history"][-1]["ts"], r["id"])))
 
+    @audited("session.set_state", target="session_id", actor="by")
     def set_state(self, session_id: str, state: str, by: str = "system", at: object = None) -> dict:
         """Move a session to ``state``; returns the session (``summary`` when completed)."""
         rec = self._all.get(session_id)
@@ -150,8 +153,7 @@ class Sessions:
         if state == rules.COMPLETED:
             fields["roster_entries"] = self._roster_snapshot(rec["roster_id"])
             fields["roster_ids"] = [e["person_id"] for e in fields["roster_entries"]]
-        self._ctx.audit.log(by, "session.set_state", session_id,
-                            {"from": rec["state"], "to": state})
+        self._ctx.audit_note(**{"from": rec["state"], "to": state})
         self._write(rec, fields)  # commit point
         self._finish(rec)
         return _public(rec)
