@@ -147,8 +147,8 @@ def report_of(store, roster_id: str, day_from: str | None, day_to: str | None,
         if value:
             check_day(value, name)  # a StoreValueError: HTTP 400 naming the field
     roster = store.rosters.get(roster_id)
-    sessions = [s for s in store.sessions.list(state="completed") if s["roster_id"] == roster_id
-                and (not day_from or s["day"] >= day_from) and (not day_to or s["day"] <= day_to)]
+    sessions = [s for s in store.sessions.list(state="completed", roster_id=roster_id)
+                if (not day_from or s["day"] >= day_from) and (not day_to or s["day"] <= day_to)]
     if roster is None and not sessions:
         raise ApiError(404, f"roster {roster_id!r} does not exist", "roster_id")
     current = {p["id"]: p for p in store.people.list()}

@@ -10,6 +10,7 @@ in [0, 1]; a person is flagged when their rate is below ``flag_below``.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from firmware.domain.sessions import ABSENT, LATE, PRESENT, STATUSES
@@ -46,25 +47,37 @@ def session_line(session: dict, marks: dict[str, str]) -> dict:
     """Counts of one completed session: roster members without a mark are absent."""
     statuses = dict(marks)
     for entry in session.get("roster_entries") or []:
-        statuses.setdefault(entry["person_id"], ABSENT)
-    counts = {s: 0 for s in STATUSES}
-    for status in statuses.values():
+        if entry["person_id"] not in statuses:
+            statuses[entry["person_id"]] = ABSENT
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, n in Counter(statuses.values()).items():
         if status in counts:
-            counts[status] += 1
+            counts[status] = n
     return {"session_id": session["id"], "name": session.get("name"), "day": session.get("day"),
             "scheduled_start": session.get("scheduled_start"), "room": session.get("room"),
             "counts": counts, "rate": rate(counts), "statuses": statuses}
 
 
-def _person(people: dict[str, PersonLine], pid: str, entry: dict, current: dict) -> PersonLine:
-    line = people.get(pid)
-    if line is None:
-        line = people[pid] = PersonLine(pid)
-    known = current.get(pid) or {}  # the newest name wins: current, else the latest snapshot
-    line.name = known.get("name") or entry.get("name") or line.name
-    line.external_id = known.get("external_id") or entry.get("external_id") or line.external_id
-    line.seat = entry.get("seat") or line.seat
-    return line
+def _identities(done: list[dict], wanted: set[str], current: dict[str, dict]) -> dict[str, dict]:
+    """person id -> {name, external_id, seat} for the ``wanted`` people: the person as now
+    where known, else the newest roster snapshot that lists them (a deleted person keeps
+    their last one); the seat always from that snapshot."""
+    found: dict[str, dict] = {}
+    left = set(wanted)
+    for session in reversed(done):  # newest first: the first entry seen wins
+        if not left:
+            break
+        for entry in session.get("roster_entries") or []:
+            if entry["person_id"] in left:
+                found[entry["person_id"]] = entry
+                left.discard(entry["person_id"])
+    out = {}
+    for pid in wanted:
+        entry, now = found.get(pid) or {}, current.get(pid) or {}
+        out[pid] = {"name": now.get("name") or entry.get("name"),
+                    "external_id": now.get("external_id") or entry.get("external_id"),
+                    "seat": entry.get("seat")}
+    return out
 
 
 def roster_report(sessions: list[dict], marks: dict[str, dict[str, str]],
@@ -78,20 +91,25 @@ def roster_report(sessions: list[dict], marks: dict[str, dict[str, str]],
     done = sorted((s for s in sessions if s.get("state") == "completed"),
                   key=lambda s: (s.get("start_ts") or 0, s["id"]))
     lines = [session_line(s, marks.get(s["id"], {})) for s in done]
-    people: dict[str, PersonLine] = {}
-    for session, line in zip(done, lines):
-        entries = {e["person_id"]: e for e in session.get("roster_entries") or []}
+    counts: dict[str, dict[str, int]] = {}
+    for line in lines:
         for pid, status in line["statuses"].items():
-            person = _person(people, pid, entries.get(pid, {}), current)
-            person.counts[status] += 1
-    for person in people.values():
-        person.rate = rate(person.counts)
-        person.flagged = person.rate is not None and person.rate < flag_below
+            mine = counts.get(pid)
+            if mine is None:
+                mine = counts[pid] = {s: 0 for s in STATUSES}
+            mine[status] += 1
+    who = _identities(done, set(counts), current)
+    people = []
+    for pid, mine in counts.items():
+        known = who[pid]
+        line = PersonLine(pid, known["name"], known["external_id"], known["seat"], mine, rate(mine))
+        line.flagged = line.rate is not None and line.rate < flag_below
+        people.append(line)
     totals = {s: sum(line["counts"][s] for line in lines) for s in STATUSES}
-    ordered = sorted(people.values(), key=lambda p: (_seat_key(p.seat), (p.name or "").lower(), p.person_id))
+    people.sort(key=lambda p: (_seat_key(p.seat), (p.name or "").lower(), p.person_id))
     return {"sessions": [{k: v for k, v in line.items() if k != "statuses"} for line in lines],
-            "people": [p.as_dict() for p in ordered], "totals": totals, "rate": rate(totals),
-            "flag_below": flag_below, "flagged": sum(1 for p in people.values() if p.flagged)}
+            "people": [p.as_dict() for p in people], "totals": totals, "rate": rate(totals),
+            "flag_below": flag_below, "flagged": sum(1 for p in people if p.flagged)}
 
 
 def _seat_key(seat: str | None) -> tuple:

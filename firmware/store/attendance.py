@@ -252,16 +252,15 @@ class Attendance:
 
     @locks_itself
     def marks(self, sessions: list[dict]) -> dict[str, dict[str, str]]:
-        """session id -> {person id -> status} of ``sessions`` (from the per-day indexes)."""
-        wanted = {s["id"]: s["day"] for s in sessions}
+        """session id -> {person id -> status} of ``sessions`` (from the per-day indexes;
+        shared, read-only maps: copy before changing one)."""
         with self._ctx.lock:
-            names = sorted(set(wanted.values()) & set(self.days()))
-        out: dict[str, dict[str, str]] = {sid: {} for sid in wanted}
-        for index in self._indexes(names):
-            for session_id, person_id, status in index.marks:
-                if session_id in out:
-                    out[session_id][person_id] = status
-        return out
+            have = set(self.days())
+        names = sorted({s["day"] for s in sessions} & have)
+        indexes = dict(zip(names, self._indexes(names)))
+        empty: dict[str, str] = {}
+        return {s["id"]: indexes[s["day"]].sessions.get(s["id"], empty) if s["day"] in indexes
+                else {} for s in sessions}
 
     def _indexes(self, names: list[str]) -> list[DayIndex]:
         return self._cache.indexes(names, self._live_records, self._disk_records)

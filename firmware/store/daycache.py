@@ -11,8 +11,8 @@ total record count: the OLDEST days go first (not the least recently read: a sca
 the whole history must not push out the recent days the console asks for all the time).
 
 Next to the records, every day read once keeps a :class:`DayIndex` (its record count,
-counts per status and one ``(session_id, person_id, status)`` triple per record, about
-80 bytes each: a school year of 100,000 records is ~8 MB). Indexes are NOT evicted with
+counts per status and each session's person -> status map, about 100 bytes a record: a
+school year of 100,000 records is ~10 MB). Indexes are NOT evicted with
 the records, only dropped when their day changes, so a count over the whole history or a
 term report never re-reads old days from disk. Indexes are derived data held in memory
 only: the day files and the journal stay the only durable state.
@@ -35,18 +35,29 @@ by_seq = itemgetter("seq")
 @dataclass(frozen=True, slots=True)
 class DayIndex:
     """What counting and reports need of one day: ``count`` records, ``statuses``
-    (status -> count) and ``marks`` ((session_id or "", person_id, status) per record)."""
+    (status -> count) and ``sessions`` (session id or "" -> {person id -> status}).
+    Shared and read-only, like the cached records."""
 
     count: int
     statuses: dict[str, int]
-    marks: tuple[tuple[str, str, str], ...]
+    sessions: dict[str, dict[str, str]]
 
     @classmethod
     def of(cls, records: Iterable[dict]) -> "DayIndex":
         intern = sys.intern
-        marks = tuple((intern(r.get("session_id") or ""), intern(r.get("person_id") or ""),
-                       intern(r.get("status") or "")) for r in records)
-        return cls(len(marks), dict(Counter(m[2] for m in marks)), marks)
+        sessions: dict[str, dict[str, str]] = {}
+        statuses: Counter = Counter()
+        count = 0
+        for rec in records:
+            status = intern(rec.get("status") or "")
+            sid = intern(rec.get("session_id") or "")
+            marks = sessions.get(sid)
+            if marks is None:
+                marks = sessions[sid] = {}
+            marks[intern(rec.get("person_id") or "")] = status
+            statuses[status] += 1
+            count += 1
+        return cls(count, dict(statuses), sessions)
 
 
 class DayCache:

@@ -116,14 +116,15 @@ class Sessions:
         return session
 
     def list(self, day: str | None = None, room: str | None = None,
-             state: str | None = None) -> list[dict]:
+             state: str | None = None, roster_id: str | None = None) -> list[dict]:
         """Sessions matching the filters, by scheduled start."""
         if day is not None:
             check_day(day)
         if state is not None:
             rules.check_state(state)
         rows = [r for r in self._all.values() if (day is None or r["day"] == day)
-                and (room is None or r["room"] == room) and (state is None or r["state"] == state)]
+                and (room is None or r["room"] == room) and (state is None or r["state"] == state)
+                and (roster_id is None or r["roster_id"] == roster_id)]
         return [_public(r) for r in sorted(rows, key=lambda r: (r["start_ts"], r["id"]))]
 
     def active(self, room: str | None = None) -> dict | None:
