@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 TOPIC = "event/attendance"
 HOT_DAYS = 4
-SNAPSHOT = ("name", "external_id", "seat")  # copied into each record at write time
 
 
 class _Day:
@@ -229,10 +228,13 @@ class Attendance:
         with self._ctx.lock:
             names = [d for d in self.days() if lo <= d <= hi]
         counts = [ix.statuses.get(status, 0) if status else ix.count for ix in self._indexes(names)]
-        total = sum(counts)
         order = list(zip(names, counts))
-        if newest:
-            order.reverse()
+        return self._take(order[::-1] if newest else order, status, newest, offset, limit), sum(counts)
+
+    def _take(self, order: list[tuple[str, int]], status: str | None, newest: bool,
+              offset: int, limit: int) -> list[dict]:
+        """Copies of ``limit`` records after ``offset`` over (day, matching count) pairs,
+        reading only the days that hold them."""
         out: list[dict] = []
         skip = offset
         for name, count in order:
@@ -245,10 +247,9 @@ class Attendance:
             rows = by_capture_time([r for r in recs if not status or r.get("status") == status])
             if newest:
                 rows.reverse()
-            take = rows[skip:skip + limit - len(out)]
+            out.extend(_copy(r) for r in rows[skip:skip + limit - len(out)])
             skip = 0
-            out.extend(_copy(r) for r in take)
-        return out, total
+        return out
 
     @locks_itself
     def marks(self, sessions: list[dict]) -> dict[str, dict[str, str]]:
