@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from operator import itemgetter
 
 import bottle
@@ -157,8 +158,34 @@ def report_of(store, roster_id: str, day_from: str | None, day_to: str | None,
             "day_from": day_from, "day_to": day_to, **report}
 
 
+class ReportCache:
+    """The last ``size`` reports, each kept while the Store's ``data_version`` is unchanged
+    (any write at all makes them stale), so a report page refreshed by several people
+    costs one computation per change, not one per request."""
+
+    def __init__(self, store, size: int = 16) -> None:
+        self._store, self._size = store, size
+        self._lock = threading.Lock()
+        self._items: dict[tuple, tuple[int, dict]] = {}
+
+    def get(self, roster_id: str, day_from: str | None, day_to: str | None, flag_below: float) -> dict:
+        key = (roster_id, day_from, day_to, flag_below)
+        version = self._store.data_version()
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        report = report_of(self._store, roster_id, day_from, day_to, flag_below)
+        with self._lock:
+            if len(self._items) >= self._size:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = (version, report)
+        return report
+
+
 def register(app: bottle.Bottle, ctx: dict) -> None:
     store, device = ctx["store"], ctx["device"]
+    reports = ReportCache(store)
 
     @app.get("/v1/rosters")
     def rosters_list():
@@ -232,8 +259,8 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
 
     @app.get("/v1/reports/rosters/<roster_id>")
     def roster_report_route(roster_id: str):
-        return report_of(store, roster_id, query("day_from"), query("day_to"),
-                         _fraction(query("flag_below"), DEFAULT_FLAG_BELOW))
+        return reports.get(roster_id, query("day_from"), query("day_to"),
+                           _fraction(query("flag_below"), DEFAULT_FLAG_BELOW))
 
     @app.get("/v1/attendance")
     def attendance_query():

@@ -77,6 +77,11 @@ def test_report_page_chart_flags_print_and_exports(paris, office):
     assert people[0][:4] == ("seat", "student_number", "person_id", "name") and len(people) == 5
     assert [r[0] for r in book["sessions"].values][1:] == ["2026-09-21", "2026-09-22", "2026-09-23"]
 
+    # a correction shows at once (the firmware's report cache keys on the data version)
+    for session in sessions[:2]:
+        paris.store.attendance.set_status(session["id"], ids[2], "present", "office")
+    assert 'id="report-flagged">0<' in office.get(f"/reports?{query}").text
+
     # bad input: a clear message, no report, nothing changed
     bad = office.get(f"/reports?roster_id={roster['id']}&day_from=21.9.2026&below=abc")
     assert bad.status == 200 and "day_from" in bad.text and 'id="report-people"' not in bad.text
