@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -27,7 +28,8 @@ from firmware.link.client import (RECONNECT_MAX_S, RECONNECT_MIN_S, build_client
 from firmware.link.commands import CommandDispatcher
 from firmware.link.drain import Drain
 from firmware.link.roster import RosterSync
-from firmware.link.state import Backoff, LinkState
+from firmware.hal.clock import clock_synced
+from firmware.link.state import Backoff, ConnectionSeq, LinkState
 from firmware.link.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 LOOP_TIMEOUT_S = 0.05
 IDLE_FILL_S = 1.0
 WARN_FRACTION = 0.8
+CONN_SEQ_FILE = "link-connection-seq"
 
 
 class MqttLink:
@@ -65,6 +68,8 @@ class MqttLink:
             "telemetry_now": self._cmd_telemetry_now}, commands)
         self.state = LinkState(f"{mqtt_cfg.host}:{mqtt_cfg.port}")
         self._backoff = Backoff(min_s=RECONNECT_MIN_S, max_s=reconnect_max_s)
+        data_dir = getattr(store, "data_dir", None)
+        self._conn_seq = ConnectionSeq(Path(data_dir) / CONN_SEQ_FILE if data_dir else None)
         self._client: Any = None
         self._socket_open = False
         self._connected = False
@@ -205,6 +210,8 @@ class MqttLink:
         if not self._backoff.ready(now):
             return
         try:
+            self._client.will_set(self.topics.status, payloads.encode(
+                payloads.will(self._device.id, conn_seq=self._conn_seq.next())), qos=1, retain=True)
             self._client.connect(self._cfg.host, self._cfg.port, keepalive=self._cfg.keepalive_s,
                                  clean_start=True)
             set_nodelay(self._client)
@@ -261,7 +268,8 @@ class MqttLink:
         return version if isinstance(version, int) else None
 
     def _publish_birth(self) -> None:
-        status = payloads.birth(self._status(), self._device.id, self.model_id, self.roster.version)
+        status = payloads.birth(self._status(), self._device.id, self.model_id, self.roster.version,
+                                conn_seq=self._conn_seq.last or None, room=self._device.room or None)
         self._publish(self.topics.status, status, retain=True)
         if self._cfg.ha_discovery:
             for topic, config in payloads.ha_discovery(self.topics, self._device.name):
@@ -275,6 +283,7 @@ class MqttLink:
             logger.exception("telemetry_provider failed")
         values.update(extra)
         values.update(self._outbox_health())
+        values.setdefault("clock_synced", clock_synced())
         stats = self.drain.stats
         values.update({"device_id": self._device.id, "at": payloads.utc_iso(),
                        "published": stats.published, "acked": stats.acked,
@@ -361,7 +370,8 @@ class MqttLink:
         if self._client is None:
             return
         if self._connected:
-            self._publish(self.topics.status, payloads.will(self._device.id, "shutdown"), retain=True)
+            self._publish(self.topics.status, payloads.will(self._device.id, "shutdown", self._conn_seq.last),
+                          retain=True)
             deadline = time.monotonic() + 2.0  # let the window's PUBACKs in: fewer re-sends later
             while (self.drain.inflight or self._client.want_write()) and self._connected \
                     and time.monotonic() < deadline:

@@ -28,6 +28,9 @@ class FakeClient:
     def max_inflight_messages_set(self, value: int) -> None:
         self.max_inflight = value
 
+    def will_set(self, topic, payload, qos=0, retain=False) -> None:
+        self.will = (topic, json.loads(payload), qos, retain)
+
     def connect(self, host, port, keepalive, clean_start) -> None:
         self.connects += 1
         self.pending.append(("connack",))
