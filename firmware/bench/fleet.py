@@ -7,10 +7,14 @@ one MQTT v5 shared-subscription group, writing one real PostgreSQL (own cluster,
 port, ``track_commit_timestamp = on`` so every row's commit time is known exactly).
 
 Phases: *steady* (``--rate`` events/s offered, no faults), *faults* (the same rate; one
-collector is SIGKILLed and restarted, then the broker is restarted), *burst* (every device
-queues ``--burst`` events at once: the ingest throughput). Reported:
+collector is SIGKILLed and restarted, then the broker is restarted), *burst* (the
+collectors are paused with SIGSTOP, every device queues ``--burst`` events and publishes
+them to the broker, which queues them in the collectors' persistent sessions; then the
+collectors resume). Reported:
 
-- ``events_per_s``: burst events / (burst start -> last burst row committed);
+- ``events_per_s``: burst events / (collectors resumed -> last burst row committed): the
+  central side's ingest rate (broker -> collectors -> PostgreSQL), not limited by how fast
+  the simulated devices, sharing these cores, can publish (reported separately);
 - ``capture_to_commit_ms`` p50/p99/max per phase (captured = written to the device outbox;
   committed = PostgreSQL commit time stamp of the row);
 - ``lost`` (produced, never stored), ``duplicates_stored`` (rows - distinct event ids),
@@ -71,6 +75,7 @@ class Plan:
     kill_after_s: float = 3.0
     killed_for_s: float = 2.0
     broker_after_s: float = 10.0
+    device_poll_s: float = 0.25
 
 
 def register(parser: argparse.ArgumentParser, command: str) -> None:
@@ -86,10 +91,11 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
 class Worker:
     """One device worker process, talked to line by line."""
 
-    def __init__(self, workdir: Path, first: int, count: int, port: int) -> None:
+    def __init__(self, workdir: Path, first: int, count: int, port: int, poll_s: float) -> None:
         self.first = first
         self.proc = subprocess.Popen([sys.executable, "-m", "firmware.bench.fleetdevices", "--workdir", str(workdir),
-                                      "--first", str(first), "--count", str(count), "--port", str(port)],
+                                      "--first", str(first), "--count", str(count), "--port", str(port),
+                                      "--poll-s", str(poll_s)],
                                      cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      env={**os.environ, "PYTHONPATH": str(REPO)})
 
@@ -172,6 +178,10 @@ class Collectors:
         self.running[n].send_signal(signal.SIGKILL)
         self.running[n].wait(10)
 
+    def signal(self, signum: int) -> None:
+        for proc in self.running.values():
+            proc.send_signal(signum)
+
     def stop(self) -> int:
         """SIGTERM all (they commit, ack and report); returns the duplicates they reported."""
         self.procs.sample()
@@ -217,23 +227,20 @@ def _run(plan: Plan, work: Path, pg: Postgres, broker: Mosquitto) -> dict:
     time.sleep(plan.steady_s)
     marks["faults"] = time.time()
     faults = _faults(plan, collectors, broker, procs)
-    marks["burst"] = time.time()
     _set_rate(workers, 0)
-    for worker in workers:
-        worker.send(f"burst {plan.burst}")
-    for worker in workers:
-        worker.expect("burst-written")
-    marks["burst_written"] = time.time()
+    time.sleep(2.0)  # let the rated events settle before the burst
+    _burst(plan, workers, collectors, marks)
     finished = _finish(workers)
     stored = _wait_stored(pg.url, finished["produced"], timeout=120)
     procs.add("postgres", _postmaster_pid(pg), children=True)  # backends started since
     duplicates_received = collectors.stop()
     cpu = procs.stop()
     result = _measure(pg.url, work, marks, plan)
-    wall = marks["burst_written"] - marks["steady"]
+    wall = time.time() - marks["steady"]
     result.update({"stored_when_checked": stored, "duplicates_received": duplicates_received,
                    "republished_by_devices": finished["republished"], "outbox_left": finished["outbox_left"],
-                   "faults": faults, "processes": {g: {**v, "cpu_percent_of_run": round(100 * v["cpu_s"] / wall, 1)}
+                   "faults": faults, "phase_starts_s": {k: round(v - marks["steady"], 2) for k, v in marks.items()},
+                   "processes": {g: {**v, "cpu_percent_of_run": round(100 * v["cpu_s"] / wall, 1)}
                                                    for g, v in cpu.items()},
                    "loadavg_before": [round(x, 2) for x in load_before],
                    "loadavg_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()})
@@ -246,7 +253,7 @@ def _postmaster_pid(pg: Postgres) -> int:
 
 def _start_workers(plan: Plan, work: Path, port: int, procs: Processes) -> list[Worker]:
     per = -(-plan.devices // plan.processes)
-    workers = [Worker(work, first, min(per, plan.devices - first), port)
+    workers = [Worker(work, first, min(per, plan.devices - first), port, plan.device_poll_s)
                for first in range(0, plan.devices, per)]
     connected = sum(int(w.expect("ready")) for w in workers)
     if connected < plan.devices:
@@ -277,6 +284,33 @@ def _faults(plan: Plan, collectors: Collectors, broker: Mosquitto, procs: Proces
     done.append(f"{time.time() - start:.1f} s: broker restarted (SIGTERM, persistence, same port)")
     time.sleep(max(0.0, plan.fault_s - (time.time() - start)))
     return done
+
+
+def _burst(plan: Plan, workers: list[Worker], collectors: Collectors, marks: dict) -> None:
+    """Collectors paused (SIGSTOP), every device queues ``plan.burst`` events and publishes
+    them (the broker queues them in the collectors' sessions); then the collectors resume and
+    the time to commit the whole backlog is the central side's own ingest rate."""
+    collectors.signal(signal.SIGSTOP)
+    try:
+        marks["burst"] = time.time()
+        for worker in workers:
+            worker.send(f"burst {plan.burst}")
+        for worker in workers:
+            worker.expect("burst-written")
+        marks["burst_written"] = time.time()
+        deadline = time.monotonic() + 60  # < keepalive x 1.5: the broker keeps the paused collectors
+        while _depth(workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        marks["burst_at_broker"] = time.time()
+    finally:
+        marks["resume"] = time.time()
+        collectors.signal(signal.SIGCONT)
+
+
+def _depth(workers: list[Worker]) -> int:
+    for worker in workers:
+        worker.send("depth")
+    return sum(int(worker.expect("depth")) for worker in workers)
 
 
 def _finish(workers: list[Worker]) -> dict:
@@ -318,6 +352,7 @@ def _measure(url: str, work: Path, marks: dict, plan: Plan) -> dict:
     lat = {"steady": [], "faults": [], "burst": []}
     commits = []
     by_device: dict[str, list[tuple[float, int]]] = {}
+    steady_by_device: dict[str, list[tuple[float, int]]] = {}
     for event_id, device, seq, captured_at, committed in rows:
         captured = _epoch(captured_at)
         phase = ("steady" if captured < marks["faults"] else "faults" if captured < marks["burst"] else "burst")
@@ -325,20 +360,37 @@ def _measure(url: str, work: Path, marks: dict, plan: Plan) -> dict:
         if phase == "burst":
             commits.append(committed)
         by_device.setdefault(device, []).append((committed, seq))
+        if phase == "steady":
+            steady_by_device.setdefault(device, []).append((committed, seq))
     burst_events = plan.burst * plan.devices
-    burst_s = (max(commits) - marks["burst"]) if commits else None
-    in_order = sum(all(a[1] < b[1] for a, b in zip(s, s[1:])) for s in (sorted(v) for v in by_device.values()))
-    missing = {produced[e][0] for e in produced.keys() - stored}
+    burst_s = (max(commits) - marks["resume"]) if commits else None
+    in_order = lambda groups: sum(all(a[1] < b[1] for a, b in zip(s, s[1:]))  # noqa: E731
+                                  for s in (sorted(v) for v in groups.values()))
+    lost = sorted(produced.keys() - stored)
+    missing = {produced[e][0] for e in lost}
+    lost_examples = [{"device": produced[e][0], "seq": produced[e][1], "event_id": e,
+                      "created_s_after_start": round(_ulid_time(e) - marks["steady"], 3)} for e in lost[:20]]
     return {"plan": asdict(plan), "produced": len(produced), "stored_unique": len(stored),
-            "lost": len(produced.keys() - stored), "duplicates_stored": len(rows) - len(stored),
+            "lost": len(lost), "lost_examples": lost_examples, "duplicates_stored": len(rows) - len(stored),
             "events_per_s": round(len(commits) / burst_s, 1) if burst_s else None,
             "burst": {"events": len(commits), "expected": burst_events,
-                      "seconds_to_all_committed": round(burst_s, 2) if burst_s else None,
-                      "seconds_writing_outboxes": round(marks["burst_written"] - marks["burst"], 2),
+                      "devices_seconds_to_write_outboxes": round(marks["burst_written"] - marks["burst"], 2),
+                      "devices_seconds_to_publish_all": round(marks["burst_at_broker"] - marks["burst"], 2),
+                      "collectors_seconds_to_commit_all": round(burst_s, 2) if burst_s else None,
                       "peak_commits_per_s": _peak_rate(commits)},
             "capture_to_commit_ms": {k: _percentiles(v) for k, v in lat.items()},
-            "order": {"devices": len(by_device), "committed_in_seq_order": in_order,
+            "order": {"devices": len(by_device), "committed_in_seq_order_steady": in_order(steady_by_device),
+                      "committed_in_seq_order_whole_run": in_order(by_device),
                       "devices_missing_events": len(missing)}}
+
+
+def _ulid_time(ulid: str) -> float:
+    """Creation time (epoch seconds) in a ULID's first 10 characters (Crockford base32 ms)."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    ms = 0
+    for char in ulid[:10].upper():
+        ms = ms * 32 + alphabet.index(char)
+    return ms / 1000
 
 
 def _epoch(stamp: str) -> float:

@@ -66,6 +66,14 @@ class Postgres:
         if os.geteuid() == 0:
             entry = pwd.getpwnam(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        try:
+            self._init_and_start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _init_and_start(self) -> None:
         self._run(str(self.bin / "initdb"), "-D", str(self.datadir), "-U", self.user, "--auth=trust",
                   "-E", "UTF8", "--no-sync", "--locale=C")
         options = {"listen_addresses": "'127.0.0.1'", "port": str(self.port),
@@ -73,10 +81,21 @@ class Postgres:
                    "logging_collector": "off", **self.settings}
         with open(self.datadir / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.writelines(f"{k} = {v}\n" for k, v in options.items())
-        self.pg_ctl("start", "-w", "-t", "60", "-l", str(self.root / "postgres.log"))
-        self._run(str(self.bin.parent / "bin" / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                  "-U", self.user, self.dbname)
-        return self
+        self._start_server()
+        self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, self.dbname)
+
+    def _start_server(self, attempts: int = 3) -> None:
+        """pg_ctl start; another port when the free one was taken meanwhile (shared machines)."""
+        for attempt in range(attempts):
+            try:
+                self.pg_ctl("start", "-w", "-t", "60", "-l", str(self.root / "postgres.log"))
+                return
+            except RuntimeError as exc:
+                if "Address already in use" not in str(exc) or attempt == attempts - 1:
+                    raise
+            self.port = free_port()
+            with open(self.datadir / "postgresql.conf", "a", encoding="utf-8") as conf:
+                conf.write(f"port = {self.port}\n")
 
     def pg_ctl(self, *args: str) -> None:
         result = self._run(str(self.bin / "pg_ctl"), "-D", str(self.datadir), *args, check=False)

@@ -38,6 +38,19 @@ LOOP_TIMEOUT_S = 0.05
 IDLE_FILL_S = 1.0
 WARN_FRACTION = 0.8
 CONN_SEQ_FILE = "link-connection-seq"
+NO_MATCHING_SUBSCRIBERS = 0x10
+
+
+def delivered(reason_code: Any) -> bool:
+    """Does this PUBACK mean the broker took the event for someone?
+
+    MQTT v5 PUBACK 0x10 "No matching subscribers" is not a failure code, but nobody got the
+    event: e.g. right after a broker restart mosquitto has not yet restored the collectors'
+    shared subscription. The event stays in the outbox and is re-sent (``Drain`` refusal path).
+    """
+    if reason_code is None:
+        return True
+    return not reason_code.is_failure and getattr(reason_code, "value", 0) != NO_MATCHING_SUBSCRIBERS
 
 
 class MqttLink:
@@ -151,7 +164,7 @@ class MqttLink:
         self._events.append(("disconnected", str(reason_code)))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        self._acks.append((mid, not reason_code.is_failure))
+        self._acks.append((mid, delivered(reason_code)))
 
     def _on_message(self, client, userdata, message) -> None:
         self._inbox.append(message)

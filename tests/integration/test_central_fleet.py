@@ -143,3 +143,20 @@ def test_stale_will_after_newer_birth_is_ignored_end_to_end(tmp_path, mosquitto,
     finally:
         watcher.close()
     assert (state, reason) == ("offline", "shutdown")
+
+
+def test_event_without_any_subscriber_stays_in_the_outbox_until_a_collector_listens(tmp_path, mosquitto, postgres):
+    """PUBACK 'No matching subscribers' (e.g. mosquitto right after a restart, before the
+    collectors' shared subscription is back) is not a delivery: the event is kept and re-sent."""
+    cfg = MqttConfig(host="127.0.0.1", port=mosquitto.port)
+    with Store(tmp_path / "d") as store:
+        with MqttLink(cfg, DeviceConfig(id="door-n", site="s1", room="r1"), store, model_id="m1") as link:
+            wait_until(lambda: link.connected, 10, "device connected")
+            store.outbox.put("event/attendance", {"person_id": "p1", "status": "present"})
+            link.wake()
+            wait_until(lambda: link.drain.stats.refused >= 1, 10, "the broker says nobody subscribed")
+            assert store.outbox.depth() == 1
+            with Collector(cfg, postgres, client_id="c-late", group="central") as collector:
+                assert collector.connected.wait(10)
+                assert collector.run(until_count=1, timeout=20) == 1
+            wait_until(lambda: store.outbox.depth() == 0, 10, "acknowledged once delivered")
