@@ -67,6 +67,8 @@ def _register_collect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group", help="join this MQTT v5 shared-subscription group (several collectors)")
     parser.add_argument("--session-expiry", type=int, default=SESSION_EXPIRY_S,
                         help="seconds the broker keeps this collector's session while it is away")
+    parser.add_argument("--leave", action="store_true",
+                        help="retire this collector: unsubscribe, store what its session still holds, end the session")
     parser.add_argument("--until-count", type=int, help="stop when the database holds this many events")
     parser.add_argument("--timeout", type=float, help="stop after this many seconds")
     parser.set_defaults(func=_collect)
@@ -114,10 +116,13 @@ def _register_keygen(parser: argparse.ArgumentParser) -> None:
 def _collect(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # systemd stop: commit, ack, disconnect
     collector = Collector(mqtt_config(args), args.db, client_id=args.client_id, group=args.group,
-                          session_expiry_s=args.session_expiry)
+                          session_expiry_s=args.session_expiry, leaving=args.leave)
     count = 0
     try:
         with collector:
+            if args.leave:
+                print(f"left group {args.group or '-'}: {collector.leave()} queued events stored, session ended")
+                return 0
             count = collector.run(args.until_count, args.timeout)
     except KeyboardInterrupt:
         pass

@@ -74,7 +74,7 @@ class Collector:
 
     def __init__(self, cfg: MqttConfig, db: str | Path | Database, client_id: str = "rollcall-central",
                  session_expiry_s: int = SESSION_EXPIRY_S, group: str | None = None,
-                 batch_max: int = BATCH_MAX) -> None:
+                 batch_max: int = BATCH_MAX, leaving: bool = False) -> None:
         self.cfg = cfg
         self.target = db
         self.db = db if isinstance(db, Database) else connect(db)
@@ -89,6 +89,7 @@ class Collector:
         self._pending: list = []  # a batch whose commit failed: retried before anything new
         self._client = None
         self._generation = 0  # connections so far: a PUBACK is only valid on the connection
+        self._leaving = leaving  # connect only to retire (see ``leave``)
         self._closed = False
 
     @property
@@ -119,7 +120,11 @@ class Collector:
             return
         self._generation += 1
         set_nodelay(client)
-        client.subscribe(collector_filters(self.cfg.prefix, self.group))
+        filters = collector_filters(self.cfg.prefix, self.group)
+        if self._leaving:  # no new share for us; what is queued in our session still comes
+            client.unsubscribe([topic for topic, _ in filters])
+        else:
+            client.subscribe(filters)
         logger.info("collector %s connected (session present: %s, group: %s)",
                     self.client_id, flags.session_present, self.group or "-")
         self.connected.set()
@@ -209,6 +214,30 @@ class Collector:
             logger.info("reconnected to the central database %s", self.db.where)
         except StoreError as exc:
             logger.error("%s", exc)
+
+    def leave(self, idle_s: float = 3.0, timeout: float = 600.0) -> int:
+        """Retire this member for good: unsubscribe, store what its session still holds
+        (until nothing came for ``idle_s``), then end the session (expiry 0). Without this,
+        messages queued for a member that never returns are deleted when its session expires.
+        Returns the new events stored."""
+        if self._client is None:
+            self._leaving = True
+            self.start()
+        elif not self._leaving:
+            self._leaving = True
+            self._client.unsubscribe([topic for topic, _ in collector_filters(self.cfg.prefix, self.group)])
+        if not self.connected.wait(30):
+            raise LinkError("could not reconnect to the broker to leave the group")
+        new, deadline, idle_since = 0, time.monotonic() + timeout, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - idle_since < idle_s:
+            before = self.stats.received
+            new += self.store_batch(0.2)
+            if self.stats.received != before or self._pending:
+                idle_since = time.monotonic()
+        props = Properties(PacketTypes.DISCONNECT)
+        props.SessionExpiryInterval = 0
+        self._client.disconnect(properties=props)
+        return new
 
     def store_message(self, topic: str, raw: bytes) -> int:
         """Write one message (not committed); returns 1 for a new event, else 0."""

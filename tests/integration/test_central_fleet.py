@@ -160,3 +160,32 @@ def test_event_without_any_subscriber_stays_in_the_outbox_until_a_collector_list
                 assert collector.connected.wait(10)
                 assert collector.run(until_count=1, timeout=20) == 1
             wait_until(lambda: store.outbox.depth() == 0, 10, "acknowledged once delivered")
+
+
+def test_a_retired_collector_hands_over_what_was_queued_for_it(tmp_path, mosquitto, postgres):
+    """mosquitto keeps queueing a stopped member's share; `--leave` stores it and ends the session."""
+    cfg = MqttConfig(host="127.0.0.1", port=mosquitto.port)
+    watcher = Watcher(mosquitto.port, ["nothing/#"], client_id="w-pub")
+    try:
+        with Collector(cfg, postgres, client_id="c-stay", group="g") as stay:
+            gone = Collector(cfg, postgres, client_id="c-gone", group="g").start()
+            assert stay.connected.wait(10) and gone.connected.wait(10)
+            gone.close()  # stopped, session kept: the broker keeps routing half the events to it
+            publish = lambda n0: [watcher.publish(f"rollcall/v1/s1/d1/event/attendance",  # noqa: E731
+                                                  json.dumps({"event_id": f"E{n}", "seq": n})) for n in range(n0, n0 + 20)]
+            publish(0)
+            stored_without_it = stay.run(until_count=20, timeout=3)
+            assert stored_without_it < 20  # its share waits for it
+            retired = rollcall_leave(mosquitto.port, postgres)
+            assert retired.returncode == 0 and "left group g" in retired.stdout, retired.stderr
+            assert stay.run(until_count=20, timeout=10) == 20
+            publish(20)  # after it left, everything goes to the members still there
+            assert stay.run(until_count=40, timeout=10) == 40
+    finally:
+        watcher.close()
+
+
+def rollcall_leave(port: int, url: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "firmware.cli", "-q", "central", "collect", "--broker",
+                           f"127.0.0.1:{port}", "--db", url, "--group", "g", "--client-id", "c-gone", "--leave"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
