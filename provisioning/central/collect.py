@@ -37,8 +37,8 @@ from provisioning.central.ingest import BatchResult, Ingest
 logger = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 86400
-BATCH_MAX = 2000
-RECEIVE_MAXIMUM = 2000  # QoS 1 messages the broker may have in flight to us (v5 Receive Maximum)
+BATCH_MAX = 5000
+RECEIVE_MAXIMUM = 5000  # QoS 1 messages the broker may have in flight to us (v5 Receive Maximum)
 RETRY_S = 1.0
 
 

@@ -98,6 +98,25 @@ class Database:
         cur.executemany(self._sql(sql), rows)
         return max(cur.rowcount, 0)
 
+    def insert_many(self, head: str, columns: Sequence[str], types: Sequence[str], rows: list[Sequence],
+                    tail: str = "") -> int:
+        """``<head> (<columns>) VALUES ... <tail>`` for many rows; returns the rows changed.
+
+        PostgreSQL: ONE statement over ``unnest`` of one array per column (``types`` are the
+        SQL element types), not one per row: ~10x less server work per event. SQLite: a plain
+        ``executemany``. ``tail`` is e.g. an ``ON CONFLICT`` clause (no placeholders).
+        """
+        if not rows:
+            return 0
+        if self.dialect != "postgresql":
+            marks = ", ".join("?" * len(columns))
+            return self.executemany(f"{head} ({', '.join(columns)}) VALUES ({marks}) {tail}", rows)
+        arrays = [list(column) for column in zip(*rows)]
+        unnest = ", ".join(f"%b::{t}[]" for t in types)  # binary: no text escaping of payloads
+        cur = self.conn.cursor()
+        cur.execute(f"{head} ({', '.join(columns)}) SELECT * FROM unnest({unnest}) {tail}", arrays)
+        return max(cur.rowcount, 0)
+
     def query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         return self.execute(sql, params).fetchall()
 

@@ -9,17 +9,23 @@ same retained status seen by every collector) changes nothing the second time:
   in both the birth and the will) is newer than the stored one, so a stale will arriving
   after a newer birth is ignored; a birth never follows the will of its own connection;
 - telemetry: applied only when its ``at`` is newer than the stored one;
+- ``last_seen``: from events at most every ``SEEN_EVERY_S`` per device and collector (a
+  busy device would otherwise rewrite its row with every batch), always with a status or
+  telemetry message;
 - anything malformed goes to ``rejects`` with the reason.
 
 Rows are written in a fixed order (events by ``event_id``, devices by site and id), so two
-collectors writing overlapping batches into PostgreSQL cannot deadlock.
+collectors writing overlapping batches into PostgreSQL cannot deadlock; each kind of row is
+one pipelined ``executemany`` (one network round trip per batch, not one per device).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from firmware.link.payloads import utc_iso
 from firmware.link.topics import split_device_topic
@@ -28,11 +34,11 @@ from provisioning.central.db import Database
 logger = logging.getLogger(__name__)
 
 MAX_REJECT_BYTES = 2000
+SEEN_EVERY_S = 5.0  # last_seen of a device is written at most this often per collector (events)
 EVENT_COLUMNS = ("event_id", "site", "device_id", "kind", "seq", "captured_at", "session_id",
                  "person_id", "model_id", "payload", "received_at", "topic", "room", "day",
                  "status", "collector")
-INSERT_EVENT = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES "
-                f"({', '.join('?' * len(EVENT_COLUMNS))}) ON CONFLICT (event_id) DO NOTHING")
+EVENT_TYPES = tuple("bigint" if c == "seq" else "text" for c in EVENT_COLUMNS)
 STATUS_COLUMNS = ("site", "device_id", "state", "payload", "updated_at", "conn_seq", "status_at",
                   "last_seen", "firmware_version", "model_id", "room", "roster_version", "reason")
 KEEP_IF_NULL = ("firmware_version", "model_id", "room", "roster_version")
@@ -64,13 +70,15 @@ class _Parsed:
 class Ingest:
     """Writes batches of device messages into the central database (not committing)."""
 
-    def __init__(self, db: Database, prefix: str = "rollcall/v1", collector: str = "") -> None:
+    def __init__(self, db: Database, prefix: str = "rollcall/v1", collector: str = "",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.db = db
+        self._clock = clock
+        self._seen_written: dict[tuple[str, str], float] = {}  # device -> when we last wrote last_seen
         self.prefix = prefix
         self.collector = collector
         greatest = db.greatest("COALESCE(devices.last_seen, '')", "excluded.last_seen")
-        self._upsert_seen = ("INSERT INTO devices (site, device_id, last_seen) VALUES (?, ?, ?) "
-                             f"ON CONFLICT (site, device_id) DO UPDATE SET last_seen = {greatest}")
+        self._upsert_seen = f"ON CONFLICT (site, device_id) DO UPDATE SET last_seen = {greatest}"
         self._upsert_status = _status_sql(greatest)
         self._upsert_telemetry = _telemetry_sql(greatest)
 
@@ -82,7 +90,8 @@ class Ingest:
             self._parse(parsed, topic, raw, now)
         result = BatchResult(messages=len(messages), rejected=len(parsed.rejects))
         rows = [parsed.events[k] for k in sorted(parsed.events)]
-        result.new = self.db.executemany(INSERT_EVENT, rows)
+        result.new = self.db.insert_many("INSERT INTO events", EVENT_COLUMNS, EVENT_TYPES, rows,
+                                         "ON CONFLICT (event_id) DO NOTHING")
         result.duplicates = len(rows) - result.new + parsed.dup_in_batch
         self._write_devices(parsed)
         self.db.executemany("INSERT INTO rejects (topic, reason, payload, received_at, collector) "
@@ -91,12 +100,17 @@ class Ingest:
         return result
 
     def _write_devices(self, parsed: _Parsed) -> None:
-        for key in sorted(parsed.seen):
-            for row in parsed.status.get(key, ()):
-                self.db.execute(self._upsert_status, row)
-            if key in parsed.telemetry:
-                self.db.execute(self._upsert_telemetry, parsed.telemetry[key])
-            self.db.execute(self._upsert_seen, (*key, parsed.seen[key]))
+        """Three pipelined statements. ``last_seen`` first, in key order: it locks every device
+        row of the batch, so the status and telemetry updates (a subset) take no new locks and
+        two collectors cannot deadlock on the devices table."""
+        now = self._clock()
+        keys = sorted(k for k in parsed.seen if k in parsed.status or k in parsed.telemetry
+                      or now - self._seen_written.get(k, -SEEN_EVERY_S) >= SEEN_EVERY_S)
+        self._seen_written.update((k, now) for k in keys)
+        self.db.insert_many("INSERT INTO devices", ("site", "device_id", "last_seen"), ("text",) * 3,
+                            [(*key, parsed.seen[key]) for key in keys], self._upsert_seen)
+        self.db.executemany(self._upsert_status, [row for key in keys for row in parsed.status.get(key, ())])
+        self.db.executemany(self._upsert_telemetry, [parsed.telemetry[k] for k in keys if k in parsed.telemetry])
 
     def _parse(self, parsed: _Parsed, topic: str, raw: bytes, now: str) -> None:
         where = split_device_topic(self.prefix, topic)
