@@ -260,7 +260,7 @@ class MqttLink:
         self._client.subscribe(subs)
 
     def _publish_event(self, entry: dict) -> int | None:
-        message = payloads.event_message(entry, self._device.id, self.model_id)
+        message = payloads.event_message(entry, self._device.id, self.model_id, self._device.room or None)
         topic = self.topics.event(payloads.wire_suffix(entry))
         info = self._client.publish(topic, payloads.encode(message), qos=1)
         return info.mid if info.rc == 0 else None

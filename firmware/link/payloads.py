@@ -22,9 +22,15 @@ def encode(payload: dict) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def event_message(entry: dict, device_id: str, model_id: str) -> dict:
-    """The wire form of an outbox entry: its payload plus the fields every event carries."""
+def event_message(entry: dict, device_id: str, model_id: str, room: str | None = None) -> dict:
+    """The wire form of an outbox entry: its payload plus the fields every event carries.
+
+    ``room``: the device's room, filled in when the record has none (an open-door arrival
+    has no session to take it from), so the central side can group by room.
+    """
     payload = dict(entry.get("payload") or {})
+    if room and "room" in payload and payload["room"] is None:
+        payload["room"] = room
     payload["event_id"] = entry["event_id"]
     payload["seq"] = entry["seq"]
     payload["device_id"] = device_id

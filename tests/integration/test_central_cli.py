@@ -120,7 +120,9 @@ def test_roster_publish_many_rooms_from_one_csv_then_devices_and_export(tmp_path
                 store.people.add("p1", "Pupil p1")
                 store.attendance.record(None, "p1", "present", 0.9)
                 collector.run(until_count=1, timeout=20)
-                collector.run(timeout=1.0)  # the birth and the telemetry
+            deadline = time.monotonic() + 15  # the link said goodbye: wait for it to be stored
+            while time.monotonic() < deadline and collector.db.query("SELECT state FROM devices") != [("offline",)]:
+                collector.store_batch(0.2)
     shown = rollcall("central", "devices", "--db", str(db))
     assert shown.returncode == 0, shown.stderr
     line = next(row for row in shown.stdout.splitlines() if "door-1" in row)

@@ -37,3 +37,11 @@ def test_birth_and_will_carry_the_same_conn_seq():
     will = payloads.will("d1", conn_seq=42)
     assert birth["conn_seq"] == will["conn_seq"] == 42 and birth["room"] == "hall"
     assert "conn_seq" not in payloads.will("d1")  # old callers: no number, no field
+
+
+def test_open_door_event_carries_the_device_room():
+    entry = {"event_id": "E1", "seq": 1, "topic": "event/attendance", "created_at": "2026-11-30T08:00:00.000Z",
+             "payload": {"session_id": None, "room": None, "person_id": "p1"}}
+    assert payloads.event_message(entry, "d1", "m1", room="hall-1")["room"] == "hall-1"
+    entry["payload"]["room"] = "exam-2"  # a session's room is kept
+    assert payloads.event_message(entry, "d1", "m1", room="hall-1")["room"] == "exam-2"
