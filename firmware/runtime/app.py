@@ -140,7 +140,7 @@ class App:
         from firmware.runtime.loop import DeviceLoop
 
         loop = DeviceLoop(camera=self.camera, engine=self.engine, sink=self.device, analyser=self.analyser,
-                          notifier=self.notifier, max_frames=self.max_frames)
+                          notifier=self.notifier, max_frames=self.max_frames, capture=self.device.enrol_capture)
         self.loop = loop
         self.device.loop_stats = loop.stats
         logger.info("device running (camera %s, models %s, broker %s)", self.camera.spec,

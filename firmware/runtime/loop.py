@@ -26,6 +26,8 @@ from firmware.config import Config
 from firmware.domain.decisions import Decision, DecisionEngine
 from firmware.domain.tracking import Tracker
 from firmware.domain.types import Detection, Frame
+from firmware.inference import images
+from firmware.runtime.capture import EnrolCapture
 
 logger = logging.getLogger(__name__)
 
@@ -157,13 +159,17 @@ class DeviceLoop:
     """Runs until ``stop`` is set, the replay ends, or ``max_frames`` frames were processed.
 
     ``analyser`` None = models missing: frames still feed the live view, nobody is
-    recognised. ``notifier`` is a :class:`~firmware.hal.systemd.Notifier`.
+    recognised. ``notifier`` is a :class:`~firmware.hal.systemd.Notifier`. ``capture``
+    returns the running enrolment capture, if any: it gets the largest face of each frame
+    instead of the decision engine.
     """
 
     def __init__(self, *, camera: Any, engine: DecisionEngine, sink: Sink, analyser: FrameAnalyser | None,
                  tracker: Tracker | None = None, notifier: Any = None, max_frames: int | None = None,
-                 housekeeping_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 housekeeping_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 capture: Callable[[], EnrolCapture | None] | None = None) -> None:
         self.camera = camera
+        self.capture = capture
         self.engine = engine
         self.sink = sink
         self.analyser = analyser
@@ -238,7 +244,12 @@ class DeviceLoop:
         pairs = self.tracker.update(detections, frame.ts)
         for track in self.tracker.ended:
             self.engine.end_track(track.id)
+        capture = self.capture() if self.capture is not None else None
+        enrolling = self._enrolled_face(capture, frame, pairs)
         for track, det in pairs:
+            if track.id == enrolling:
+                overlays.append(Overlay(det.box, track.id, "enrol", "", capture.prompt))
+                continue
             decision, track_id = self._face(frame, track.id, det)
             if decision is not None:
                 decisions.append(decision)
@@ -250,6 +261,23 @@ class DeviceLoop:
         self.sink.on_frame(frame, overlays)
         self.stats.frame(started)
         return decisions
+
+    def _enrolled_face(self, capture: EnrolCapture | None, frame: Frame, pairs: list) -> int | None:
+        """Offer the largest face to a running capture; its track id (None: no capture)."""
+        if capture is None or not capture.active or self.analyser is None:
+            return None
+        if not pairs:
+            capture.no_face()
+            return None
+        track, det = max(pairs, key=lambda pair: pair[1].width)
+        measured = self.analyser.measure(frame, det)
+        if measured is None:
+            capture.no_face()
+            return track.id
+        landmarks, openness, gate = measured
+        capture.offer(track.id, frame.ts, gate, openness, crop=lambda: images.face_jpeg(frame.image, det.box),
+                      embed=lambda: self.analyser.embed(frame, landmarks))
+        return track.id
 
     def _face(self, frame: Frame, track_id: int, det: Detection) -> tuple[Decision | None, int]:
         measured = self.analyser.measure(frame, det)
