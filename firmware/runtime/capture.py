@@ -5,7 +5,8 @@ loop hands the LARGEST face of every frame to :meth:`EnrolCapture.offer` instead
 decision engine (other faces are decided as usual), and the kiosk shows the capture's
 prompt ("Look straight at the camera", "Turn your head slightly left"...). A frame is
 kept when the face passed the quality gate (size, yaw/pitch, sharpness) and the liveness
-check of the configured policy (a blink, unless the policy is ``off``), at least
+check of the configured policy (a blink, unless the policy is ``off``), its eyes are open
+(not mid-blink: ``EYES_OPEN`` of the track's recent open-eye baseline), at least
 ``STEP_S`` seconds after the previous one and not a near-copy of a kept frame; after each
 kept frame the prompt moves on. The capture ends ``done`` with ``target`` frames,
 ``timed_out`` after ``timeout_s`` seconds (the frames kept so far stay available) or
@@ -19,6 +20,7 @@ threads; one lock guards the state.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Callable, Protocol
@@ -35,6 +37,8 @@ WAIT_PROMPT = "Step in front of the camera"
 BLINK_PROMPT = "Look at the camera and blink naturally"
 STEP_S = 0.8            # seconds between kept frames (time to follow the next prompt)
 NEAR_COPY = 0.995       # cosine above which a frame adds nothing to a kept one
+EYES_OPEN = 0.85        # a kept frame's eye openness must be at least this x the track's open baseline
+BASELINE_FRAMES = 30    # frames of eye openness behind that baseline (75th percentile)
 DEFAULT_FRAMES = 5
 MAX_FRAMES = 10
 DEFAULT_TIMEOUT_S = 60.0
@@ -95,6 +99,7 @@ class EnrolCapture:
         self._liveness: LivenessLike | None = None
         self._live = liveness_factory is None
         self._last_kept = float("-inf")
+        self._openness: deque[float] = deque(maxlen=BASELINE_FRAMES)
 
     @property
     def active(self) -> bool:
@@ -123,10 +128,14 @@ class EnrolCapture:
             if not self.active:
                 return False
             self._follow(track_id)
+            if gate.ok and getattr(openness, "mean", None) is not None:
+                self._openness.append(float(openness.mean))
             if not self._is_live(track_id, ts, gate, openness):
                 return False
             if not gate.ok:
                 self.prompt = _gate_prompt(gate.reason)
+                return False
+            if not self._eyes_open(openness):
                 return False
             self.prompt = PROMPTS[len(self.frames) % len(PROMPTS)]
             if ts - self._last_kept < STEP_S:
@@ -139,6 +148,16 @@ class EnrolCapture:
             self._track = track_id
             self._liveness = self._factory() if self._factory else None
             self._live = self._liveness is None
+            self._openness.clear()
+
+    def _eyes_open(self, openness: Any) -> bool:
+        """False while the eyes are closing or closed (a blink) against the recent baseline."""
+        mean = getattr(openness, "mean", None)
+        if mean is None:
+            return True
+        if len(self._openness) < 5:
+            return False
+        return mean >= EYES_OPEN * float(np.percentile(self._openness, 75))
 
     def _is_live(self, track_id: int, ts: float, gate: GateResult, openness: Any) -> bool:
         if self._live:
