@@ -24,7 +24,15 @@ of the photos. Running the same files again changes nothing.</p>
 <tbody>
 % for r in reports:
 <tr data-status="{{r['status']}}"><td>{{r['line']}}</td><td>{{r['name']}} <small>({{r['person_id']}})</small></td>
-<td class="{{'ok' if r['status'] in ('ok', 'already') else 'error'}}">{{r['label']}}</td><td>{{r['message']}}</td></tr>
+<td class="{{'ok' if r['status'] in ('ok', 'already') else 'error'}}">{{r['label']}}</td><td>{{r['message']}}
+% if len(r['photos']) > 1:
+<ul class="photo-results">
+% for ph in r['photos']:
+<li>{{ph['file']}}: {{'ok' if ph.get('ok') else ph.get('message')}}</li>
+% end
+</ul>
+% end
+</td></tr>
 % end
 </tbody>
 </table>

@@ -234,13 +234,14 @@ class FakeDevice:
         for data in images:
             digest = hashlib.sha256(data).hexdigest()
             if not data.startswith(b"\xff\xd8"):
-                out.append({"ok": False, "message": "not a JPEG image", "photo_id": None})
+                out.append({"ok": False, "reason": "bad_image", "message": "not a JPEG image",
+                            "photo_id": None})
             elif digest in self.seen:
-                out.append({"ok": False, "message": "duplicate of a photo already enrolled",
+                out.append({"ok": False, "reason": "already", "message": "duplicate of a photo already enrolled",
                             "photo_id": None})
             else:
                 self.seen.add(digest)
-                out.append({"ok": True, "message": "accepted",
+                out.append({"ok": True, "reason": "ok", "message": "accepted",
                              "photo_id": self._keep(person_id, digest, data)})
         return out
 
