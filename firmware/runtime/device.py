@@ -301,6 +301,7 @@ class Device:
         with self.lock:
             self.config = new
             self.sessions.config = new
+            self.enroller.config = new
             configure_engine(self.engine, new)
             self.sessions.invalidate()
         message = "reloaded" + (f"; restart to apply: {', '.join(restart)}" if restart else "")

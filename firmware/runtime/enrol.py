@@ -115,16 +115,22 @@ class Enroller:
                  model_id: str | None = None, pipeline: FaceAnalyser | None = None) -> None:
         self.config = config
         self.store = store
-        self.models_dir = models_dir or config.paths.models_dir
-        self.model_id = model_id or config.recognition.embedder
+        self._models_dir = models_dir
+        self._model_id = model_id
         self._pipeline = pipeline
         self._owned: FacePipeline | None = None
+
+    @property
+    def model_id(self) -> str:
+        """The embedder enrolled with (the config's unless given)."""
+        return self._model_id or self.config.recognition.embedder
 
     @property
     def pipeline(self) -> FaceAnalyser:
         """The enrolment face pipeline (BlazeFace full range, so group photos are seen)."""
         if self._pipeline is None:
-            self._owned = FacePipeline(self.models_dir, detector_id=ENROL_DETECTOR, embedder_id=self.model_id,
+            models_dir = self._models_dir or self.config.paths.models_dir
+            self._owned = FacePipeline(models_dir, detector_id=ENROL_DETECTOR, embedder_id=self.model_id,
                                        min_face_px=24, score_threshold=self.config.detection.score_threshold,
                                        max_faces=10)
             self._pipeline = self._owned
