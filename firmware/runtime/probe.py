@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import Any
 
-from firmware.errors import LinkError, RollcallError
+from firmware.errors import LinkError
 
 logger = logging.getLogger(__name__)
 

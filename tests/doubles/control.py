@@ -286,7 +286,7 @@ class FakeDevice:
 
     def capture_keep(self, keep: list[int], *, confirm_duplicate: bool = False) -> list[dict]:
         self.calls.append(("capture_keep", sorted(set(keep)), confirm_duplicate))
-        person_id, kept = self.capture["person_id"], self.capture["kept"]
+        kept = self.capture["kept"]
         self.capture = None
         return [{"ok": True, "status": "accepted", "reason": "ok", "message": "ok", "photo_id": f"f{i}"}
                 for i in sorted(set(keep)) if 0 <= i < kept]
