@@ -46,7 +46,9 @@ class Overlay:
 
 
 class FrameAnalyser:
-    """Detector, mesh, eyelid model and embedder, loaded once from ``models_dir``.
+    """The device loop's view of the one face pipeline
+    (:class:`~firmware.inference.pipeline.FacePipeline`: detector, mesh, embedder, loaded
+    once from ``models_dir``) plus what liveness needs: the eyelid model and the quality gate.
 
     Detection runs on ``frame.lores`` (``camera.detect_width`` pixels wide); boxes are
     scaled back to full-frame pixels. ``min_face_px`` is in full-frame pixels.
@@ -55,24 +57,24 @@ class FrameAnalyser:
     def __init__(self, config: Config, models_dir: str | os.PathLike, *, num_threads: int = 2) -> None:
         from firmware.domain.liveness_measures import assess_face
         from firmware.inference.align import align_face
-        from firmware.inference.detector import FaceDetector, model_file
-        from firmware.inference.embedder import Embedder
-        from firmware.inference.mesh import FaceMesh
+        from firmware.inference.detector import model_file
+        from firmware.inference.pipeline import FacePipeline
 
         self._assess, self._align = assess_face, align_face
 
         det = config.detection
         self.config = config
         self.min_face_px = det.min_face_px
-        self.detector = FaceDetector(models_dir, det.model, score_threshold=det.score_threshold,
-                                     max_faces=det.max_faces, num_threads=num_threads)
-        self.mesh = FaceMesh(models_dir, num_threads=num_threads)
-        self.embedder = Embedder(models_dir, config.recognition.embedder, num_threads=num_threads)
+        self.pipeline = FacePipeline(models_dir, detector_id=det.model, embedder_id=config.recognition.embedder,
+                                     min_face_px=0, score_threshold=det.score_threshold, max_faces=det.max_faces,
+                                     num_threads=num_threads)
+        self.detector, self.mesh = self.pipeline.detector, self.pipeline.mesh
+        self.embedder = self.pipeline.embedder   # loaded now: a missing model fails at start
         self.eyelids = None
         if Path(model_file(models_dir, "iris_landmark")).is_file():
             from firmware.inference.eyelids import EyelidModel
             self.eyelids = EyelidModel(models_dir, num_threads=num_threads)
-        self.min_presence = 0.5
+        self.min_presence = self.pipeline.min_presence
 
     def detect(self, frame: Frame) -> list[Detection]:
         """Faces in the frame, boxes and keypoints in full-frame pixels."""
@@ -102,9 +104,9 @@ class FrameAnalyser:
 
     def close(self) -> None:
         """Release every interpreter (safe twice)."""
-        for part in (self.detector, self.mesh, self.embedder, self.eyelids):
-            if part is not None:
-                part.close()
+        self.pipeline.close()
+        if self.eyelids is not None:
+            self.eyelids.close()
 
 
 class Sink(Protocol):
