@@ -8,7 +8,9 @@ kept when the face passed the quality gate (size, yaw/pitch, sharpness) and the 
 check of the configured policy (a blink, unless the policy is ``off``), its eyes are open
 (not mid-blink: ``EYES_OPEN`` of the track's recent open-eye baseline), at least
 ``STEP_S`` seconds after the previous one and not a near-copy of a kept frame; after each
-kept frame the prompt moves on. The capture ends ``done`` with ``target`` frames,
+kept frame the prompt moves on. A frame in the pose the prompt asks for is kept at once;
+when the person does not get there within ``POSE_WAIT_S`` seconds any good frame will do
+(``pose_ok`` says which it was), so a capture never stalls on a stiff neck. The capture ends ``done`` with ``target`` frames,
 ``timed_out`` after ``timeout_s`` seconds (the frames kept so far stay available) or
 ``cancelled``. The admin then keeps or discards each frame in the console; kept ones are
 stored by the :class:`~firmware.runtime.enrol.Enroller` as ``device`` templates.
@@ -33,6 +35,14 @@ from firmware.runtime.enrol import Face
 
 PROMPTS = ("Look straight at the camera", "Turn your head slightly left", "Turn your head slightly right",
            "Tilt your chin up slightly", "Look straight at the camera again")
+# The pose each prompt asks for, as (yaw, pitch) tests in degrees. Signs follow
+# liveness_measures.head_pose: the person's own left turn makes yaw > 0, chin up pitch > 0.
+POSES = (lambda yaw, pitch: abs(yaw) < 10 and abs(pitch) < 10,
+         lambda yaw, pitch: yaw >= 6,
+         lambda yaw, pitch: yaw <= -6,
+         lambda yaw, pitch: pitch >= 6,
+         lambda yaw, pitch: abs(yaw) < 10 and abs(pitch) < 10)
+POSE_WAIT_S = 2.5       # seconds a prompt waits for its pose before any good frame will do
 WAIT_PROMPT = "Step in front of the camera"
 BLINK_PROMPT = "Look at the camera and blink naturally"
 STEP_S = 0.8            # seconds between kept frames (time to follow the next prompt)
@@ -70,11 +80,12 @@ class CapturedFrame:
     pitch_deg: float
     sharpness: float
     at: float   # seconds since the capture started
+    pose_ok: bool = True   # in the pose its prompt asked for
 
     def view(self) -> dict:
         return {"index": self.index, "prompt": self.prompt, "face_px": round(self.face_px),
                 "yaw_deg": round(self.yaw_deg, 1), "pitch_deg": round(self.pitch_deg, 1),
-                "sharpness": round(self.sharpness, 1), "at_s": round(self.at, 2)}
+                "sharpness": round(self.sharpness, 1), "at_s": round(self.at, 2), "pose_ok": self.pose_ok}
 
 
 class EnrolCapture:
@@ -99,6 +110,7 @@ class EnrolCapture:
         self._liveness: LivenessLike | None = None
         self._live = liveness_factory is None
         self._last_kept = float("-inf")
+        self._step_since: float | None = None   # when the current prompt was first shown (ts)
         self._openness: deque[float] = deque(maxlen=BASELINE_FRAMES)
 
     @property
@@ -138,9 +150,14 @@ class EnrolCapture:
             if not self._eyes_open(openness):
                 return False
             self.prompt = PROMPTS[len(self.frames) % len(PROMPTS)]
+            if self._step_since is None:
+                self._step_since = ts
             if ts - self._last_kept < STEP_S:
                 return False
-            return self._keep(ts, gate, crop, embed)
+            pose_ok = POSES[len(self.frames) % len(POSES)](gate.yaw_deg, gate.pitch_deg)
+            if not pose_ok and ts - self._step_since < POSE_WAIT_S:
+                return False
+            return self._keep(ts, gate, crop, embed, pose_ok)
 
     def _follow(self, track_id: int) -> None:
         """A new face in front of the camera starts liveness over."""
@@ -173,13 +190,15 @@ class EnrolCapture:
         self.prompt = BLINK_PROMPT
         return False
 
-    def _keep(self, ts: float, gate: GateResult, crop: Callable[[], bytes], embed: Callable[[], np.ndarray]) -> bool:
+    def _keep(self, ts: float, gate: GateResult, crop: Callable[[], bytes], embed: Callable[[], np.ndarray],
+              pose_ok: bool) -> bool:
         embedding = np.asarray(embed(), np.float32)
         if any(float(f.embedding @ embedding) > NEAR_COPY for f in self.frames):
             return False
         self.frames.append(CapturedFrame(len(self.frames), crop(), embedding, self.prompt, gate.face_px,
-                                         gate.yaw_deg, gate.pitch_deg, gate.sharpness, self._clock() - self._started))
-        self._last_kept = ts
+                                         gate.yaw_deg, gate.pitch_deg, gate.sharpness,
+                                         self._clock() - self._started, pose_ok))
+        self._last_kept, self._step_since = ts, None
         if len(self.frames) >= self.target:
             self.state, self.prompt, self.message = CaptureState.DONE, "Thank you", ""
         else:

@@ -6,7 +6,7 @@ import numpy as np
 
 from firmware.domain.liveness import Verdict
 from firmware.domain.liveness_measures import EyeOpenness, GateResult
-from firmware.runtime.capture import BLINK_PROMPT, PROMPTS, STEP_S, WAIT_PROMPT, EnrolCapture
+from firmware.runtime.capture import BLINK_PROMPT, POSE_WAIT_S, PROMPTS, STEP_S, WAIT_PROMPT, EnrolCapture
 
 OPEN = EyeOpenness(0.3, 0.3)
 CLOSED = EyeOpenness(0.05, 0.05)
@@ -57,7 +57,7 @@ def test_keeps_the_target_number_of_spaced_frames_after_a_blink_then_is_done():
     cap = EnrolCapture("p1", "Ann", target=3, liveness_factory=FakeLiveness, clock=clock)
     assert feed(cap, clock, 8) == 0 and cap.prompt == BLINK_PROMPT     # no blink yet: nothing kept
     feed(cap, clock, 1, openness=CLOSED)                                  # the blink
-    assert feed(cap, clock, 40) == 3
+    assert feed(cap, clock, 80) == 3
     status = cap.status()
     assert status["state"] == "done" and status["kept"] == 3 and len(status["frames"]) == 3
     times = [f["at_s"] for f in status["frames"]]
@@ -109,3 +109,18 @@ def test_timeout_keeps_what_it_has_and_cancel_stops_it():
     other.cancel()
     assert other.status()["state"] == "cancelled" and not other.active
     assert other.frame(0) is None
+
+
+def test_each_prompt_waits_for_its_pose_then_takes_any_good_frame():
+    clock = Clock()
+    cap = EnrolCapture("p1", "Ann", target=3, liveness_factory=None, clock=clock)
+    feed(cap, clock, 10)                                           # straight: kept as asked
+    assert len(cap.frames) == 1 and cap.frames[0].pose_ok
+    left = GateResult(ok=True, face_px=180.0, yaw_deg=12.0, pitch_deg=0.0, sharpness=100.0)
+    feed(cap, clock, 12, gate=left, seed0=100)                     # "turn slightly left": yaw > 0
+    assert len(cap.frames) == 2 and cap.frames[1].pose_ok and cap.frames[1].prompt == PROMPTS[1]
+    start = clock.t
+    feed(cap, clock, 60, gate=left, seed0=200)                     # "turn right" never happens
+    assert len(cap.frames) == 3 and not cap.frames[2].pose_ok
+    assert cap.frames[2].at - cap.frames[1].at >= POSE_WAIT_S - 0.1 and clock.t > start
+    assert cap.status()["frames"][2]["pose_ok"] is False
