@@ -46,7 +46,8 @@ POSE_WAIT_S = 2.5       # seconds a prompt waits for its pose before any good fr
 WAIT_PROMPT = "Step in front of the camera"
 BLINK_PROMPT = "Look at the camera and blink naturally"
 STEP_S = 0.8            # seconds between kept frames (time to follow the next prompt)
-NEAR_COPY = 0.995       # cosine above which a frame adds nothing to a kept one
+NEAR_COPY = 0.999       # cosine above which a frame is a copy of a kept one (frames of one still
+                        # visit score 0.99-0.998 with dlib: only true copies are skipped)
 EYES_OPEN = 0.85        # a kept frame's eye openness must be at least this x the track's open baseline
 BASELINE_FRAMES = 30    # frames of eye openness behind that baseline (75th percentile)
 DEFAULT_FRAMES = 5

@@ -58,7 +58,7 @@ def stack():
         procs.append(start(["console", "--config", str(config), "--bind", "127.0.0.1", "--port", str(port)],
                            root / "log" / "console.log"))
         procs.append(start(["run", "--config", str(config)], root / "log" / "firmware.log"))
-        wait_for(lambda: port_open(port), 30, "the console port")
+        wait_for(lambda: port_open(port), 60, "the console port")
         from firmware.control.client import ControlClient
 
         control = ControlClient(sock, timeout=2)
