@@ -8,16 +8,18 @@
   <figcaption>{{u.get('kind')}} · {{u.get('at') or u.get('created_at') or ''}}</figcaption>
   % extra = u.get('extra') or {}
   % closest = extra.get('closest_person_id')
+  % if u.get('kind') == 'spoof':
+  <p class="why">Failed the liveness check (a photo or a screen?)</p>
+  % elif 'threshold' in extra:
   <p class="why" data-closest="{{closest or ''}}">
   % if closest:
     Closest: <strong>{{names.get(closest, closest)}}</strong>, score <span class="score">{{'%.3f' % extra['score'] if extra.get('score') is not None else '?'}}</span>
   % else:
-    Closest: nobody enrolled in scope
+    Closest: nobody (no one enrolled in scope)
   % end
-  % if extra.get('threshold') is not None:
     · threshold <span class="threshold">{{'%.3f' % extra['threshold']}}</span>
-  % end
   </p>
+  % end
   <form method="post" action="/unknowns/{{q(u['id'])}}/resolve" class="assign-form">
     <input type="hidden" name="csrf" value="{{csrf}}">
     <input type="hidden" name="action" value="assign">

@@ -93,11 +93,13 @@ def test_review_cards_show_closest_person_score_threshold_and_spoof_needs_confir
     admin.post("/people", {"name": "Zoe"})
     pid = console_env.store.people.list()[0]["id"]
     vec = np.ones(8, np.float32) / np.sqrt(8)
-    spoof = console_env.store.unknowns.add("spoof", None, vec, jpeg(8),
-                                           extra={"closest_person_id": pid, "score": 0.9312, "threshold": 0.955})
+    console_env.store.unknowns.add("unknown", None, vec, jpeg(7),
+                                   extra={"closest_person_id": pid, "score": 0.9312, "threshold": 0.955})
+    spoof = console_env.store.unknowns.add("spoof", None, -vec, jpeg(8), extra={"score": 0.0, "threshold": 0.955})
     page = admin.get("/unknowns")
-    assert "Closest: <strong>Zoe</strong>" in page.text and "0.931" in page.text and "0.955" in page.text
-    assert 'name="confirm_spoof"' in page.text
+    assert "Closest: <strong>Zoe</strong>, score <span class=\"score\">0.931</span>" in page.text
+    assert "threshold <span class=\"threshold\">0.955</span>" in page.text
+    assert page.text.count('name="confirm_spoof"') == 1 and "Failed the liveness check" in page.text
     admin.post(f"/unknowns/{spoof['id']}/resolve", {"action": "assign", "person_id": pid})
     assert console_env.store.unknowns.get(spoof["id"])["state"] == "open"
     assert "liveness" in admin.get("/unknowns").text
