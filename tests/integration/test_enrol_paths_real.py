@@ -1,20 +1,23 @@
 """The one enrolment path with the real models on real faces (faces-small: lfw10 and
 knn_examples): bulk `rollcall enroll --csv` with a per-row report and idempotent re-runs,
 duplicate identities refused unless confirmed, and an unknown face recorded with the
-closest person, the score and the threshold in force."""
+closest person, the score and the threshold in force, then assigned to a person as a
+``device`` template through the control API."""
 
 from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
 
 from firmware.cli import main
 from firmware.config import Config
+from firmware.control.client import ControlClient
+from firmware.control.server import ControlServer
 from firmware.domain.decisions import DecisionEngine, Outcome
 from firmware.domain.enrolment import ENROL_DETECTOR
 from firmware.domain.types import Frame
+from firmware.inference import images
 from firmware.runtime.device import Device
 from firmware.runtime.enrol import Enroller
 from firmware.runtime.tuning import match_threshold
@@ -139,14 +142,23 @@ def test_an_unknown_face_is_kept_with_the_closest_person_score_and_threshold(mod
             face = device.enroller.check("probe", [image])[0]
             decision = engine.observe(1, 1.0, embedding=face.embedding)
             assert decision is not None and decision.outcome is Outcome.UNKNOWN
-            frame = Frame(np.full((250, 250, 3), 90, np.uint8), 1.0, time.time(), 1)
-            device.on_decision(decision, frame, np.array([60, 60, 190, 190], np.float32))
+            pixels = images.decode(image)
+            box = device.enroller.pipeline.analyse(pixels)[0].detection.box
+            device.on_decision(decision, Frame(pixels, 1.0, time.time(), 1), box)
             kept = store.unknowns.list(kind="unknown")
             extra = kept[0]["extra"]
             assert extra["closest_person_id"] in ("tblair", "cpowell")
             assert extra["threshold"] == round(match_threshold(config), 4) > extra["score"] > 0
             print("unknown Schroeder: closest", extra["closest_person_id"], "score", extra["score"],
                   "threshold", extra["threshold"])
+            store.people.add("gschroeder", "Gerhard Schroeder")
+            with ControlServer(tmp_path / "control.sock", store, device) as server:
+                server.start()
+                answer = ControlClient(tmp_path / "control.sock", timeout=60).post(
+                    f"/v1/unknowns/{kept[0]['id']}/resolve",
+                    {"action": "assign", "person_id": "gschroeder", "by": "admin"})
+            assert answer["resolved"]["state"] == "assigned" and answer["enrolment"]["ok"]
+            assert [p["source"] for p in store.people.photos("gschroeder")] == ["device"]
         finally:
             device.enroller.close()
 
