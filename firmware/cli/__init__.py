@@ -30,6 +30,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("bench pipeline", "firmware.bench.pipeline", "the whole device loop on replayed video"),
     ("bench mqtt", "firmware.bench.mqtt", "outbox drain to a real mosquitto"),
     ("bench store", "firmware.bench.store", "append latency with 100,000 events already stored"),
+    ("bench enrol", "firmware.bench.enrol", "duplicate-identity check on real photos, photo enrolment time"),
     ("bench console", "console.bench", "console page latency under load"),
     ("config validate", "firmware.cli.config", "validate a config file"),
     ("config show", "firmware.cli.config", "print the effective config (no secrets)"),

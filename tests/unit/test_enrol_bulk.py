@@ -110,3 +110,22 @@ def test_confirmed_duplicates_are_enrolled():
     rows = bulk.parse_csv(b"name,photos\nDee,d.jpg\n")
     assert bulk.run_bulk(rows, read, target)[0].status == "duplicate"
     assert bulk.run_bulk(rows, read, target, confirm_duplicate=True)[0].status == "ok"
+
+
+def test_bench_duplicate_check_counts_caught_missed_and_false_duplicates():
+    import numpy as np
+
+    from firmware.bench.enrol import duplicate_check
+
+    def unit(*values):
+        v = np.array(values, np.float32)
+        return v / np.linalg.norm(v)
+
+    vectors = {"ann": [unit(1, 0, 0)] * 3 + [unit(1, 0.05, 0), unit(0, 0, 1)],
+               "bob": [unit(0, 1, 0)] * 3 + [unit(0.05, 1, 0)],
+               "cy": [unit(0, 1, 0.02)] * 3 + [unit(0, 1, 0.03)],     # looks like bob
+               "dee": [unit(1, 1, 1)]}                                 # too few photos: left out
+    result = duplicate_check(vectors, enrol=3, threshold=0.95)
+    assert result["identities"] == 3 and result["probes"] == 4
+    assert (result["caught"], result["missed"]) == (3, 1) and result["wrong_person"] == 0
+    assert result["false_duplicate"] == 2          # bob's and cy's probes match each other's templates
