@@ -7,7 +7,6 @@ Both go through the firmware's control API; the bulk rules are
 
 from __future__ import annotations
 
-import base64
 import logging
 from urllib.parse import quote
 
@@ -36,7 +35,7 @@ class ConsoleTarget:
 
     def exists(self, person_id: str) -> bool:
         try:
-            self.ctx.client.get(f"/v1/people/{q(person_id)}")
+            self.ctx.fw.person(person_id)
             return True
         except ControlError as exc:
             if exc.status == 404:
@@ -44,28 +43,27 @@ class ConsoleTarget:
             raise
 
     def create(self, person_id: str, name: str, external_id: str | None) -> None:
-        self.ctx.client.post("/v1/people", {"person_id": person_id, "name": name, "external_id": external_id})
+        self.ctx.fw.create_person(name, person_id=person_id, external_id=external_id)
 
     def delete(self, person_id: str) -> None:
-        self.ctx.client.delete(f"/v1/people/{q(person_id)}")
+        self.ctx.fw.delete_person(person_id)
 
     def enrol(self, person_id: str, photos: list[bytes], confirm_duplicate: bool) -> list[dict]:
         """One result per photo, in order; photos the console refuses never reach the firmware."""
         results: list[dict | None] = []
-        clean: list[str] = []
+        clean: list[bytes] = []
         for data in photos:
             try:
-                clean.append(base64.b64encode(clean_image(data, self.max_bytes)).decode("ascii"))
+                clean.append(clean_image(data, self.max_bytes))
                 results.append(None)
             except ImageError as exc:
                 results.append({"ok": False, "reason": "bad_image", "message": str(exc)})
         answers = iter(self._send(person_id, clean, confirm_duplicate) if clean else [])
         return [r if r is not None else next(answers) for r in results]
 
-    def _send(self, person_id: str, images: list[str], confirm: bool) -> list[dict]:
+    def _send(self, person_id: str, images: list[bytes], confirm: bool) -> list[dict]:
         try:
-            answer = self.ctx.client.post(f"/v1/people/{q(person_id)}/photos",
-                                          {"images": images, "confirm_duplicate": confirm}, timeout=120)
+            answer = self.ctx.fw.add_photos(person_id, images, timeout=120, confirm_duplicate=confirm)
             return answer.get("results", [])
         except ControlError as exc:
             return [{"ok": False, "reason": "error", "message": str(exc)} for _ in images]
@@ -89,13 +87,13 @@ def run_bulk_upload(ctx, csv_data: bytes, zip_data: bytes, confirm: bool) -> tup
         return [], f"the firmware did not answer: {exc}"
     finally:
         photos.close()
-    ctx.audit("people.bulk_enrolled", "-", bulk.summary(reports))
+    logger.info("bulk enrolment by %s: %s", ctx.user(), bulk.summary(reports))
     return [r.as_dict() for r in reports], ""
 
 
 def _capture_status(ctx) -> dict | None:
     try:
-        return ctx.client.get("/v1/capture", timeout=3)
+        return ctx.fw.capture()
     except ControlError as exc:
         if exc.status == 404:
             return None
@@ -127,9 +125,8 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.post("/people/<person_id>/capture")
     def capture_start(person_id: str):
         frames = bottle.request.forms.get("frames", "5")
-        body = {"person_id": person_id, "frames": int(frames) if frames.isdigit() else 5}
         try:
-            ctx.client.post("/v1/capture", body)
+            ctx.fw.start_capture(person_id, int(frames) if frames.isdigit() else 5)
             ctx.flash("Capture started: the person looks at the door's screen and follows the prompts.")
         except ControlError as exc:
             ctx.flash(str(exc), "error")
@@ -139,7 +136,7 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/people/<person_id>/capture")
     def capture_page(person_id: str):
         try:
-            person = ctx.client.get(f"/v1/people/{q(person_id)}")
+            person = ctx.fw.person(person_id)
             status = _capture_status(ctx)
         except ControlError as exc:
             ctx.flash(str(exc), "error")
@@ -160,7 +157,7 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/capture/frames/<index:int>.jpg")
     def capture_frame(index: int):
         try:
-            data = ctx.client.get_bytes(f"/v1/capture/frames/{index}", timeout=3)
+            data = ctx.fw.capture_frame(index)
         except ControlError:
             raise bottle.HTTPError(404, "no such frame") from None
         bottle.response.content_type = "image/jpeg"
@@ -170,7 +167,7 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.post("/people/<person_id>/capture/cancel")
     def capture_cancel(person_id: str):
         try:
-            ctx.client.post("/v1/capture/cancel")
+            ctx.fw.cancel_capture()
             ctx.flash("Capture cancelled.")
         except ControlError as exc:
             ctx.flash(str(exc), "error")
@@ -180,18 +177,15 @@ def register(app: bottle.Bottle, ctx) -> None:
     def capture_keep(person_id: str):
         forms = bottle.request.forms
         keep = [int(v) for v in forms.getall("keep") if v.isdigit()]
-        body = {"keep": keep, "confirm_duplicate": forms.get("confirm_duplicate") == "1"}
         try:
-            answer = ctx.client.post("/v1/capture/keep", body, timeout=60)
+            answer = ctx.fw.keep_capture(keep, forms.get("confirm_duplicate") == "1")
         except ControlError as exc:
             ctx.flash(str(exc), "error")
             bottle.redirect(f"/people/{q(person_id)}")
         results = [{"name": f"camera frame {i + 1}", "ok": bool(r.get("ok")), "message": r.get("message", "")}
                    for i, r in zip(sorted(set(keep)), answer.get("results", []))]
-        ctx.audit("person.camera_enrolled", person_id,
-                  {"kept": answer.get("accepted", 0), "discarded": answer.get("discarded", 0)})
         ctx.flash(f"{answer.get('accepted', 0)} camera frames stored as templates; "
                   f"{answer.get('discarded', 0)} discarded.")
-        person = ctx.client.get(f"/v1/people/{q(person_id)}")
+        person = ctx.fw.person(person_id)
         return ctx.render("person.tpl", title=person["name"], nav="/people", person=person, results=results,
                           secure=secure_context(ctx), q=q, frames=CAPTURE_FRAMES)

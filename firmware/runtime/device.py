@@ -23,7 +23,7 @@ from firmware.config import Config, load_config
 from firmware.domain.decisions import Decision, DecisionEngine, Outcome
 from firmware.domain.liveness import LivenessTracker
 from firmware.domain.types import Frame
-from firmware.errors import CaptureError, RollcallError
+from firmware.errors import CaptureError, CommandError, RollcallError
 from firmware.hal.display import annotate, encode_jpeg
 from firmware.inference import images
 from firmware.runtime.capture import DEFAULT_FRAMES, DEFAULT_TIMEOUT_S, EnrolCapture
@@ -325,7 +325,6 @@ class Device:
         """MQTT commands delegated by the link (``session_start`` / ``session_stop``)."""
         action = {"session_start": "start", "session_stop": "stop", "session_cancel": "cancel"}.get(name)
         if action is None:
-            from firmware.errors import CommandError
             raise CommandError(f"unknown command {name!r}")
         return self.session_command(action, str(payload.get("session_id", "")), str(payload.get("by", "mqtt")))
 

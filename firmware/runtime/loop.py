@@ -24,9 +24,14 @@ import numpy as np
 
 from firmware.config import Config
 from firmware.domain.decisions import Decision, DecisionEngine
+from firmware.domain.liveness_measures import assess_face
 from firmware.domain.tracking import Tracker
 from firmware.domain.types import Detection, Frame
 from firmware.inference import images
+from firmware.inference.align import align_face
+from firmware.inference.detector import model_file
+from firmware.inference.eyelids import EyelidModel
+from firmware.inference.pipeline import FacePipeline
 from firmware.runtime.capture import EnrolCapture
 
 logger = logging.getLogger(__name__)
@@ -55,11 +60,6 @@ class FrameAnalyser:
     """
 
     def __init__(self, config: Config, models_dir: str | os.PathLike, *, num_threads: int = 2) -> None:
-        from firmware.domain.liveness_measures import assess_face
-        from firmware.inference.align import align_face
-        from firmware.inference.detector import model_file
-        from firmware.inference.pipeline import FacePipeline
-
         self._assess, self._align = assess_face, align_face
 
         det = config.detection
@@ -72,7 +72,6 @@ class FrameAnalyser:
         self.embedder = self.pipeline.embedder   # loaded now: a missing model fails at start
         self.eyelids = None
         if Path(model_file(models_dir, "iris_landmark")).is_file():
-            from firmware.inference.eyelids import EyelidModel
             self.eyelids = EyelidModel(models_dir, num_threads=num_threads)
         self.min_presence = self.pipeline.min_presence
 

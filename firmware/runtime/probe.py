@@ -6,7 +6,11 @@ import logging
 import threading
 from typing import Any
 
+from pydantic import ValidationError
+
+from firmware.config import MqttConfig
 from firmware.errors import LinkError
+from firmware.link.client import build_client, describe_connect_error, describe_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -16,11 +20,6 @@ PROBE_TIMEOUT_S = 5.0
 def probe_broker(mqtt: dict, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
     """Try one MQTT connection with these settings (a ``[mqtt]`` section as a dict);
     ``{"ok": bool, "message": str}``, never raises."""
-    from pydantic import ValidationError
-
-    from firmware.config import MqttConfig
-    from firmware.link.client import build_client
-
     try:
         cfg = MqttConfig.model_validate(mqtt or {})
     except ValidationError as exc:
@@ -36,7 +35,6 @@ def probe_broker(mqtt: dict, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
 
 def _connect_once(client: Any, cfg: Any, timeout_s: float) -> dict:
     """Connect, wait for the CONNACK up to ``timeout_s`` seconds, disconnect."""
-    from firmware.link.client import describe_connect_error, describe_refusal
 
     done, answer = threading.Event(), {}
 
