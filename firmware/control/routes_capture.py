@@ -8,7 +8,7 @@ import logging
 
 import bottle
 
-from firmware.control.api import ApiError, field, must, read_json
+from firmware.control.web import ApiError, field, must, read_json
 from firmware.runtime.capture import MAX_FRAMES
 
 logger = logging.getLogger(__name__)
