@@ -23,6 +23,7 @@ from firmware.config import Config, load_config
 from firmware.domain.decisions import Decision, DecisionEngine, Outcome
 from firmware.domain.types import Frame
 from firmware.errors import CommandError, RollcallError
+from firmware.hal.camera import CameraState
 from firmware.hal.display import annotate, crop_jpeg, encode_jpeg
 from firmware.runtime.enrol import enrol_photos, probe_broker
 from firmware.runtime.loop import Overlay
@@ -181,7 +182,7 @@ class Device:
 
     def _warnings(self, cam: dict, session: dict) -> list[str]:
         warnings = list(self.warnings_extra)
-        if cam["state"] in ("no_camera", "lost"):
+        if cam["state"] in (CameraState.NO_CAMERA, CameraState.LOST):
             warnings.append(cam.get("message") or "camera not available")
         if self.models["state"] != "ok":
             warnings.append(self.models["message"])
