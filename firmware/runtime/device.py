@@ -24,6 +24,7 @@ from firmware.domain.decisions import Decision, DecisionEngine, Outcome
 from firmware.domain.liveness import LivenessTracker
 from firmware.domain.types import Frame
 from firmware.errors import CaptureError, CommandError, RollcallError
+from firmware.hal.camera import CameraState
 from firmware.hal.display import annotate, encode_jpeg
 from firmware.inference import images
 from firmware.runtime.capture import DEFAULT_FRAMES, DEFAULT_TIMEOUT_S, EnrolCapture
@@ -195,7 +196,7 @@ class Device:
 
     def _warnings(self, cam: dict, session: dict) -> list[str]:
         warnings = list(self.warnings_extra)
-        if cam["state"] in ("no_camera", "lost"):
+        if cam["state"] in (CameraState.NO_CAMERA, CameraState.LOST):
             warnings.append(cam.get("message") or "camera not available")
         if self.models["state"] != "ok":
             warnings.append(self.models["message"])

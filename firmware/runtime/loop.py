@@ -26,6 +26,7 @@ from firmware.config import Config
 from firmware.domain.decisions import Decision, DecisionEngine
 from firmware.domain.liveness_measures import assess_face
 from firmware.domain.tracking import Tracker
+from firmware.hal.camera import IDLE_STATES, CameraState
 from firmware.domain.types import Detection, Frame
 from firmware.inference import images
 from firmware.inference.align import align_face
@@ -187,7 +188,7 @@ class DeviceLoop:
     def healthy(self) -> bool:
         """Frames flowing, or idle for a reason the status already explains."""
         state = self.camera.state
-        if state in ("no_camera", "lost", "starting", "ended", "stopped"):
+        if state in IDLE_STATES:
             return True
         last = self.stats.last_frame_at if self.stats.last_frame_at is not None else self._started_at
         return last is not None and self.clock() - last < STALL_S
@@ -206,7 +207,7 @@ class DeviceLoop:
             self._housekeeping()
             if self.max_frames is not None and self.stats.frames >= self.max_frames:
                 return "max_frames"
-            if frame is None and self.camera.state == "ended":
+            if frame is None and self.camera.state == CameraState.ENDED:
                 return "replay_ended"
         return "stopped"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from enum import StrEnum
 from typing import Any, Callable
 
 import numpy as np
@@ -29,6 +30,15 @@ logger = logging.getLogger(__name__)
 SCHEDULE_S = 5.0
 REFRESH_S = 30.0
 ACTIONS = {"start": "in_progress", "stop": "completed", "cancel": "cancelled"}
+
+
+class DeviceMode(StrEnum):
+    """Who the device recognises now (``status()["mode"]``)."""
+
+    SESSION = "session"        # the running session's roster
+    OPEN_DOOR = "open_door"    # everyone enrolled (decisions.open_door)
+    NO_SESSION = "no_session"  # nobody: faces get "no session"
+    ERROR = "error"            # the roster could not be loaded
 
 
 class SessionKeeper:
@@ -158,12 +168,12 @@ class SessionKeeper:
     def status(self) -> dict:
         """{"session": summary or None, "mode": session | open_door | no_session, "message"}."""
         if self._error:
-            return {"session": None, "mode": "error", "message": f"roster not loaded: {self._error}"}
+            return {"session": None, "mode": DeviceMode.ERROR, "message": f"roster not loaded: {self._error}"}
         if self.session is not None:
             s = self.session
             summary = {k: s.get(k) for k in ("id", "name", "room", "state", "scheduled_start", "scheduled_end")}
-            return {"session": summary, "mode": "session", "message": ""}
+            return {"session": summary, "mode": DeviceMode.SESSION, "message": ""}
         if self.config.decisions.open_door:
-            return {"session": None, "mode": "open_door", "message": ""}
-        return {"session": None, "mode": "no_session",
+            return {"session": None, "mode": DeviceMode.OPEN_DOOR, "message": ""}
+        return {"session": None, "mode": DeviceMode.NO_SESSION,
                 "message": "no session is running: start one in the console (or enable open-door mode)"}
