@@ -40,6 +40,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from firmware.bench.store import bench_append
+from firmware.config import Config
+from firmware.domain.decisions import mean_embedding
+from firmware.domain.types import Frame
+from firmware.hal.sources import downscale
+from firmware.runtime.app import App
+from firmware.runtime.loop import FrameAnalyser
+from firmware.store import Store
+
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,8 +100,6 @@ def frame_count(path: Path) -> int:
 
 def cluster_faces(analyser, path: Path, start: int, step: int = 5) -> list[list[np.ndarray]]:
     """Embeddings of every face in frames ``start``.. of a clip, grouped per person."""
-    from firmware.domain.types import Frame
-    from firmware.hal.sources import downscale
 
     capture = cv2.VideoCapture(str(path))
     capture.set(cv2.CAP_PROP_POS_FRAMES, start)
@@ -115,7 +122,6 @@ def cluster_faces(analyser, path: Path, start: int, step: int = 5) -> list[list[
 
 
 def _assign(groups: list[list[np.ndarray]], vector: np.ndarray) -> None:
-    from firmware.domain.decisions import mean_embedding
 
     scores = [float(mean_embedding(g) @ vector) for g in groups]
     if scores and max(scores) >= CLUSTER_COSINE:
@@ -138,7 +144,6 @@ def prepare_store(cfg, videos: list[Path], identities: int, fraction: float,
                   detector: str) -> tuple[str, dict[str, int]]:
     """Enrol people from the end of each clip plus noise identities; a session running now.
     Returns (session id, frames to replay per clip)."""
-    from firmware.store import Store
 
     replay: dict[str, int] = {}
     with Store(cfg.paths.data_dir, config=cfg.store) as store:
@@ -157,7 +162,6 @@ def prepare_store(cfg, videos: list[Path], identities: int, fraction: float,
 
 def _enrol_clip(store, cfg, clip: Path, start: int) -> tuple[list[str], int]:
     """Enrol each person seen from frame ``start`` on; returns (person ids, embedding size)."""
-    from firmware.runtime.loop import FrameAnalyser
 
     analyser = FrameAnalyser(cfg, cfg.paths.models_dir)
     try:
@@ -219,8 +223,6 @@ def _device_run(cfg_data: dict, clip: str, frames: int) -> dict:
     """In the child: build the device, replay, report (with its own memory numbers)."""
     from gpiozero.pins.mock import MockFactory
 
-    from firmware.config import Config
-    from firmware.runtime.app import App
 
     imports = _rss_now_mb()
     factory = MockFactory()
@@ -255,7 +257,6 @@ def peak_rss_mb() -> float:
 
 
 def bench(args: argparse.Namespace) -> dict:
-    from firmware.config import Config
 
     videos = clips(args.video)
     with tempfile.TemporaryDirectory(prefix="rollcall-bench-pipeline-") as work:
@@ -294,11 +295,6 @@ def summarise(rows: list[dict], setup_s: float, args: argparse.Namespace) -> dic
 
 def append_numbers(events: int) -> dict:
     if events <= 0:
-        return {"append_ms_median": None, "append_ms_p99": None}
-    try:
-        from firmware.bench.store import bench_append
-    except ImportError as exc:
-        logger.warning("store benchmark not available: %s", exc)
         return {"append_ms_median": None, "append_ms_p99": None}
     result = bench_append(events)
     return {"append_ms_median": result["append_ms_median"], "append_ms_p99": result["append_ms_p99"],

@@ -14,7 +14,8 @@ import logging
 import shutil
 import threading
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -24,15 +25,18 @@ from firmware.domain.decisions import Decision, DecisionEngine, Outcome
 from firmware.domain.liveness import LivenessTracker
 from firmware.domain.types import Frame
 from firmware.errors import CaptureError, CommandError, RollcallError
-from firmware.hal.camera import CameraState
+from firmware.hal.camera import Camera, CameraState
 from firmware.hal.display import annotate, encode_jpeg
+from firmware.hal.indicators import Indicators
 from firmware.inference import images
+from firmware.link.mqtt import MqttLink
 from firmware.runtime.capture import DEFAULT_FRAMES, DEFAULT_TIMEOUT_S, EnrolCapture
 from firmware.runtime.enrol import Enroller, failed_views
-from firmware.runtime.loop import Overlay
+from firmware.runtime.loop import FrameAnalyser, LoopStats, Overlay
 from firmware.runtime.probe import probe_broker
 from firmware.runtime.sessions import SessionKeeper
 from firmware.runtime.tuning import configure_engine, match_threshold
+from firmware.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +49,9 @@ class Device:
     """Implements DeviceAPI. ``models`` is ``{"state": "ok"|"missing"|..., "message"}``;
     ``analyser`` the loop's FrameAnalyser (None when models are missing)."""
 
-    def __init__(self, config: Config, *, store: Any, engine: DecisionEngine, indicators: Any, camera: Any,
-                 link: Any = None, analyser: Any = None, models: dict | None = None,
-                 config_path: Any = None, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, config: Config, *, store: Store, engine: DecisionEngine, indicators: Indicators,
+                 camera: Camera, link: MqttLink | None = None, analyser: FrameAnalyser | None = None,
+                 models: dict | None = None, config_path: Path | None = None, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
         self.config = config
         self.store = store
@@ -62,7 +66,7 @@ class Device:
         self.started = clock()
         self.lock = threading.RLock()
         self.sessions = SessionKeeper(config, store, engine, lock=self.lock, wall=wall, clock=clock)
-        self.loop_stats: Any = None
+        self.loop_stats: LoopStats | None = None
         self.warnings_extra: list[str] = []
         self._frame: Frame | None = None
         self._overlays: list[Overlay] = []

@@ -26,8 +26,9 @@ from firmware.config import Config
 from firmware.domain.decisions import Decision, DecisionEngine
 from firmware.domain.liveness_measures import assess_face
 from firmware.domain.tracking import Tracker
-from firmware.hal.camera import IDLE_STATES, CameraState
 from firmware.domain.types import Detection, Frame
+from firmware.hal.camera import IDLE_STATES, Camera, CameraState
+from firmware.hal.systemd import Notifier
 from firmware.inference import images
 from firmware.inference.align import align_face
 from firmware.inference.detector import model_file
@@ -166,8 +167,8 @@ class DeviceLoop:
     instead of the decision engine.
     """
 
-    def __init__(self, *, camera: Any, engine: DecisionEngine, sink: Sink, analyser: FrameAnalyser | None,
-                 tracker: Tracker | None = None, notifier: Any = None, max_frames: int | None = None,
+    def __init__(self, *, camera: Camera, engine: DecisionEngine, sink: Sink, analyser: FrameAnalyser | None,
+                 tracker: Tracker | None = None, notifier: Notifier | None = None, max_frames: int | None = None,
                  housekeeping_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
                  capture: Callable[[], EnrolCapture | None] | None = None) -> None:
         self.camera = camera

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from enum import StrEnum
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from firmware.domain.decisions import DecisionEngine, Match, Scope
 from firmware.domain.matching import Gallery
 from firmware.errors import CommandError, RollcallError
 from firmware.runtime.tuning import match_margin, match_threshold
+from firmware.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class DeviceMode(StrEnum):
 class SessionKeeper:
     """Session state for one device (room ``config.device.room``)."""
 
-    def __init__(self, config: Config, store: Any, engine: DecisionEngine, *, lock: threading.RLock | None = None,
+    def __init__(self, config: Config, store: Store, engine: DecisionEngine, *, lock: threading.RLock | None = None,
                  wall: Callable[[], float] = time.time, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.store = store
@@ -53,7 +54,7 @@ class SessionKeeper:
         self.wall, self.clock = wall, clock
         self.session: dict | None = None
         self.roster: dict | None = None
-        self.gallery: Any = None
+        self.gallery: Gallery | None = None
         self._stale = True
         self._last_refresh = float("-inf")
         self._last_schedule = float("-inf")
