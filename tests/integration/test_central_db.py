@@ -20,8 +20,12 @@ ROOT = "rollcall/v1/s1"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path):
-    target = tmp_path / "c.db" if request.param == "sqlite" else request.getfixturevalue("postgres")
+def target(request, tmp_path):
+    return tmp_path / "c.db" if request.param == "sqlite" else request.getfixturevalue("postgres")
+
+
+@pytest.fixture
+def db(target):
     database = connect(target)
     yield database
     database.close()
@@ -40,9 +44,9 @@ def status(device: str, state: str, conn_seq: int | None, **fields) -> tuple[str
     return f"{ROOT}/{device}/status", json.dumps(payload).encode()
 
 
-def test_migrations_are_recorded_and_rerun_safely(db):
+def test_migrations_are_recorded_and_rerun_safely(db, target):
     assert db.schema_version() == MIGRATIONS[-1][0]
-    again = connect(db.conn.info.dsn if db.dialect == "postgresql" else db.where)
+    again = connect(target)
     try:
         assert again.schema_version() == MIGRATIONS[-1][0]
         versions = [v for (v,) in again.query("SELECT version FROM schema_version ORDER BY version")]
