@@ -15,7 +15,7 @@ import bottle
 from console.csvio import to_csv
 from console.exports import RECORD_HEADER, XLSX_TYPE, by_of, record_row, to_xlsx
 from console.pages_people import fw_call, q
-from console.pages_sessions import STATUSES, fmt_time
+from console.pages_sessions import LOOKUP_KEY, STATUSES, fmt_time
 from firmware.errors import ControlError
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def _rows(ctx, items: list[dict], names: dict, sessions: dict) -> list[list]:
              r.get("event_id") or ""] for r in items]
 
 
-LOOKUP_TTL_S = 3.0
+LOOKUP_TTL_S = 30.0  # names for the filters; records carry their own names (snapshots)
 
 
 def _fetch_lookups(ctx) -> tuple[dict, dict, dict]:
@@ -60,7 +60,7 @@ def _fetch_lookups(ctx) -> tuple[dict, dict, dict]:
 def _lookups(ctx) -> tuple[dict, dict, dict]:
     """person id -> name, session id -> name and person id -> person, cached a few seconds."""
     try:
-        return ctx.cached("attendance.lookups", LOOKUP_TTL_S, lambda: _fetch_lookups(ctx))
+        return ctx.cached(LOOKUP_KEY, LOOKUP_TTL_S, lambda: _fetch_lookups(ctx))
     except ControlError as exc:
         ctx.flash(str(exc), "error")
         return {}, {}, {}

@@ -16,6 +16,7 @@ from firmware.errors import ControlError
 logger = logging.getLogger(__name__)
 
 STATUSES = ("present", "late", "absent", "excused")
+LOOKUP_KEY = "attendance.lookups"  # the attendance page's cached names (new sessions: forget)
 
 
 def _people(ctx) -> list[dict]:
@@ -96,6 +97,7 @@ def register(app: bottle.Bottle, ctx) -> None:
             bottle.redirect("/sessions")
         created = fw_call(ctx, ctx.fw.create_session, **data)
         if created:
+            ctx.forget(LOOKUP_KEY)
             bottle.redirect(f"/sessions/{q(created['id'])}")
         bottle.redirect("/sessions")
 

@@ -49,7 +49,7 @@ class DayIndex:
         statuses: Counter = Counter()
         count = 0
         for rec in records:
-            status = intern(rec.get("status") or "")
+            status = intern(str(rec.get("status") or ""))  # str(): a StrEnum held in memory
             sid = intern(rec.get("session_id") or "")
             marks = sessions.get(sid)
             if marks is None:
