@@ -30,7 +30,10 @@ def _labels(labels: list[str]) -> list[str]:
     """At most ~8 x-axis labels, evenly spread (first and last always shown)."""
     count = len(labels)
     step = max(1, -(-count // 8))
-    shown = sorted(set(range(0, count, step)) | {count - 1}) if count else []
+    shown = list(range(0, count, step))
+    if shown and shown[-1] != count - 1:  # the last label replaces a neighbour too close to it
+        shown = shown[:-1] if count - 1 - shown[-1] < step else shown
+        shown.append(count - 1)
     anchor = {0: "start", count - 1: "end"} if count > 1 else {}
     return [f'<text x="{_x(i, count):.1f}" y="{HEIGHT - BOTTOM + 16}" '
             f'text-anchor="{anchor.get(i, "middle")}">{escape(labels[i])}</text>' for i in shown]
