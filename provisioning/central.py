@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware.config import MqttConfig
 from firmware.errors import BundleError, LinkError
-from firmware.link.bundle import SCHEMA_VERSION, encode_embedding, sign_bundle
+from firmware.link.bundle import SCHEMA_VERSION, encode_bundle, encode_embedding, sign_bundle
 from firmware.link.client import build_client, describe_connect_error, session_properties, set_nodelay
 from firmware.link.payloads import utc_iso
 from firmware.link.topics import central_filters, roster_topic, split_device_topic
@@ -261,7 +261,7 @@ def publish_bundle(cfg: MqttConfig, bundle: dict, timeout: float = 10.0) -> str:
         raise LinkError(describe_connect_error(exc, cfg)) from None
     client.loop_start()
     try:
-        info = client.publish(topic, json.dumps(bundle, separators=(",", ":")), qos=1, retain=True)
+        info = client.publish(topic, encode_bundle(bundle), qos=1, retain=True)
         info.wait_for_publish(timeout)
         if not info.is_published():
             raise LinkError(f"broker did not acknowledge the roster within {timeout} s")

@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -24,6 +25,7 @@ from firmware.errors import LinkError, RollcallError
 from firmware.link import payloads
 from firmware.link.client import (RECONNECT_MAX_S, RECONNECT_MIN_S, build_client,
                                   describe_connect_error, describe_refusal, set_nodelay)
+from firmware.link.cmdauth import CommandAuth, NonceBook, load_command_keys
 from firmware.link.commands import CommandDispatcher
 from firmware.link.drain import Drain
 from firmware.link.roster import RosterSync
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 LOOP_TIMEOUT_S = 0.05
 IDLE_FILL_S = 1.0
 WARN_FRACTION = 0.8
+NONCE_FILE = "command-nonces.json"
 
 
 class MqttLink:
@@ -62,7 +65,7 @@ class MqttLink:
                                  device_cfg.site, device_cfg.room, self._reported_roster_version)
         self._dispatcher = CommandDispatcher(device_cfg.id, {
             "roster_sync": self._cmd_roster_sync, "rebirth": self._cmd_rebirth,
-            "telemetry_now": self._cmd_telemetry_now}, commands)
+            "telemetry_now": self._cmd_telemetry_now}, commands, auth=self._command_auth(store))
         self.state = LinkState(f"{mqtt_cfg.host}:{mqtt_cfg.port}")
         self._backoff = Backoff(min_s=RECONNECT_MIN_S, max_s=reconnect_max_s)
         self._client: Any = None
@@ -79,6 +82,23 @@ class MqttLink:
         self._outbox_warned = False
         self._step_failing = False
         self._closed = False
+
+    def _command_auth(self, store: Any) -> CommandAuth:
+        keys, problem = load_command_keys([self._cfg.command_public_key_file,
+                                           self._cfg.roster_public_key_file])
+        if problem:
+            logger.error("%s", problem)
+        data_dir = getattr(store, "data_dir", None)
+        nonces = NonceBook(Path(data_dir) / "link" / NONCE_FILE if data_dir else None,
+                           self._cfg.command_max_age_s)
+        return CommandAuth(keys, site=self._device.site, device_id=self._device.id,
+                           room=self._device.room, nonces=nonces,
+                           window_s=self._cfg.command_max_age_s, key_problem=problem)
+
+    @property
+    def commands_refused(self) -> int:
+        """Commands refused since start (unsigned, forged, expired, replayed, misdirected...)."""
+        return self._dispatcher.auth.refused
 
     # ----- public API (any thread) -------------------------------------------------------
 
@@ -278,7 +298,8 @@ class MqttLink:
         stats = self.drain.stats
         values.update({"device_id": self._device.id, "at": payloads.utc_iso(),
                        "published": stats.published, "acked": stats.acked,
-                       "republished": stats.republished, "inflight": len(self.drain.inflight)})
+                       "republished": stats.republished, "inflight": len(self.drain.inflight),
+                       "commands_refused": self.commands_refused})
         return values
 
     def _outbox_health(self) -> dict:
