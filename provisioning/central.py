@@ -6,6 +6,8 @@
   committed, so a crash of the collector loses nothing either.
 - ``rollcall central export``: one session's attendance as CSV.
 - ``rollcall central roster publish``: build, sign (Ed25519) and publish a roster, retained.
+- ``rollcall central command``: sign (Ed25519: name, target, time, nonce) and send a command,
+  then print the device's ``cmd/<name>/result``.
 - ``rollcall central keygen``: the roster-signing key pair.
 
 Everything is importable (``Collector``, ``export_session``, ``build_bundle``,
@@ -30,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from firmware.config import MqttConfig
 from firmware.errors import BundleError, LinkError
 from firmware.link.bundle import SCHEMA_VERSION, encode_bundle, encode_embedding, sign_bundle
+from firmware.link.cmdauth import sign_command
 from firmware.link.client import build_client, describe_connect_error, session_properties, set_nodelay
 from firmware.link.payloads import utc_iso
 from firmware.link.topics import central_filters, roster_topic, split_device_topic
@@ -271,6 +274,30 @@ def publish_bundle(cfg: MqttConfig, bundle: dict, timeout: float = 10.0) -> str:
     return topic
 
 
+def send_command(cfg: MqttConfig, site: str, device: str, name: str, raw: bytes,
+                 timeout: float = 10.0) -> dict | None:
+    """Publish a signed command to ``device`` and wait for its result (None on timeout)."""
+    root = f"{cfg.prefix}/{site}/{device}/cmd/{name}"
+    results: queue.SimpleQueue = queue.SimpleQueue()
+    client = build_client(cfg, f"rollcall-central-cmd-{int(time.time() * 1000) % 10**9}")
+    client.on_message = lambda c, u, msg: results.put(msg.payload)
+    try:
+        client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+    except OSError as exc:
+        raise LinkError(describe_connect_error(exc, cfg)) from None
+    client.loop_start()
+    try:
+        client.subscribe(root + "/result", qos=1)
+        time.sleep(0.2)  # let the SUBACK in before the device can answer
+        client.publish(root, raw, qos=1).wait_for_publish(timeout)
+        return json.loads(results.get(timeout=timeout))
+    except queue.Empty:
+        return None
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 # ----- CLI ----------------------------------------------------------------------------------
 
 def _add_broker_args(parser: argparse.ArgumentParser) -> None:
@@ -318,6 +345,17 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
         parser.add_argument("--model-id", help="embedder id (default: the roster file's model_id)")
         _add_broker_args(parser)
         parser.set_defaults(func=_roster_publish)
+    elif command == "central command":
+        parser.add_argument("name", help="command name, e.g. session_start, session_stop, telemetry_now")
+        parser.add_argument("--key", type=Path, required=True, help="command-signing private key (PEM)")
+        parser.add_argument("--site", required=True)
+        parser.add_argument("--device", required=True, help="device id (its topic root)")
+        parser.add_argument("--room", help="sign for the device's room instead of the device")
+        parser.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                            help="a command argument, e.g. session_id=s1 (repeatable)")
+        parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the result")
+        _add_broker_args(parser)
+        parser.set_defaults(func=_command)
     else:
         parser.add_argument("--out", type=Path, required=True, help="directory for the key pair")
         parser.set_defaults(func=lambda a: print("\n".join(map(str, generate_keypair(a.out)))))
@@ -337,3 +375,15 @@ def _roster_publish(args: argparse.Namespace) -> int:
     topic = publish_bundle(mqtt_config(args), bundle)
     print(f"roster version {bundle['roster_version']} ({len(bundle['people'])} people) published on {topic}")
     return 0
+
+
+def _command(args: argparse.Namespace) -> int:
+    pairs = [a.partition("=") for a in args.arg]
+    if any(not sep or not key for key, sep, _ in pairs):
+        raise LinkError("--arg must be KEY=VALUE")
+    target = {"site": args.site, **({"room": args.room} if args.room else {"device": args.device})}
+    raw = sign_command(args.name, target, load_private_key(args.key),
+                       {key: value for key, _, value in pairs}, request_id=f"cli-{int(time.time())}")
+    result = send_command(mqtt_config(args), args.site, args.device, args.name, raw, args.timeout)
+    print(json.dumps(result, indent=2) if result else f"no result within {args.timeout} s")
+    return 0 if result and result.get("ok") else 1

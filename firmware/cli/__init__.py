@@ -38,6 +38,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("central collect", "provisioning.central", "reference central side: collect events into SQLite"),
     ("central export", "provisioning.central", "reference central side: export a session as CSV"),
     ("central roster", "provisioning.central", "reference central side: build, sign and publish a roster"),
+    ("central command", "provisioning.central", "reference central side: send a signed command to a device or room"),
     ("central keygen", "provisioning.central", "reference central side: make an Ed25519 roster-signing key"),
 ]
 

@@ -136,12 +136,13 @@ def test_outbox_warning_in_telemetry_and_logged_once(caplog):
 def test_command_and_garbage_roster_get_results_without_crashing():
     client = FakeClient()
     link = run_link(client, FakeStore(), lambda link: link.connected)
-    client.deliver("rollcall/v1/site1/dev1/cmd/telemetry_now", b'{"request_id": "t1"}')
+    client.deliver("rollcall/v1/site1/dev1/cmd/telemetry_now", b'{"request_id": "t1"}')  # unsigned
     client.deliver("rollcall/v1/site1/roster/room1", b"\x00garbage")
     deadline = time.monotonic() + 5
     while not client.on("roster_sync/result") and time.monotonic() < deadline:
         time.sleep(0.01)
     link.close()
-    assert client.on("cmd/telemetry_now/result")[0]["request_id"] == "t1"
+    refused = client.on("cmd/telemetry_now/result")[0]
+    assert refused["ok"] is False and "no command public key installed" in refused["error"]
     rejected = client.on("roster_sync/result")[0]
     assert rejected["ok"] is False and "no roster public key installed" in rejected["error"]
