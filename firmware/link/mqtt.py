@@ -23,7 +23,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from firmware.config import DeviceConfig, MqttConfig
 from firmware.errors import LinkError, RollcallError
 from firmware.link import payloads
-from firmware.link.client import (RECONNECT_MAX_S, RECONNECT_MIN_S, build_client,
+from firmware.link.client import (RECONNECT_MAX_S, RECONNECT_MIN_S, accepts_anonymous, build_client,
                                   describe_connect_error, describe_refusal, set_nodelay)
 from firmware.link.cmdauth import CommandAuth, NonceBook, load_command_keys
 from firmware.link.commands import CommandDispatcher
@@ -38,6 +38,9 @@ LOOP_TIMEOUT_S = 0.05
 IDLE_FILL_S = 1.0
 WARN_FRACTION = 0.8
 NONCE_FILE = "command-nonces.json"
+ANONYMOUS_WARNING = ("BROKER ACCEPTS ANONYMOUS CLIENTS: anyone on the network can read attendance "
+                     "events and publish to the broker; set allow_anonymous false and use the "
+                     "ACL of provisioning/mosquitto/")
 
 
 class MqttLink:
@@ -49,7 +52,8 @@ class MqttLink:
                  telemetry_provider: Callable[[], dict] | None = None,
                  model_id: str | None = None, clock: Callable[[], float] = time.monotonic,
                  client_factory: Callable[..., Any] | None = None,
-                 reconnect_max_s: float = RECONNECT_MAX_S) -> None:
+                 reconnect_max_s: float = RECONNECT_MAX_S,
+                 anonymous_probe: Callable[[MqttConfig], bool | None] | None = None) -> None:
         self._cfg = mqtt_cfg
         self._device = device_cfg
         self._store = store
@@ -82,6 +86,8 @@ class MqttLink:
         self._outbox_warned = False
         self._step_failing = False
         self._closed = False
+        self._anonymous: bool | None = None
+        self._probe = anonymous_probe or accepts_anonymous
 
     def _command_auth(self, store: Any) -> CommandAuth:
         keys, problem = load_command_keys([self._cfg.command_public_key_file,
@@ -99,6 +105,22 @@ class MqttLink:
     def commands_refused(self) -> int:
         """Commands refused since start (unsigned, forged, expired, replayed, misdirected...)."""
         return self._dispatcher.auth.refused
+
+    @property
+    def security_warnings(self) -> list[str]:
+        """Loud warnings about the broker's own security (anonymous clients accepted)."""
+        return [ANONYMOUS_WARNING] if self._anonymous else []
+
+    def _check_anonymous(self) -> None:
+        """Once per process, after the first connect: does the broker let anyone in?"""
+        if self._anonymous is not None:
+            return
+        if not self._cfg.username:
+            self._anonymous = True  # we got in without credentials ourselves
+        else:
+            self._anonymous = bool(self._probe(self._cfg))
+        if self._anonymous:
+            logger.error("%s", ANONYMOUS_WARNING)
 
     # ----- public API (any thread) -------------------------------------------------------
 
@@ -239,6 +261,7 @@ class MqttLink:
             if kind == "connected":
                 self._backoff.succeeded()
                 self.state.went_up()
+                self._check_anonymous()
                 self._subscribe()
                 self._publish_birth()
                 self.drain.on_connect(now)
@@ -282,6 +305,7 @@ class MqttLink:
 
     def _publish_birth(self) -> None:
         status = payloads.birth(self._status(), self._device.id, self.model_id, self.roster.version)
+        status["warnings"] = self.security_warnings + list(status.get("warnings") or [])
         self._publish(self.topics.status, status, retain=True)
         if self._cfg.ha_discovery:
             for topic, config in payloads.ha_discovery(self.topics, self._device.name):
@@ -295,6 +319,7 @@ class MqttLink:
             logger.exception("telemetry_provider failed")
         values.update(extra)
         values.update(self._outbox_health())
+        values["warnings"] = self.security_warnings + values["warnings"]
         stats = self.drain.stats
         values.update({"device_id": self._device.id, "at": payloads.utc_iso(),
                        "published": stats.published, "acked": stats.acked,

@@ -179,7 +179,7 @@ class Device:
         return "connected" if getattr(self.link, "connected", False) else "disconnected"
 
     def _warnings(self, cam: dict, session: dict) -> list[str]:
-        warnings = list(self.warnings_extra)
+        warnings = list(self.warnings_extra) + list(getattr(self.link, "security_warnings", []))
         if cam["state"] in ("no_camera", "lost"):
             warnings.append(cam.get("message") or "camera not available")
         if self.models["state"] != "ok":

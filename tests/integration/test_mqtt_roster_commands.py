@@ -14,7 +14,7 @@ from firmware.config import DeviceConfig, MqttConfig
 from firmware.errors import SessionError
 from firmware.link.bundle import MAX_BUNDLE_BYTES, key_id, sign_bundle
 from firmware.link.cmdauth import sign_command
-from firmware.link.mqtt import MqttLink
+from firmware.link.mqtt import ANONYMOUS_WARNING, MqttLink
 from firmware.store import Store
 from provisioning.central import build_bundle, generate_keypair, load_private_key, publish_bundle
 
@@ -129,7 +129,8 @@ def test_commands_results_and_errors(device):
     unknown = device.command("format_disk", {}, "r3")
     assert not unknown["ok"] and "unknown command" in unknown["error"]
     telemetry = device.command("telemetry_now", {}, "r4")["result"]["telemetry"]
-    assert telemetry["fps"] == 15.0 and telemetry["outbox_depth"] == 0 and telemetry["warnings"] == []
+    assert telemetry["fps"] == 15.0 and telemetry["outbox_depth"] == 0
+    assert telemetry["warnings"] == [ANONYMOUS_WARNING]  # this test broker lets anyone in
     assert device.watcher.wait_for("telemetry", lambda m: m.get("cpu_temp_c") == 51.5)
     births = len([m for m in device.watcher.json("status") if m["state"] == "online"])
     assert device.command("rebirth", {}, "r5")["ok"]
