@@ -14,6 +14,7 @@ from urllib.parse import quote
 import bottle
 
 from console.auth import AdminAccount, LoginLimiter, Sessions
+from console.throttle import PasswordGate
 from firmware.config import Config, load_config, parse_config, write_config_atomic
 from firmware.errors import ControlError
 
@@ -32,6 +33,7 @@ class Context:
     sessions: Sessions
     limiter: LoginLimiter
     clock: Callable[[], float] = time.time
+    gate: PasswordGate | None = None
     _status: tuple[float, dict | None, str | None] = (0.0, None, None)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cache: dict = field(default_factory=dict)
@@ -125,7 +127,8 @@ class Context:
         if session:
             session["flash"].clear()
         status, fw_error = self.firmware_status() if values.pop("need_status", True) else (None, None)
-        base = {"user": self.user(), "csrf": session["csrf"] if session else "",
+        base = {"user": self.user(),
+                "csrf": session["csrf"] if session else bottle.request.environ.get("rc.pre", ""),
                 "flashes": flashes, "fw_error": fw_error, "fw_status": status,
                 "device_name": self.config.device.name, "https": self.config.console.https,
                 "nav": values.get("nav", ""), "title": values.get("title", ""),
