@@ -27,7 +27,7 @@ def safe_next(url: str | None) -> str:
     """Only a plain same-origin path is followed after login (no open redirect): it starts
     with one ``/``, has no ``//`` or backslash anywhere, and only printable URL characters
     (a tab, CR or LF could be dropped by a browser and turn ``/\t/evil`` into ``//evil``)."""
-    if url and NEXT_RE.match(url) and "//" not in url and "\\" not in url:
+    if url and NEXT_RE.fullmatch(url) and "//" not in url and "\\" not in url:
         return url
     return "/"
 
