@@ -18,6 +18,7 @@ import select
 import socket
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -158,6 +159,7 @@ def attack(port: int, console_pid: int, seconds: float, slow: list[int], burst: 
     """Every phase's legit latency; slow-client and burst counts; peak RSS of the burst."""
     user = Client(port)
     user.login()
+    legit_latency(user, 1.0)  # warm up (templates, firmware status cache)
     phases = {"baseline": legit_latency(user, seconds)}
     for count in slow:
         with SlowClients(port, count) as attackers:
@@ -171,7 +173,7 @@ def attack(port: int, console_pid: int, seconds: float, slow: list[int], burst: 
         phases["login_burst"] = legit_latency(user, seconds)
         stop.set()
         burster.join(120)
-    counts = {str(s): statuses.count(s) for s in sorted(set(map(str, statuses)))}
+    counts = dict(sorted(Counter(map(str, statuses)).items()))
     phases["login_burst"].update(attempts=len(statuses), statuses=counts,
                                  rss_start_mb=round(rss.start_mb, 1), rss_peak_mb=round(rss.peak_mb, 1))
     base = phases["baseline"]["p99_ms"] or 1.0

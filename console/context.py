@@ -78,6 +78,11 @@ class Context:
             self._cache[key] = (time.monotonic(), value)
         return value
 
+    def forget_status(self) -> None:
+        """Drop the cached firmware status (after a change the next page must show)."""
+        with self._lock:
+            self._status = (0.0, None, None)
+
     def forget(self, key: str) -> None:
         with self._lock:
             self._cache.pop(key, None)

@@ -101,6 +101,19 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
         data = read_json()
         return device.test_broker(field(data, "mqtt", dict, required=False, default={}))
 
+    @app.get("/v1/notices")
+    def notices_list():
+        wanted = store.notices.all() if query("all") in ("1", "true") else store.notices.active()
+        return {"items": wanted}
+
+    @app.post("/v1/notices/<notice_id>/ack")
+    def notice_ack(notice_id: str):
+        by = field(read_json(), "by")
+        notice = store.notices.acknowledge(notice_id, by)
+        store.audit.log(by, "notice.acknowledged", notice_id, {"kind": notice["kind"],
+                                                               "message": notice["message"][:200]})
+        return notice
+
     @app.get("/v1/audit")
     def audit_list():
         limit = int(query("limit") or 200)

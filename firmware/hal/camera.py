@@ -78,6 +78,7 @@ class Camera:
         self.state = "stopped"
         self.message = ""
         self.source_name = ""
+        self.source: FrameSource | None = None
         self.frames = 0
         self.losses = 0
         self._stop = threading.Event()
@@ -140,6 +141,7 @@ class Camera:
             self._set_state("lost", str(exc))
             return "failed"
         self.source_name = source.name
+        self.source = source
         try:
             source.start()
             return self._pump(source)
@@ -178,7 +180,9 @@ class Camera:
     def status(self) -> dict:
         """State for the console and telemetry."""
         return {"state": self.state, "source": self.source_name or self.spec, "message": self.message,
-                "frames": self.frames, "dropped": self.slot.dropped, "losses": self.losses}
+                "frames": self.frames, "dropped": self.slot.dropped, "losses": self.losses,
+                "unreadable_files": dict(getattr(self.source, "unreadable", {})),
+                "skipped_files": getattr(self.source, "skipped", 0)}
 
     def stop(self) -> None:
         """Stop capturing and release the source (the thread is joined)."""

@@ -317,9 +317,10 @@ class MqttLink:
             values.update(self._telemetry_provider() or {})
         except Exception:  # noqa: BLE001
             logger.exception("telemetry_provider failed")
+        provided = [w for w in values.get("warnings") or [] if isinstance(w, str)]
         values.update(extra)
         values.update(self._outbox_health())
-        values["warnings"] = self.security_warnings + values["warnings"]
+        values["warnings"] = self.security_warnings + provided + values["warnings"]
         stats = self.drain.stats
         values.update({"device_id": self._device.id, "at": payloads.utc_iso(),
                        "published": stats.published, "acked": stats.acked,

@@ -35,6 +35,7 @@ from firmware.store.errors import StoreClosed
 from firmware.store.ids import SeqCounter, check_zone
 from firmware.store.journal import Journal
 from firmware.store.migrate import migrate, read_day_zone, rezone
+from firmware.store.notices import Notices, raise_damage_notice
 from firmware.store.outbox import Outbox
 from firmware.store.people import People
 from firmware.store.rosters import Rosters
@@ -92,6 +93,7 @@ class Store:
         self.config = config or StoreConfig()
         self.zone = check_zone(timezone)
         self.corrupt_files: list[dict] = []
+        self.notices = Notices(self.data_dir, clock)
         self._lock = threading.RLock()
         self._closed = False
         self._lockfd = _take_lock(self.data_dir)
@@ -185,6 +187,7 @@ class Store:
 
     def _corrupt(self, path: Path, moved_to: Path) -> None:
         self.corrupt_files.append({"path": str(path), "moved_to": str(moved_to)})
+        raise_damage_notice(self.notices, self.data_dir, path, moved_to)
 
     def _check_open(self) -> None:
         if self._closed:
