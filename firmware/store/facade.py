@@ -27,6 +27,7 @@ from typing import Any, Callable
 from firmware.config import StoreConfig
 from firmware.domain import sessions as rules
 from firmware.errors import StoreError
+from firmware.store.atomic import sweep_temp_files
 from firmware.store.attendance import Attendance
 from firmware.store.audit import Audit
 from firmware.store.checkpoint import Checkpointer
@@ -98,6 +99,9 @@ class Store:
         self._closed = False
         self._lockfd = _take_lock(self.data_dir)
         try:
+            self.swept = sweep_temp_files(self.data_dir)
+            if self.swept:
+                logger.warning("removed %d temp files left by interrupted writes", len(self.swept))
             self.migration = migrate(self.data_dir, clock, timezone)
             self._open(clock, segment_max, checkpoint_s)
             if read_day_zone(self.data_dir) != timezone:

@@ -148,3 +148,18 @@ def test_dashboard_shows_the_notice_and_the_admin_acknowledges_it(admin, console
     assert reply.status == 303
     assert console_env.store.notices.active() == []
     assert "could not be read" not in admin.get("/").text
+
+
+def test_temp_files_of_interrupted_writes_are_swept_at_open(tmp_path):
+    with Store(tmp_path / "d") as store:
+        store.people.add("p1", "Ada")
+    leftovers = [tmp_path / "d" / "people" / ".people.json.abc123.tmp",
+                 tmp_path / "d" / ".counters.json.x9.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half a write")
+    keep = tmp_path / "d" / "people" / "notes.tmp"  # not ours: not a dot-temp file
+    keep.write_bytes(b"x")
+    with Store(tmp_path / "d") as store:
+        assert sorted(store.swept) == sorted(leftovers)
+        assert store.people.get("p1")["name"] == "Ada"
+    assert not any(p.exists() for p in leftovers) and keep.exists()

@@ -16,7 +16,7 @@ from console.app import create_app
 from console.auth import LoginLimiter, Sessions
 from console.pages_auth import safe_next
 from console.throttle import PasswordGate, TokenBucket
-from tests.unit.test_console_support import (PASSWORD, Browser, console_env,  # noqa: F401
+from tests.unit.test_console_support import (PASSWORD, Browser, admin, console_env,  # noqa: F401
                                              make_env, setup_admin)
 
 
@@ -172,3 +172,11 @@ def test_next_is_always_a_single_slash_path_without_controls(url):
     got = safe_next(url)
     assert got.startswith("/") and not got.startswith("//") and "\\" not in got
     assert all(32 < ord(c) < 127 for c in got)
+
+
+def test_export_with_a_bad_filter_says_what_was_wrong(admin, console_env):
+    reply = admin.get("/attendance/export.csv?day_from=yesterday&status=present")
+    assert reply.status == 400 and "not running" not in reply.text and "day" in reply.text.lower()
+    console_env.server.close()  # and when the firmware IS down, it says so
+    reply = admin.get("/attendance/export.csv")
+    assert reply.status == 503 and "not running" in reply.text
