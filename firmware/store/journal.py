@@ -135,7 +135,7 @@ class Journal:
             if self._on_corrupt:
                 self._on_corrupt(path, target)
         elif bad:
-            logger.warning("journal %s ends with an unreadable last line of %d bytes: ignored. "
+            logger.warning("journal %s ends with a torn line (%d unreadable bytes at the end): ignored. "
                            "Most likely a step cut by a power loss before it was written in full "
                            "(then it was not confirmed to anyone); it cannot be told apart from "
                            "a damaged last step", path.name, len(lines[-1]))
