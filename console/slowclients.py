@@ -25,9 +25,9 @@ THREADS = 64
 LISTEN_BACKLOG = 128
 
 
-def body_s(length: int) -> float:
+def body_s(length: int, base_s: float = BODY_BASE_S) -> float:
     """Seconds allowed to receive a body of ``length`` bytes after the headers."""
-    return BODY_BASE_S + max(0, length) / BODY_MIN_BYTES_S
+    return base_s + max(0, length) / BODY_MIN_BYTES_S
 
 
 class DeadlineSocket:
@@ -73,7 +73,7 @@ class DeadlineRequest(server.HTTPRequest):
             length = int(self.inheaders.get(b"Content-Length", 0) or 0)
         except ValueError:
             length = 0
-        self.conn.deadline_socket.extend_from_now(body_s(length))
+        self.conn.deadline_socket.extend_from_now(body_s(length, self.server.body_base_s))
         return ok
 
 
@@ -100,8 +100,8 @@ class DeadlineServer(wsgi.Server):
 
     ConnectionClass = DeadlineConnection
 
-    def __init__(self, bind_addr, app, *, header_s: float = HEADER_S, numthreads: int = THREADS,
-                 **kwargs) -> None:
+    def __init__(self, bind_addr, app, *, header_s: float = HEADER_S, body_base_s: float = BODY_BASE_S,
+                 numthreads: int = THREADS, **kwargs) -> None:
         kwargs.setdefault("request_queue_size", LISTEN_BACKLOG)
         super().__init__(bind_addr, app, numthreads=numthreads, max=numthreads, **kwargs)
-        self.header_s = header_s
+        self.header_s, self.body_base_s = header_s, body_base_s

@@ -24,7 +24,8 @@ HEADER_S = 1.0
 def served():
     env = make_env()
     port = free_port()
-    server = DeadlineServer(("127.0.0.1", port), env.app, header_s=HEADER_S, timeout=30)
+    server = DeadlineServer(("127.0.0.1", port), env.app, header_s=HEADER_S, body_base_s=HEADER_S,
+                            timeout=30)
     server.prepare()
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
@@ -84,5 +85,5 @@ def test_slow_body_is_cut_off_after_its_allowance(served):
     results: list = []
     slow_client(served, results, body=True)
     took, answer = results[0]
-    assert took < HEADER_S + body_s(100_000) + 2.0 and answer in (b"HTTP/1.1 408", b"")
+    assert took < HEADER_S + body_s(100_000, HEADER_S) + 2.0 and answer in (b"HTTP/1.1 408", b"")
     assert get(served)[0] == 200
