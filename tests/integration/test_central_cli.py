@@ -68,7 +68,10 @@ def test_keygen_roster_publish_collect_and_export(tmp_path, mosquitto):
         with Store(tmp_path / "data") as store:
             session_id = record_real_session(store)
             cfg = MqttConfig(host="127.0.0.1", port=mosquitto.port)
-            time.sleep(1.0)  # let the collector subscribe (its session keeps later ones anyway)
+            deadline = time.monotonic() + 30  # the collector's session must exist before events flow
+            while "as rollcall-central" not in mosquitto.log_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)  # and its SUBSCRIBE be in
             with MqttLink(cfg, DeviceConfig(id="dev-c", site="site1"), store, model_id="m1"):
                 out, err = collector.communicate(timeout=40)
     finally:
