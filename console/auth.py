@@ -94,7 +94,10 @@ class AdminAccount:
         except (OSError, ValueError, KeyError):
             logger.error("cannot read the admin account file %s", self.path)
             return False
-        return ok and hmac.compare_digest(user.encode(), data["user"].encode())
+        ok = ok and hmac.compare_digest(user.encode(), data["user"].encode())
+        if ok and self.hasher.check_needs_rehash(data["hash"]):
+            self.set_password(user, password)  # older, costlier parameters: re-hash once
+        return ok
 
     def setup_code(self) -> str | None:
         """The one-time setup code written by provisioning, if any."""

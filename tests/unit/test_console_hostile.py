@@ -4,6 +4,7 @@ sessions end after an absolute lifetime, ``next`` is a plain same-origin path.""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from console.app import create_app
-from console.auth import LoginLimiter, Sessions
+from console.auth import ARGON2_MEMORY_KIB, AdminAccount, LoginLimiter, Sessions, pi_hasher
 from console.pages_auth import safe_next
 from console.throttle import PasswordGate, TokenBucket
 from tests.unit.test_console_support import (PASSWORD, Browser, admin, console_env,  # noqa: F401
@@ -180,3 +181,14 @@ def test_export_with_a_bad_filter_says_what_was_wrong(admin, console_env):
     console_env.server.close()  # and when the firmware IS down, it says so
     reply = admin.get("/attendance/export.csv")
     assert reply.status == 503 and "not running" in reply.text
+
+
+def test_a_hash_with_old_costlier_parameters_is_rehashed_at_login(tmp_path):
+    old = AdminAccount(tmp_path, PasswordHasher(time_cost=1, memory_cost=2048, parallelism=1))
+    old.set_password("admin", PASSWORD)
+    account = AdminAccount(tmp_path)
+    assert account.hasher.memory_cost == ARGON2_MEMORY_KIB == 32 * 1024
+    assert account.verify("admin", PASSWORD)
+    stored = (tmp_path / "admin.json").read_text()
+    assert f"m={ARGON2_MEMORY_KIB}" in stored and not pi_hasher().check_needs_rehash(
+        json.loads(stored)["hash"])
