@@ -9,7 +9,7 @@ from typing import Iterator
 
 import bottle
 
-from firmware.control.api import ApiError, field, query, read_json
+from firmware.control.web import ApiError, field, query, read_json, request_actor
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,8 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
 
     @app.post("/v1/notices/<notice_id>/ack")
     def notice_ack(notice_id: str):
-        by = field(read_json(), "by")
+        read_json()  # no fields; still a JSON object (or empty)
+        by = request_actor()
         notice = store.notices.acknowledge(notice_id, by)
         store.audit.log(by, "notice.acknowledged", notice_id, {"kind": notice["kind"],
                                                                "message": notice["message"][:200]})

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from firmware.control.api import json_depth
+from firmware.control.web import json_depth
 from firmware.control.client import ControlClient
 from firmware.control.server import ControlServer
 from firmware.errors import CameraError, ControlError
@@ -116,11 +116,12 @@ def test_control_api_lists_and_acknowledges_notices_and_refuses_deep_json(tmp_pa
     try:
         assert [n["id"] for n in client.get("/v1/notices")["items"]] == [notice["id"]]
         assert client.get("/v1/status")["notices"][0]["kind"] == "disk_low"
-        done = client.post(f"/v1/notices/{notice['id']}/ack", {"by": "admin"})
-        assert done["acknowledged_by"] == "admin" and client.get("/v1/notices")["items"] == []
+        done = client.as_actor("admin").acknowledge_notice(notice["id"])
+        assert done["acknowledged_by"] == "admin" and client.notices() == []
+        assert client.notices(include_acknowledged=True)[0]["id"] == notice["id"]
         assert store.audit.list()[0]["action"] == "notice.acknowledged"
         with pytest.raises(ControlError) as info:
-            client.post("/v1/notices/NOPE/ack", {"by": "admin"})
+            client.acknowledge_notice("NOPE")
         assert info.value.status == 404
         for body in ({"by": json.loads("[" * 40 + "]" * 40)},):
             with pytest.raises(ControlError) as info:
