@@ -24,6 +24,9 @@ from firmware.errors import LinkError
 
 logger = logging.getLogger(__name__)
 
+ANONYMOUS_WARNING = ("BROKER ACCEPTS ANONYMOUS CLIENTS: anyone on the network can read attendance "
+                     "events and publish to the broker; set allow_anonymous false and use the "
+                     "ACL of provisioning/mosquitto/")
 RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 30.0
 

@@ -26,7 +26,7 @@ from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from firmware.config import secret_path
+from firmware.config import DeviceConfig, MqttConfig, secret_path
 from firmware.errors import BundleError, CommandError
 from firmware.link.bundle import key_id, load_public_key, parse_json
 from firmware.link.signing import sign_raw, split_signed, verify_member
@@ -38,6 +38,7 @@ AUTH_FIELDS = ("command", "target", "issued_at", "nonce", "signature")
 NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 MAX_NONCES = 10_000
 DEFAULT_WINDOW_S = 300.0
+NONCE_FILE = "command-nonces.json"
 
 
 class NonceBook:
@@ -159,6 +160,19 @@ def load_command_keys(paths: list[Path | None]) -> tuple[list[Ed25519PublicKey],
             return [], f"{path}: {exc}"
     return [], ("no command public key installed (mqtt.command_public_key_file or "
                 "mqtt.roster_public_key_file); every command is refused")
+
+
+def build_command_auth(mqtt_cfg: MqttConfig, device_cfg: DeviceConfig,
+                       data_dir: Path | None) -> CommandAuth:
+    """The device's checker: keys from the config, nonces in ``<data_dir>/link/``."""
+    keys, problem = load_command_keys([mqtt_cfg.command_public_key_file,
+                                       mqtt_cfg.roster_public_key_file])
+    if problem:
+        logger.error("%s", problem)
+    nonces = NonceBook(Path(data_dir) / "link" / NONCE_FILE if data_dir else None,
+                       mqtt_cfg.command_max_age_s)
+    return CommandAuth(keys, site=device_cfg.site, device_id=device_cfg.id, room=device_cfg.room,
+                       nonces=nonces, window_s=mqtt_cfg.command_max_age_s, key_problem=problem)
 
 
 def sign_command(name: str, target: dict, private_key: Ed25519PrivateKey, args: dict | None = None,

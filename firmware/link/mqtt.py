@@ -15,7 +15,6 @@ import logging
 import queue
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -23,9 +22,10 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from firmware.config import DeviceConfig, MqttConfig
 from firmware.errors import LinkError, RollcallError
 from firmware.link import payloads
-from firmware.link.client import (RECONNECT_MAX_S, RECONNECT_MIN_S, accepts_anonymous, build_client,
+from firmware.link.client import (ANONYMOUS_WARNING, RECONNECT_MAX_S, RECONNECT_MIN_S,
+                                  accepts_anonymous, build_client,
                                   describe_connect_error, describe_refusal, set_nodelay)
-from firmware.link.cmdauth import CommandAuth, NonceBook, load_command_keys
+from firmware.link.cmdauth import build_command_auth
 from firmware.link.commands import CommandDispatcher
 from firmware.link.drain import Drain
 from firmware.link.roster import RosterSync
@@ -37,10 +37,6 @@ logger = logging.getLogger(__name__)
 LOOP_TIMEOUT_S = 0.05
 IDLE_FILL_S = 1.0
 WARN_FRACTION = 0.8
-NONCE_FILE = "command-nonces.json"
-ANONYMOUS_WARNING = ("BROKER ACCEPTS ANONYMOUS CLIENTS: anyone on the network can read attendance "
-                     "events and publish to the broker; set allow_anonymous false and use the "
-                     "ACL of provisioning/mosquitto/")
 
 
 class MqttLink:
@@ -69,7 +65,8 @@ class MqttLink:
                                  device_cfg.site, device_cfg.room, self._reported_roster_version)
         self._dispatcher = CommandDispatcher(device_cfg.id, {
             "roster_sync": self._cmd_roster_sync, "rebirth": self._cmd_rebirth,
-            "telemetry_now": self._cmd_telemetry_now}, commands, auth=self._command_auth(store))
+            "telemetry_now": self._cmd_telemetry_now}, commands, auth=build_command_auth(
+            mqtt_cfg, device_cfg, getattr(store, "data_dir", None)))
         self.state = LinkState(f"{mqtt_cfg.host}:{mqtt_cfg.port}")
         self._backoff = Backoff(min_s=RECONNECT_MIN_S, max_s=reconnect_max_s)
         self._client: Any = None
@@ -88,18 +85,6 @@ class MqttLink:
         self._closed = False
         self._anonymous: bool | None = None
         self._probe = anonymous_probe or accepts_anonymous
-
-    def _command_auth(self, store: Any) -> CommandAuth:
-        keys, problem = load_command_keys([self._cfg.command_public_key_file,
-                                           self._cfg.roster_public_key_file])
-        if problem:
-            logger.error("%s", problem)
-        data_dir = getattr(store, "data_dir", None)
-        nonces = NonceBook(Path(data_dir) / "link" / NONCE_FILE if data_dir else None,
-                           self._cfg.command_max_age_s)
-        return CommandAuth(keys, site=self._device.site, device_id=self._device.id,
-                           room=self._device.room, nonces=nonces,
-                           window_s=self._cfg.command_max_age_s, key_problem=problem)
 
     @property
     def commands_refused(self) -> int:
