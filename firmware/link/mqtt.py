@@ -102,6 +102,7 @@ class MqttLink:
         self._step_failing = False
         self._closed = False
         self._anonymous: bool | None = None
+        self._probing = False
         self._probe = anonymous_probe or accepts_anonymous
 
     @property
@@ -115,14 +116,20 @@ class MqttLink:
         return [ANONYMOUS_WARNING] if self._anonymous else []
 
     def _check_anonymous(self) -> None:
-        """Once per process, after the first connect: does the broker let anyone in?"""
-        if self._anonymous is not None:
+        """Once per process, after the first connect: does the broker let anyone in? The
+        probe (one extra connect) runs in its own thread: the link never waits for it."""
+        if self._anonymous is not None or self._probing:
             return
         if not self._cfg.username:
-            self._anonymous = True  # we got in without credentials ourselves
-        else:
-            self._anonymous = bool(self._probe(self._cfg))
-        if self._anonymous:
+            self._set_anonymous(True)  # we got in without credentials ourselves
+            return
+        self._probing = True
+        threading.Thread(target=lambda: self._set_anonymous(bool(self._probe(self._cfg))),
+                         name="mqtt-anon-probe", daemon=True).start()
+
+    def _set_anonymous(self, accepted: bool) -> None:
+        self._anonymous = accepted
+        if accepted:
             logger.error("%s", ANONYMOUS_WARNING)
 
     # ----- public API (any thread) -------------------------------------------------------
