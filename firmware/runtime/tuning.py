@@ -11,6 +11,7 @@ import random
 
 from firmware.config import Config
 from firmware.domain.decisions import DecisionEngine
+from firmware.domain.evidence import QualitySpec
 from firmware.domain.liveness import LivenessTracker
 from firmware.inference.embedder import default_margin, default_threshold, same_person_threshold
 
@@ -43,3 +44,14 @@ def configure_engine(engine: DecisionEngine, config: Config, rng: random.Random 
     engine.swap_cosine = match_threshold(config) - SWAP_MARGIN
     live_cfg = config.liveness
     engine.liveness_factory = None if live_cfg.policy == "off" else (lambda: LivenessTracker(live_cfg, rng))
+
+
+def quality_spec(config: Config) -> QualitySpec:
+    """Per-frame quality weights (see :class:`firmware.domain.evidence.QualitySpec`): the
+    gate's limits come from the config, full quality at 1.75x the minimum face width and
+    4x the minimum sharpness."""
+    det, live = config.detection, config.liveness
+    return QualitySpec(min_face_px=det.min_face_px, full_face_px=1.75 * det.min_face_px,
+                       min_sharpness=live.min_sharpness, full_sharpness=max(4.0 * live.min_sharpness, 1.0),
+                       max_yaw_deg=live.max_yaw_deg, max_pitch_deg=live.max_pitch_deg,
+                       min_detector=det.score_threshold, full_detector=min(0.95, det.score_threshold + 0.25))
