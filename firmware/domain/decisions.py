@@ -72,7 +72,8 @@ class Decision:
     detection to this decision. ``embedding``: the quality-weighted mean, L2-normalised.
     ``person_id`` is set for accepted/already; for ``unknown`` ``closest`` names the
     nearest enrolled person. ``score`` is the track score (cosine) of that person,
-    ``runner_up`` the second-best person's, ``threshold`` the threshold in force."""
+    ``runner_up`` the second-best person's, ``threshold`` the threshold in force;
+    ``best_frame`` the embedding of the track's best-quality frame."""
 
     outcome: Outcome
     track_id: int
@@ -86,6 +87,7 @@ class Decision:
     runner_up: float | None = None
     threshold: float | None = None
     frames: int = 0
+    best_frame: np.ndarray | None = None
 
 
 @dataclass(slots=True)
@@ -263,6 +265,7 @@ class DecisionEngine:
 
     def _decide(self, state: TrackState, outcome: Outcome, ts: float, *, verdict: Verdict | None = None) -> Decision:
         embedding = mean_embedding(state.embeddings, state.qualities) if state.embeddings else None
+        best = state.embeddings[int(np.argmax(state.qualities))] if state.embeddings else None
         accepted = outcome in (Outcome.ACCEPTED, Outcome.ALREADY)
         person = verdict.person_id if verdict is not None and accepted else None
         state.person_id = person
@@ -271,7 +274,7 @@ class DecisionEngine:
                                  closest=verdict.person_id if verdict else None,
                                  runner_up=verdict.runner_up if verdict else None,
                                  threshold=self.scope.rule.threshold if verdict else None,
-                                 frames=len(state.embeddings))
+                                 frames=len(state.embeddings), best_frame=best)
         return state.decided
 
     def _retry(self, state: TrackState, ts: float) -> Decision:

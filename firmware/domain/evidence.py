@@ -173,3 +173,17 @@ def sequential_peaks(frame_scores: np.ndarray, weights: np.ndarray, rule: Eviden
     if not open_steps.any():
         return np.full(s.shape[1], -1.0)
     return running[open_steps].max(axis=0)
+
+
+#: Learning at the door: how far above the threshold (cosine) and how many margins above
+#: the runner-up an accept must be before its best frame may become a template.
+LEARN_EXTRA = 0.01
+LEARN_MARGINS = 2.0
+
+
+def learnable(score: float, runner_up: float | None, rule: EvidenceRule) -> bool:
+    """True when an accept is confident enough to learn from: the track score clears the
+    threshold by ``LEARN_EXTRA`` and the runner-up by ``LEARN_MARGINS`` margins (a live
+    accept is the caller's part: spoofs never reach an accept)."""
+    gap = score - runner_up if runner_up is not None else float("inf")
+    return score >= rule.threshold + LEARN_EXTRA and gap >= LEARN_MARGINS * max(rule.margin, 0.01)

@@ -20,6 +20,7 @@ import numpy as np
 
 from firmware import __version__
 from firmware.config import Config, load_config
+from firmware.runtime.learning import DoorLearner
 from firmware.runtime.sessions import SessionKeeper
 from firmware.runtime.tuning import configure_engine
 from firmware.domain.decisions import Decision, DecisionEngine, Outcome
@@ -56,6 +57,7 @@ class Device:
         self.started = clock()
         self.lock = threading.RLock()
         self.sessions = SessionKeeper(config, store, engine, lock=self.lock, wall=wall, clock=clock)
+        self.learner = DoorLearner(config, store)
         self.loop_stats: Any = None
         self.warnings_extra: list[str] = []
         self._frame: Frame | None = None
@@ -86,6 +88,8 @@ class Device:
         """Record, then indicate, then wake the MQTT link (record before you report)."""
         with self.lock:
             shown = self._record(decision, frame, box)
+            if self.learner.learn(decision, self.engine.scope.rule) is not None:
+                self.sessions.invalidate()
         self.indicators.show(shown)
         self._set_kiosk(shown, decision, frame)
         if self.link is not None:
@@ -207,6 +211,14 @@ class Device:
 
     def kiosk_state(self) -> dict:
         return dict(self._kiosk)
+
+    def remove_template(self, person_id: str, embedding_id: str) -> dict:
+        """Delete one template of a person (e.g. a door-learnt one); the gallery follows."""
+        with self.lock:
+            removed = self.store.people.remove_embedding(person_id, embedding_id)
+        self.sessions.invalidate()
+        logger.info("template %s of %s removed (source %s)", embedding_id, person_id, removed.get("source"))
+        return removed
 
     def enrol_photos(self, person_id: str, images: list[bytes]) -> list[dict]:
         from firmware.runtime.enrol import enrol_photos
