@@ -58,6 +58,8 @@ class Device:
         self.lock = threading.RLock()
         self.sessions = SessionKeeper(config, store, engine, lock=self.lock, wall=wall, clock=clock)
         self.learner = DoorLearner(config, store)
+        #: Called with (decision, frame) after each decision is recorded (e.g. `rollcall replay`).
+        self.listeners: list[Callable[[Decision, Frame], None]] = []
         self.loop_stats: Any = None
         self.warnings_extra: list[str] = []
         self._frame: Frame | None = None
@@ -90,6 +92,8 @@ class Device:
             shown = self._record(decision, frame, box)
             if self.learner.learn(decision, self.engine.scope.rule) is not None:
                 self.sessions.invalidate()
+        for listener in self.listeners:
+            listener(decision, frame)
         self.indicators.show(shown)
         self._set_kiosk(shown, decision, frame)
         if self.link is not None:
