@@ -131,7 +131,7 @@ def replay_config(args: argparse.Namespace, root: Path) -> Config:
 
 def enrol(cfg: Config, people: dict[str, list[Path]]) -> dict[str, str]:
     """Enrol every person with the device's own analyser; {person_id: name}. The largest
-    face of each photo is used; a photo with no face is an ImageError."""
+    face of each photo that the mesh confirms is used; a photo with none is an ImageError."""
     from firmware.domain.types import Frame
     from firmware.hal.sources import downscale
     from firmware.runtime.loop import FrameAnalyser
@@ -151,7 +151,7 @@ def enrol(cfg: Config, people: dict[str, list[Path]]) -> dict[str, str]:
                         raise ImageError(f"{photo}: not a readable image")
                     frame = Frame(image, 0.0, 0.0, 0, downscale(image, cfg.camera.detect_width))
                     faces = sorted(analyser.detect(frame), key=lambda d: d.width, reverse=True)
-                    measured = analyser.measure(frame, faces[0]) if faces else None
+                    measured = next((m for m in map(lambda d: analyser.measure(frame, d), faces) if m), None)
                     if measured is None:
                         raise ImageError(f"{photo}: no face found (at least {cfg.detection.min_face_px} px wide)")
                     store.people.add_embedding(pid, analyser.embed(frame, measured[0]), cfg.recognition.embedder)
