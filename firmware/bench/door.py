@@ -91,11 +91,12 @@ class Setup:
                        for k in (1, 3)}
 
     def galleries(self, size: int, rotations: int) -> list[list[str]]:
-        """``rotations`` galleries: 100 evaluation people (+ distractors up to ``size``)."""
+        """``rotations`` galleries: 100 evaluation people (+ distractors up to ``size``);
+        at least one evaluation person always stays out (an impostor) on small data."""
         names = sorted(self.enrolled[3])
         out = []
         for r in range(rotations):
-            chosen = sorted(random.Random(r).sample(names, min(100, len(names))))
+            chosen = sorted(random.Random(r).sample(names, min(100, max(1, len(names) - 1))))
             extra = [p.name for p in self.distractors[3]]
             extra = random.Random(1000 + r).sample(extra, min(len(extra), max(0, size - len(chosen))))
             out.append(chosen + extra)

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from firmware.config import Config
+from firmware.errors import ConfigError
 from firmware.domain.evidence import frame_quality
 from firmware.domain.types import Frame
 from firmware.runtime.tuning import quality_spec
@@ -61,11 +62,14 @@ class PhotoSet:
 
 
 def list_photos(data: Path) -> list[tuple[str, str]]:
-    """(identity, path) for every ``images/<Name>/*.jpg`` in name and file order."""
-    folder = Path(data) / "images"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} does not exist (expected images/<Name>/<Name>_NNNN.jpg)")
-    return [(d.name, str(p)) for d in sorted(folder.iterdir()) if d.is_dir() for p in sorted(d.glob("*.jpg"))]
+    """(identity, path) for every ``images/<Name>/*.jpg`` (or ``<Name>/*.jpg`` when there
+    is no ``images`` folder) in name and file order; ConfigError when there are none."""
+    folder = Path(data) / "images" if (Path(data) / "images").is_dir() else Path(data)
+    photos = [(d.name, str(p)) for d in sorted(folder.iterdir()) if d.is_dir() for p in sorted(d.glob("*.jpg"))] \
+        if folder.is_dir() else []
+    if not photos:
+        raise ConfigError(f"{data}: no photos (expected images/<Name>/<Name>_NNNN.jpg)")
+    return photos
 
 
 def camera_like(image: np.ndarray, seed: int) -> np.ndarray:

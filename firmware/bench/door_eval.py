@@ -33,6 +33,7 @@ import numpy as np
 from firmware.bench.door_data import PhotoSet
 from firmware.domain.calibration import Calibration, fit_curve
 from firmware.domain.evidence import EvidenceRule
+from firmware.errors import ConfigError
 
 MAX_TRACKS_PER_PERSON = 5
 SPLIT_CALIBRATION, SPLIT_EVALUATION = 0, 1
@@ -225,10 +226,14 @@ class Trials:
     def threshold_at(self, far: float) -> float:
         """Lowest threshold whose measured FAR is <= ``far`` (resolution 1 / impostors)."""
         imp = np.sort(np.asarray(self.impostor))[::-1]
+        if not len(imp):
+            return float("inf")
         allowed = int(math.floor(far * len(imp) + 1e-9))
         return float(imp[allowed] + 1e-6) if allowed < len(imp) else float(imp[-1])
 
     def det(self, points: int = 200) -> tuple[np.ndarray, np.ndarray]:
+        if not self.impostor:
+            return np.zeros(0), np.zeros(0)
         ts = np.unique(np.quantile(np.asarray(self.impostor), np.linspace(0.5, 1.0, points)))
         ts = np.r_[ts, ts[-1] + 1e-6]
         return np.asarray([self.far(t) for t in ts]), np.asarray([self.frr(t) for t in ts])
@@ -308,6 +313,10 @@ def calibrate(ps: PhotoSet, frames: Frames, rule: EvidenceRule, photos_per_track
         enrolled = [p for p in people(ps, frames, SPLIT_CALIBRATION, enrol, photos_per_track, need_tracks=False)
                     if len(p.templates) == enrol]
         table = ScoreTable(frames, enrolled, rows)
-        peaks = pair_peaks(table, frames, impostors, [p.name for p in enrolled], rule)
-        curves.append(fit_curve(peaks, enrol))
+        peaks = pair_peaks(table, frames, impostors, [p.name for p in enrolled], rule) if enrolled else np.zeros(0)
+        try:
+            curves.append(fit_curve(peaks, enrol))
+        except ValueError as exc:
+            raise ConfigError(f"cannot calibrate on split A of this data ({exc}): use a folder with more people, "
+                              f"e.g. ../shared/data/lfw-dev") from None
     return Calibration("", tuple(curves))

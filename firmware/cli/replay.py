@@ -33,7 +33,7 @@ from firmware.errors import ConfigError, ImageError
 
 logger = logging.getLogger(__name__)
 
-PERSON_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+PERSON_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def register(parser: argparse.ArgumentParser, command: str) -> None:
@@ -95,7 +95,7 @@ def parse_enrol(items: list[str]) -> dict[str, list[Path]]:
 
 def person_id(name: str) -> str:
     """A store-safe id for a display name."""
-    return PERSON_ID_UNSAFE.sub("_", name).strip("_")[:60] or "person"
+    return PERSON_ID_UNSAFE.sub("_", name).strip("_")[:64] or "person"
 
 
 def clip_fps(clip: Path, default: float) -> float:
@@ -143,6 +143,7 @@ def enrol(cfg: Config, people: dict[str, list[Path]]) -> dict[str, str]:
         with Store(cfg.paths.data_dir) as store:
             for name, photos in people.items():
                 pid = person_id(name)
+                pid = pid if pid not in names else f"{pid[:60]}-{len(names)}"
                 store.people.add(pid, name)
                 names[pid] = name
                 for photo in photos:

@@ -95,3 +95,21 @@ log10_survival = [-0.3, -2.0, -4.0]
     assert cal.curves[0].threshold(1e-6) == pytest.approx(0.7 + 2 / 40)
     assert tuning.parse_calibration(text, "other") is None
     assert math.isfinite(cal.threshold(1e-5, 1000, 1))
+
+
+def test_bench_writes_a_calibration_that_tuning_reads_back(tmp_path):
+    from pathlib import Path
+
+    from firmware.bench.door import write_calibration
+    from firmware.domain.evidence import EvidenceRule
+
+    path = tmp_path / "calibration.toml"
+    path.write_text("[other_model]\nfitted_on = \"x\"\n[[other_model.curves]]\ntemplates = 1\ntail_slope = 30.0\n"
+                    "scores = [0.1, 0.2]\nlog10_survival = [-1.0, -2.0]\n")
+    cal = Calibration("m", (gaussian_curve(1, n=20_000, seed=6), gaussian_curve(3, n=20_000, seed=7)))
+    write_calibration(path, "m", cal, EvidenceRule(threshold=1.0), Path("lfw-dev"))
+    text = path.read_text()
+    back = tuning.parse_calibration(text, "m")
+    assert back.threshold(1e-4, 100, 3) == pytest.approx(cal.threshold(1e-4, 100, 3), abs=1e-4)
+    assert tuning.parse_calibration(text, "other_model").curves[0].scores == (0.1, 0.2)  # kept
+    assert "split A" in text
