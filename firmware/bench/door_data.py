@@ -34,6 +34,7 @@ from firmware.config import Config
 from firmware.errors import ConfigError
 from firmware.domain.evidence import frame_quality
 from firmware.domain.types import Frame
+from firmware.runtime.loop import FrameAnalyser
 from firmware.runtime.tuning import quality_spec
 
 logger = logging.getLogger(__name__)
@@ -103,8 +104,6 @@ class FrameEmbedder:
     """The device's analyser on single images: embedding, quality and gate of the central face."""
 
     def __init__(self, config: Config) -> None:
-        from firmware.runtime.loop import FrameAnalyser
-
         self.config = config
         self.analyser = FrameAnalyser(config, config.paths.models_dir)
         self.spec = quality_spec(config)

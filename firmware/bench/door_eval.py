@@ -32,7 +32,7 @@ import numpy as np
 
 from firmware.bench.door_data import PhotoSet
 from firmware.domain.calibration import Calibration, fit_curve
-from firmware.domain.evidence import EvidenceRule
+from firmware.domain.evidence import EvidenceRule, sequential_peaks
 from firmware.errors import ConfigError
 
 MAX_TRACKS_PER_PERSON = 5
@@ -292,8 +292,6 @@ def pair_peaks(table: ScoreTable, frames: Frames, impostors: dict[str, list[np.n
                enrolled: list[str], rule: EvidenceRule) -> np.ndarray:
     """Calibration material: per (impostor track, enrolled person of another identity) the
     highest running score the rule looks at while the track is open."""
-    from firmware.domain.evidence import sequential_peaks
-
     cols = np.asarray([table.col[n] for n in enrolled], np.intp)
     out = []
     for name, tracks in impostors.items():
