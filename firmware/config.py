@@ -87,7 +87,7 @@ class RecognitionConfig(_Section):
     margin: float | None = Field(None, ge=0, le=1,
                                  description="Cosine by which the best person must beat the runner-up person; "
                                              "None uses the embedder's default_margin from the manifest.")
-    embeddings_per_track: int = Field(3, ge=1, le=10, description="Good-quality frames a track needs before it can be "
+    embeddings_per_track: int = Field(6, ge=1, le=12, description="Good-quality frames a track needs before it can be "
                                                                   "decided unknown (accepting needs less).")
     learn_at_door: bool = Field(False, description="Keep the embedding of a confident, live, well-margined accept as "
                                                    "an extra template (source door; listable and removable).")

@@ -55,6 +55,8 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--fuse-with", default=None, help="second embedder id to measure score fusion with")
     parser.add_argument("--clips", type=Path, nargs="?", const=shared,
                         help="also run the real clips of this data folder through the device loop")
+    parser.add_argument("--unknown-frames", type=int, default=None,
+                        help="what-if: good frames before unknown (default recognition.embeddings_per_track)")
     parser.add_argument("--cache-dir", type=Path, default=Path("var/cache/door"), help="embedding cache folder")
     parser.set_defaults(func=run)
 
@@ -63,6 +65,8 @@ def _config(args: argparse.Namespace, embedder: str) -> Config:
     cfg = Config()
     cfg.paths.models_dir = args.models_dir or Path(os.environ.get("ROLLCALL_MODELS_DIR", "var/models"))
     cfg.recognition.embedder = embedder
+    if getattr(args, "unknown_frames", None):
+        cfg.recognition.embeddings_per_track = args.unknown_frames
     return cfg
 
 

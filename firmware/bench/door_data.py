@@ -130,8 +130,8 @@ class FrameEmbedder:
 def cache_path(data: Path, embedder: str, cache_dir: Path = CACHE_DIR) -> Path:
     """Cache file for this folder (its listing and sizes) and embedder."""
     digest = hashlib.sha1()
-    for name, path in list_photos(data):
-        digest.update(f"{path}:{Path(path).stat().st_size}\n".encode())
+    for name, path in list_photos(data):  # names and sizes, not where the folder is
+        digest.update(f"{name}/{Path(path).name}:{Path(path).stat().st_size}\n".encode())
     digest.update(f"v{VARIANTS}".encode())
     return Path(cache_dir) / f"{embedder}-{digest.hexdigest()[:12]}.npz"
 

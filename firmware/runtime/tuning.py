@@ -39,6 +39,9 @@ REFERENCE_PEOPLE = 100
 ACCEPT_WEIGHT = 1.5
 GOOD_QUALITY = 0.5
 MAX_FRAMES = 12
+#: Embeddings taken back to back when a track starts (then one per ``recheck_s`` until
+#: liveness passes, then every frame until decided).
+FIRST_EMBEDDINGS = 3
 CALIBRATION_FILE = "calibration.toml"
 
 __all__ = ["ACCEPT_WEIGHT", "GOOD_QUALITY", "REFERENCE_PEOPLE", "SECURITY_LEVELS", "SWAP_MARGIN",
@@ -144,7 +147,7 @@ def configure_engine(engine: DecisionEngine, config: Config, rng: random.Random 
     """Apply decision and liveness settings (also on reload: new tracks use them)."""
     engine.cooldown_s = config.decisions.cooldown_s
     engine.retry_after_s = config.decisions.retry_after_s
-    engine.embeddings_per_track = config.recognition.embeddings_per_track
+    engine.embeddings_per_track = min(FIRST_EMBEDDINGS, config.recognition.embeddings_per_track)
     engine.swap_cosine = match_threshold(config) - SWAP_MARGIN
     live_cfg = config.liveness
     engine.liveness_factory = None if live_cfg.policy == "off" else (lambda: LivenessTracker(live_cfg, rng))
