@@ -22,7 +22,6 @@ import numpy as np
 from firmware import __version__
 from firmware.config import Config, load_config
 from firmware.domain.decisions import Decision, DecisionEngine, Outcome
-from firmware.domain.liveness import LivenessTracker
 from firmware.domain.types import Frame
 from firmware.errors import CaptureError, CommandError, RollcallError
 from firmware.hal.camera import Camera, CameraState
@@ -276,10 +275,9 @@ class Device:
             raise CaptureError(f"cannot capture: {self.models['message'] or 'models are not loaded'}")
         if self._capture is not None and self._capture.active:
             raise CaptureError(f"a capture for {self._capture.name} is running: cancel it first")
-        live = self.config.liveness
-        factory = None if live.policy == "off" else (lambda: LivenessTracker(live))
+        # the door's own liveness check (the policy in force), as the decision engine runs it
         self._capture = EnrolCapture(person_id, person.get("name", person_id), target=frames, timeout_s=timeout_s,
-                                     liveness_factory=factory, clock=self.clock)
+                                     liveness_factory=self.engine.liveness_factory, clock=self.clock)
         logger.info("enrolment capture started for %s (%d frames)", person_id, self._capture.target)
         return self._capture.status()
 
