@@ -257,15 +257,15 @@ def test_door_templates_are_listed_and_removable(control):
     vec = np.eye(128, dtype=np.float32)
     store.people.add_embedding(pid, vec[0], "dlib_resnet_int8")
     learnt = store.people.add_embedding(pid, vec[1], "dlib_resnet_int8", source="door")
-    listed = client.get(f"/v1/people/{pid}/templates")["items"]
+    listed = client.templates(pid)
     assert [t["source"] for t in listed] == ["photo", "door"]
-    assert client.get(f"/v1/people/{pid}/templates", {"source": "door"})["items"][0]["embedding_id"] == learnt["id"]
-    assert client.delete(f"/v1/people/{pid}/templates/{learnt['id']}") == {"deleted": learnt["id"], "source": "door"}
-    assert [t["source"] for t in client.get(f"/v1/people/{pid}/templates")["items"]] == ["photo"]
+    assert client.templates(pid, source="door")[0]["embedding_id"] == learnt["id"]
+    assert client.delete_template(pid, learnt["id"]) == {"deleted": learnt["id"], "source": "door"}
+    assert [t["source"] for t in client.templates(pid)] == ["photo"]
     ids, matrix = store.people.embeddings("dlib_resnet_int8", [pid])
     assert len(ids) == 1 and np.allclose(matrix[0], vec[0])
     with pytest.raises(ControlError) as gone:
-        client.delete(f"/v1/people/{pid}/templates/{learnt['id']}")
+        client.delete_template(pid, learnt["id"])
     assert gone.value.status == 400 and "no template" in str(gone.value)
     with pytest.raises(ValueError, match="source"):
         store.people.add_embedding(pid, vec[2], "dlib_resnet_int8", source="guess")
