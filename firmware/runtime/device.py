@@ -40,6 +40,9 @@ from firmware.store import Store
 
 logger = logging.getLogger(__name__)
 
+#: A calibrated threshold this high (cosine) is out of reach for genuine faces too.
+UNREACHABLE_THRESHOLD = 0.985
+
 KIOSK_HOLD_S = 3.0   # seconds a decision stays on the kiosk screen
 KIOSK_STATES = {"look": "look", "blink": "blink", "checking": "blink", "accepted": "accepted",
                 "already": "already", "unknown": "unknown", "spoof": "spoof"}
@@ -217,6 +220,11 @@ class Device:
             warnings.append("broker not configured: attendance is kept on the device only")
         if self.config.liveness.policy == "off":
             warnings.append("liveness is OFF: a printed photo would be marked present")
+        scope = self.engine.scope
+        if scope.gallery is not None and scope.rule.threshold >= UNREACHABLE_THRESHOLD:
+            warnings.append(f"security level {self.config.recognition.security_level!r} needs a match score of "
+                            f"{scope.rule.threshold:.3f} with {len(scope.gallery.people)} people in scope: almost "
+                            "nobody will be recognised; enrol more photos per person or lower the level")
         gpio = self.indicators.status()
         if gpio["state"] == "unavailable":
             warnings.append(gpio["message"])

@@ -190,3 +190,14 @@ def test_enrol_photos(rig, shared_data, built_models):
     assert results[0]["photo_id"] and "face" in results[2]["message"]
     assert len(store.people.photos("colin")) == 2
     assert not device.enrol_photos("nobody", photos)[0]["ok"]
+
+
+def test_unreachable_threshold_is_a_status_warning(rig):
+    device, _, _, _, _ = rig
+    device.config.decisions.open_door = True
+    device.sessions.refresh()
+    assert not any("almost nobody will be recognised" in w for w in device.status()["warnings"])
+    device.config.recognition.match_threshold = 0.995  # what a high level with one photo per person can come to
+    device.sessions.refresh()
+    assert device.engine.scope.rule.threshold == 0.995
+    assert any("almost nobody will be recognised" in w for w in device.status()["warnings"])
