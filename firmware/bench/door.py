@@ -138,7 +138,8 @@ def door_learning(setup: Setup, cal: Calibration, rule: EvidenceRule) -> dict:
     1st visit's best frame was kept as a template (only after a learnable accept)?"""
     frames, k = setup.frames, 1
     gallery = setup.galleries(100, 1)[0]
-    base = {n: setup.enrolled[k][n] for n in gallery}
+    everyone = {**{p.name: p for p in setup.distractors[k]}, **setup.enrolled[k]}
+    base = {n: everyone[n] for n in gallery}
     learned: dict[str, ev.Person] = {}
     th = cal.threshold(tuning.SECURITY_LEVELS["normal"], len(gallery), 1.0)
     table = ev.ScoreTable(frames, list(base.values()), setup.rows)
