@@ -141,10 +141,11 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/attendance/export.<ext:re:csv|xlsx>")
     def attendance_export(ext: str):
         filters = read_filters(ctx)
-        first = fw_call(ctx, ctx.fw.attendance, timeout=30, **filters, order="time", offset=0,
-                        limit=EXPORT_CHUNK)
-        if first is None:
-            raise bottle.HTTPError(503, "the firmware is not running; cannot export")
+        try:
+            first = ctx.fw.attendance(timeout=30, **filters, order="time", offset=0, limit=EXPORT_CHUNK)
+        except ControlError as exc:  # say what was wrong: a bad filter is not a stopped firmware
+            status = exc.status if exc.status in (400, 404, 409, 413) else 503
+            raise bottle.HTTPError(status, f"cannot export: {exc}") from None
         if ext == "xlsx" and first.get("total", 0) > XLSX_MAX_ROWS:
             raise bottle.HTTPError(413, f"more than {XLSX_MAX_ROWS} records: export CSV instead "
                                         "or choose a shorter date range")
