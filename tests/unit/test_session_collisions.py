@@ -7,10 +7,12 @@ import json
 import logging
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware.config import Config
 from firmware.domain.decisions import DecisionEngine
 from firmware.errors import SessionError
+from firmware.link.cmdauth import CommandAuth, NonceBook, sign_command
 from firmware.link.commands import CommandDispatcher
 from firmware.runtime.sessions import SessionKeeper
 from firmware.store import Store
@@ -39,10 +41,14 @@ def test_start_command_refused_while_another_session_runs(tmp_path):
         keeper.command("start", first["id"], "console")
         with pytest.raises(SessionError, match="already running"):
             keeper.command("start", second["id"], "console")
+        key = Ed25519PrivateKey.generate()
+        auth = CommandAuth([key.public_key()], site="s1", device_id="dev-1", room="lab",
+                           nonces=NonceBook(None, 300), window_s=300, wall=lambda: now[0])
         dispatcher = CommandDispatcher("dev-1", {}, lambda name, payload: keeper.command(
-            "start", payload["session_id"], "mqtt"), frozenset({"session_start"}))
-        name, result = dispatcher.handle("session_start", json.dumps(
-            {"request_id": "r1", "session_id": second["id"]}).encode())
+            "start", payload["session_id"], "mqtt"), auth=auth)
+        signed = sign_command("session_start", {"site": "s1", "device": "dev-1"}, key,
+                              {"session_id": second["id"]}, issued_at=now[0])
+        name, result = dispatcher.handle("session_start", signed)
         assert name == "session_start" and result["ok"] is False and "already running" in result["error"]
         assert store.sessions.get(second["id"])["state"] == "scheduled"
         assert keeper.session["id"] == first["id"]
