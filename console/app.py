@@ -15,10 +15,12 @@ from typing import Callable
 
 import bottle
 
-from console.auth import AdminAccount, LoginLimiter, Sessions, load_or_make_key
+from console.auth import SESSIONS_FILE, LoginLimiter, Sessions, load_or_make_key
 from console.context import Context
+from console.kiosk import KioskToken
 from console.security import SecurityPlugin, install_hooks
 from firmware.config import config_path as resolve_config_path, load_config
+from console.users import Users
 from firmware.control.client import ControlClient
 
 logger = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ def create_app(config_path: str | os.PathLike | None = None, *, client=None,
     ``password_hasher`` to argon2-cffi's ``PasswordHasher()`` (tests pass cheaper parameters).
     """
     from console import (pages_attendance, pages_auth, pages_live, pages_people,
-                         pages_sessions, pages_settings)
+                         pages_sessions, pages_settings, pages_users)
 
     path = resolve_config_path(config_path)
     config = load_config(path)
@@ -43,14 +45,15 @@ def create_app(config_path: str | os.PathLike | None = None, *, client=None,
     secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     sock = socket_path or config.paths.control_socket
     ctx = Context(config_path=path, config=config, client=client or ControlClient(sock),
-                  admin=AdminAccount(secrets_dir, password_hasher),
-                  sessions=Sessions(load_or_make_key(secrets_dir), clock=clock),
-                  limiter=LoginLimiter(clock=monotonic), clock=clock)
+                  users=Users(secrets_dir, password_hasher),
+                  sessions=Sessions(load_or_make_key(secrets_dir), clock=clock,
+                                    path=secrets_dir / SESSIONS_FILE),
+                  limiter=LoginLimiter(clock=monotonic), kiosk=KioskToken(secrets_dir), clock=clock)
     app = bottle.Bottle()
     app.config["rollcall.ctx"] = ctx
     install_hooks(app, ctx)
     app.install(SecurityPlugin(ctx))
     for module in (pages_auth, pages_live, pages_people, pages_sessions, pages_attendance,
-                   pages_settings):
+                   pages_settings, pages_users):
         module.register(app, ctx)
     return app

@@ -13,7 +13,9 @@ from urllib.parse import quote
 
 import bottle
 
-from console.auth import AdminAccount, LoginLimiter, Sessions
+from console.auth import LoginLimiter, Sessions
+from console.kiosk import KioskToken
+from console.users import Users
 from firmware.config import Config, load_config, parse_config, write_config_atomic
 from firmware.errors import ControlError
 
@@ -28,9 +30,10 @@ class Context:
     config_path: Path
     config: Config
     client: Any
-    admin: AdminAccount
+    users: Users
     sessions: Sessions
     limiter: LoginLimiter
+    kiosk: KioskToken
     clock: Callable[[], float] = time.time
     _status: tuple[float, dict | None, str | None] = (0.0, None, None)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -44,6 +47,10 @@ class Context:
     def user(self) -> str | None:
         session = self.session()
         return session.get("user") if session else None
+
+    def role(self) -> str | None:
+        """The logged-in user's role now (None: not logged in, or the user was deleted)."""
+        return self.users.role(self.user())
 
     def flash(self, message: str, kind: str = "ok") -> None:
         session = self.session()
@@ -80,9 +87,11 @@ class Context:
         with self._lock:
             self._cache.pop(key, None)
 
-    def audit(self, action: str, target: str | None = None, details: dict | None = None) -> None:
-        """Record a console action in the firmware's audit log (logged locally if it is down)."""
-        actor = self.user() or "anonymous"
+    def audit(self, action: str, target: str | None = None, details: dict | None = None,
+              actor: str | None = None) -> None:
+        """Record a console action in the firmware's audit log (logged locally if it is down).
+        ``actor`` defaults to the logged-in user."""
+        actor = actor or self.user() or "anonymous"
         try:
             self.client.post("/v1/audit", {"actor": actor, "action": action, "target": target,
                                            "details": details or {}})
@@ -125,7 +134,7 @@ class Context:
         if session:
             session["flash"].clear()
         status, fw_error = self.firmware_status() if values.pop("need_status", True) else (None, None)
-        base = {"user": self.user(), "csrf": session["csrf"] if session else "",
+        base = {"user": self.user(), "role": self.role(), "csrf": session["csrf"] if session else "",
                 "flashes": flashes, "fw_error": fw_error, "fw_status": status,
                 "device_name": self.config.device.name, "https": self.config.console.https,
                 "nav": values.get("nav", ""), "title": values.get("title", ""),

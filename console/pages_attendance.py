@@ -122,7 +122,7 @@ def _csv_chunks(ctx, rows: Iterator[dict], lookups: tuple[dict, dict], bom: bool
 
 
 def register(app: bottle.Bottle, ctx) -> None:
-    @app.get("/attendance")
+    @app.get("/attendance", role="operator")
     def attendance():
         filters, page = read_filters(ctx), page_number()
         answer = fw_call(ctx, ctx.client.get, "/v1/attendance",
@@ -137,7 +137,7 @@ def register(app: bottle.Bottle, ctx) -> None:
                           people=names, sessions=sessions, statuses=STATUSES, q=q,
                           export_query=filter_query(filters))
 
-    @app.get("/attendance/export.csv")
+    @app.get("/attendance/export.csv", role="operator")
     def attendance_export():
         filters = read_filters(ctx)
         first = fw_call(ctx, ctx.client.get, "/v1/attendance",

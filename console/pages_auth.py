@@ -12,6 +12,7 @@ import bottle
 
 from console.auth import password_problem
 from console.security import ensure_session, rotate_session
+from console.users import ADMIN
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def client_id() -> str:
 
 
 def _setup_error(ctx, form) -> str | None:
-    code = ctx.admin.setup_code()
+    code = ctx.users.setup_code()
     if code and not hmac.compare_digest(form.get("setup_code", "").strip().encode(), code.encode()):
         return "wrong setup code"
     user = form.get("user", "").strip()
@@ -40,6 +41,17 @@ def _setup_error(ctx, form) -> str | None:
     if form.get("password", "") != form.get("password2", ""):
         return "the two passwords differ"
     return password_problem(form.get("password", ""), user)
+
+
+def _login_failed(ctx, user: str, who: str, action: str = "login.failed") -> None:
+    """Count the failure, audit it, and audit the lockout when this failure starts one."""
+    ctx.limiter.failed(who)
+    logger.warning("console %s for user %r from %s", action, user[:32], who)
+    ctx.audit(action, user[:32] or None, {"client": who}, actor="anonymous")
+    wait = ctx.limiter.wait_s(who)
+    if wait > 0:
+        ctx.audit("login.locked", user[:32] or None, {"client": who, "for_s": int(wait) + 1},
+                  actor="system")
 
 
 def register(app: bottle.Bottle, ctx) -> None:
@@ -51,7 +63,7 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.get("/login", public=True)
     def login_form():
-        if not ctx.admin.exists():
+        if not ctx.users.exists():
             bottle.redirect("/setup")
         ensure_session(ctx)
         return ctx.render("login.tpl", title="Log in", error=None, user_name="",
@@ -65,20 +77,19 @@ def register(app: bottle.Bottle, ctx) -> None:
         error = None
         if wait > 0:
             error = f"too many failed attempts; try again in {int(wait) + 1} s"
-        elif ctx.admin.verify(user, form.getunicode("password", "")):
+        elif ctx.users.verify(user, form.getunicode("password", "")):
             ctx.limiter.succeeded(who)
             rotate_session(ctx, user)
-            ctx.audit("login", user)
+            ctx.audit("login", user, {"client": who})
             bottle.redirect(safe_next(form.getunicode("next")))
         else:
-            ctx.limiter.failed(who)
             error = "wrong user name or password"
-            logger.warning("console login failed for user %r from %s", user[:32], who)
+            _login_failed(ctx, user, who)
         bottle.response.status = 429 if wait > 0 else 401
         return ctx.render("login.tpl", title="Log in", error=error, user_name=user,
                           next_url=safe_next(form.getunicode("next")))
 
-    @app.post("/logout")
+    @app.post("/logout", role="operator")
     def logout():
         ctx.audit("logout", ctx.user())
         ctx.sessions.drop(bottle.request.environ["rc.sid"])
@@ -87,11 +98,11 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.get("/setup", public=True)
     def setup_form():
-        if ctx.admin.exists():
+        if ctx.users.exists():
             bottle.redirect("/login")
         ensure_session(ctx)
         return ctx.render("setup.tpl", title="First-run setup", error=None, user_name="admin",
-                          need_code=bool(ctx.admin.setup_code()))
+                          need_code=bool(ctx.users.setup_code()))
 
     setup_lock = threading.Lock()  # two first-run forms at once: only one admin is created
 
@@ -99,20 +110,20 @@ def register(app: bottle.Bottle, ctx) -> None:
     def setup():
         form = bottle.request.forms.decode()
         with setup_lock:
-            if ctx.admin.exists():
+            if ctx.users.exists():
                 raise bottle.HTTPError(403, "the admin account already exists; log in instead")
             wait = ctx.limiter.wait_s(client_id())
             error = (f"too many failed attempts; try again in {int(wait) + 1} s" if wait > 0
                      else _setup_error(ctx, form))
-            if error == "wrong setup code":
-                ctx.limiter.failed(client_id())  # the setup code is guessed like a password
+            if error == "wrong setup code":  # the setup code is guessed like a password
+                _login_failed(ctx, form.get("user", "").strip(), client_id(), "setup.code_wrong")
             if error:
                 bottle.response.status = 429 if wait > 0 else 400
                 return ctx.render("setup.tpl", title="First-run setup", error=error,
-                                  user_name=form.get("user", ""), need_code=bool(ctx.admin.setup_code()))
+                                  user_name=form.get("user", ""), need_code=bool(ctx.users.setup_code()))
             user = form.get("user").strip()
-            ctx.admin.set_password(user, form.get("password"))
-            ctx.admin.consume_setup_code()
+            ctx.users.add(user, form.get("password"), ADMIN, bootstrap=True)
+            ctx.users.consume_setup_code()
         rotate_session(ctx, user)
         ctx.audit("setup.admin_created", user)
         ctx.flash("Admin account created. Now set up the device.")

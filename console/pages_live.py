@@ -64,23 +64,23 @@ def proxy_jpeg(ctx, path: str):
 
 
 def register(app: bottle.Bottle, ctx) -> None:
-    @app.get("/")
+    @app.get("/", role="operator")
     def dashboard():
         status, error = ctx.firmware_status()
         return ctx.render("dashboard.tpl", title="Dashboard", nav="/", rows=health_rows(status),
                           warnings=(status or {}).get("warnings") or [])
 
-    @app.get("/api/status")
+    @app.get("/api/status", role="operator")
     def api_status():
         status, error = ctx.firmware_status()
         return {"status": status, "error": error}
 
-    @app.get("/live/snapshot.jpg")
+    @app.get("/live/snapshot.jpg", role="operator")
     def snapshot():
         annotated = bottle.request.query.get("annotated", "1")
         return proxy_jpeg(ctx, f"/v1/snapshot.jpg?annotated={'0' if annotated == '0' else '1'}")
 
-    @app.get("/live/stream.mjpg")
+    @app.get("/live/stream.mjpg", role="operator")
     def stream():
         try:
             ctype, chunks = ctx.client.stream("/v1/stream.mjpg?max_s=600")
@@ -90,13 +90,13 @@ def register(app: bottle.Bottle, ctx) -> None:
         bottle.response.set_header("Cache-Control", "no-store")
         return chunks
 
-    @app.get("/kiosk")
+    @app.get("/kiosk", role="operator", kiosk=True)
     def kiosk():
         return ctx.render("kiosk.tpl", title="Kiosk", need_status=False)
 
     photos: dict[str, str | None] = {}
 
-    @app.get("/api/kiosk")
+    @app.get("/api/kiosk", role="operator", kiosk=True)
     def api_kiosk():
         try:
             state = ctx.client.get("/v1/kiosk", timeout=2)
@@ -107,7 +107,7 @@ def register(app: bottle.Bottle, ctx) -> None:
             state["photo_id"] = first_photo(ctx, person_id, photos)
         return state
 
-    @app.get("/people/<person_id>/photos/<photo_id>.jpg")
+    @app.get("/people/<person_id>/photos/<photo_id>.jpg", role="operator", kiosk=True)
     def person_photo(person_id: str, photo_id: str):
         from urllib.parse import quote
 

@@ -66,7 +66,7 @@ def _session_form(ctx, form) -> dict:
 def register(app: bottle.Bottle, ctx) -> None:
     register_rosters(app, ctx)
 
-    @app.get("/sessions")
+    @app.get("/sessions", role="operator")
     def sessions():
         items = fw_call(ctx, ctx.client.get, "/v1/sessions", fallback={"items": []})["items"]
         rosters = fw_call(ctx, ctx.client.get, "/v1/rosters", fallback={"items": []})["items"]
@@ -89,7 +89,7 @@ def register(app: bottle.Bottle, ctx) -> None:
             bottle.redirect(f"/sessions/{q(created['id'])}")
         bottle.redirect("/sessions")
 
-    @app.get("/sessions/<session_id>")
+    @app.get("/sessions/<session_id>", role="operator")
     def session_page(session_id: str):
         grid = fw_call(ctx, ctx.client.get, f"/v1/sessions/{q(session_id)}/grid")
         if not grid:
@@ -98,7 +98,7 @@ def register(app: bottle.Bottle, ctx) -> None:
                           nav="/sessions", grid=grid, statuses=STATUSES,
                           fmt=lambda v: fmt_time(ctx, v), q=q)
 
-    @app.get("/api/sessions/<session_id>/grid")
+    @app.get("/api/sessions/<session_id>/grid", role="operator")
     def session_grid(session_id: str):
         try:
             grid = ctx.client.get(f"/v1/sessions/{q(session_id)}/grid", timeout=3)
@@ -108,14 +108,14 @@ def register(app: bottle.Bottle, ctx) -> None:
             row["at_text"] = fmt_time(ctx, row.get("at"))
         return grid
 
-    @app.post("/sessions/<session_id>/<action:re:start|stop|cancel>")
+    @app.post("/sessions/<session_id>/<action:re:start|stop|cancel>", role="operator")
     def session_command(session_id: str, action: str):
         if fw_call(ctx, ctx.client.post, f"/v1/sessions/{q(session_id)}/{action}",
                    {"by": ctx.user()}):  # the store audits the transition with `by`
             ctx.flash(f"Session {action} done.")
         bottle.redirect(f"/sessions/{q(session_id)}")
 
-    @app.post("/sessions/<session_id>/status")
+    @app.post("/sessions/<session_id>/status", role="operator")
     def session_status(session_id: str):
         form = bottle.request.forms.decode()
         body = {"person_id": form.get("person_id", ""), "status": form.get("status", ""),

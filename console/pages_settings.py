@@ -75,24 +75,24 @@ def register(app: bottle.Bottle, ctx) -> None:
         return ctx.render("settings.tpl", title="Settings", nav="/settings",
                           cfg=ctx.reload_config_file())
 
-    @app.post("/settings/password")
+    @app.post("/settings/password", role="operator")
     def change_password():
         form = bottle.request.forms.decode()
         user = ctx.user()
         problem = password_problem(form.get("new_password", ""), user)
-        if not ctx.admin.verify(user, form.get("old_password", "")):
+        if not ctx.users.verify(user, form.get("old_password", "")):
             problem = "the current password is wrong"
         elif form.get("new_password") != form.get("new_password2"):
             problem = "the two new passwords differ"
         if problem:
             ctx.flash(f"password not changed: {problem}", "error")
         else:
-            ctx.admin.set_password(user, form.get("new_password"))
+            ctx.users.set_password(user, form.get("new_password"))
             ctx.sessions.drop_user(user)
             rotate_session(ctx, user)
             ctx.audit("settings.password_changed", user)
             ctx.flash("Password changed; other sessions were logged out.")
-        bottle.redirect("/settings")
+        bottle.redirect("/account")
 
     @app.post("/settings/<kind:re:recognition|retention|mqtt>")
     def settings_save(kind: str):

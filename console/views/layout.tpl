@@ -12,10 +12,13 @@
   <a class="brand" href="/">Rollcall <small>{{device_name}}</small></a>
   % if user:
   <nav>
-    % for href, label in (("/", "Dashboard"), ("/people", "People"), ("/rosters", "Rosters"), ("/sessions", "Sessions"), ("/attendance", "Attendance"), ("/unknowns", "Unknown faces"), ("/settings", "Settings"), ("/audit", "Audit")):
+    % admin_links = (("/people", "People"), ("/rosters", "Rosters"), ("/unknowns", "Unknown faces"), ("/users", "Users"), ("/settings", "Settings"), ("/audit", "Audit"))
+    % links = (("/", "Dashboard"), ("/sessions", "Sessions"), ("/attendance", "Attendance"), ("/kiosk", "Kiosk")) + (admin_links if role == "admin" else ())
+    % for href, label in links:
     <a href="{{href}}" class="{{'active' if nav == href else ''}}">{{label}}</a>
     % end
-    <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{{csrf}}"><button class="link">Log out {{user}}</button></form>
+    <a href="/account" class="{{'active' if nav == '/account' else ''}}" id="account-link">{{user}} ({{role}})</a>
+    <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{{csrf}}"><button class="link">Log out</button></form>
   </nav>
   % end
 </header>

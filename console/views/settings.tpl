@@ -1,6 +1,6 @@
 % rebase('layout.tpl')
 <h1>Settings</h1>
-<p><a href="/setup/device">Device, camera, broker and GPIO setup</a></p>
+<p><a href="/setup/device">Device, camera, broker and GPIO setup</a> · <a href="/users">Users</a> · <a href="/account">Change my password</a></p>
 <div class="two-col">
 <section class="card">
 <h2>Recognition</h2>
@@ -39,16 +39,6 @@
   <p class="muted">The password lives in a 0600 file set at provisioning ({{'set' if cfg.mqtt.password_file else 'none'}}).</p>
   <button type="submit">Save</button>
   <button type="button" class="secondary" data-post="/api/broker-test" data-form-fields="mqtt_host,mqtt_port,mqtt_tls" data-out="broker-out">Test connection</button> <output id="broker-out"></output>
-</form>
-</section>
-<section class="card">
-<h2>Change password</h2>
-<form method="post" action="/settings/password" id="form-password">
-  <input type="hidden" name="csrf" value="{{csrf}}">
-  <label>Current password <input name="old_password" type="password" required autocomplete="current-password"></label>
-  <label>New password <small>(12+ characters)</small> <input name="new_password" type="password" required minlength="12" autocomplete="new-password"></label>
-  <label>Repeat <input name="new_password2" type="password" required minlength="12" autocomplete="new-password"></label>
-  <button type="submit">Change password</button>
 </form>
 </section>
 <section class="card">
