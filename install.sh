@@ -608,13 +608,14 @@ ensure_setup_code() {
     fi
 }
 
-# On a terminal, a device without an id gets the provisioning questions right away.
+# On a terminal, a device without a broker gets the provisioning questions right away
+# (its device id was already made from the machine id by ensure_setup_code).
 maybe_provision() {
     local config="$ETC/config.toml"
     if ((NO_PROVISION || DRY_RUN)) || [[ -n "$ROOT" || ! -t 0 || ! -x "$VENV/bin/rollcall" ]]; then return 0; fi
     "$PYTHON" - "$config" <<'EOF' || return 0
 import sys, tomllib
-sys.exit(1 if tomllib.load(open(sys.argv[1], "rb")).get("device", {}).get("id") else 0)
+sys.exit(1 if tomllib.load(open(sys.argv[1], "rb")).get("mqtt", {}).get("host") else 0)
 EOF
     say "a few questions to provision this device (Enter keeps a default; change later: sudo rollcall provision)"
     "$VENV/bin/rollcall" provision --config "$config" --no-restart ||

@@ -16,7 +16,8 @@ import bottle
 from console.auth import LoginLimiter, Sessions
 from console.kiosk import KioskToken
 from console.users import Users
-from firmware.config import Config, load_config, parse_config, write_config_atomic
+from firmware.config import (Config, check_startable, config_diff, load_config, machine_device_id,
+                             parse_config, write_config_atomic)
 from firmware.errors import ControlError
 
 logger = logging.getLogger(__name__)
@@ -103,10 +104,12 @@ class Context:
         self.config = load_config(self.config_path)
         return self.config
 
-    def save_config(self, changes: dict[str, dict]) -> tuple[Config, str]:
-        """Validate ``{section: {field: value}}`` with the firmware schema, write atomically,
-        ask the firmware to reload. Returns (config, message); raises ConfigError."""
-        data = self.reload_config_file().model_dump(mode="json", exclude_none=True)
+    def save_config(self, changes: dict[str, dict]) -> tuple[Config, str, dict]:
+        """Validate ``{section: {field: value}}`` with the firmware schema and the firmware's
+        own start checks, write atomically, ask the firmware to reload. Returns (config,
+        message, {key: "old -> new"} with secrets masked); raises ConfigError."""
+        old = self.reload_config_file()
+        data = old.model_dump(mode="json", exclude_none=True)
         merged = copy.deepcopy(data)
         for section, values in changes.items():
             target = merged.setdefault(section, {})
@@ -117,7 +120,10 @@ class Context:
                     target.pop(key, None)
                 else:
                     target[key] = value
+        if not merged.get("device", {}).get("id") and "id" not in changes.get("device", {}):
+            merged.setdefault("device", {})["id"] = machine_device_id()  # a device id always exists
         config = parse_config(merged, "settings")
+        check_startable(config)
         write_config_atomic(config, self.config_path)
         self.config = config
         try:
@@ -125,7 +131,7 @@ class Context:
             message = answer.get("message") or "the firmware reloaded the configuration"
         except ControlError as exc:
             message = f"saved; the firmware will use it when it starts ({exc})"
-        return config, message
+        return config, message, config_diff(old, config)
 
     # --- rendering -----------------------------------------------------------------
     def render(self, name: str, **values: Any) -> str:

@@ -92,6 +92,8 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.get("/kiosk", role="operator", kiosk=True)
     def kiosk():
+        if bottle.request.query.get("token"):
+            bottle.redirect("/kiosk")  # the token is now in a cookie: keep it out of the address bar
         return ctx.render("kiosk.tpl", title="Kiosk", need_status=False)
 
     photos: dict[str, str | None] = {}

@@ -12,6 +12,7 @@ from console.auth import password_problem
 from console.diagnostics import build_bundle
 from console.pages_people import fw_call
 from console.security import rotate_session
+from firmware.config import machine_device_id
 from firmware.errors import ConfigError, ControlError
 
 logger = logging.getLogger(__name__)
@@ -48,25 +49,46 @@ def _changes(kind: str, form) -> dict:
         return {"mqtt": mqtt}
     if kind == "device":
         gpio = {part: {"pin": _opt_int(form.get(f"pin_{part}"))} for part in PARTS}
-        return {"device": {k: form.get(k, "").strip() for k in ("name", "site", "room", "timezone")},
+        return {"device": {k: form.get(k, "").strip() for k in ("id", "name", "site", "room", "timezone")},
                 "camera": {"source": form.get("camera_source", "auto").strip() or "auto"},
                 "mqtt": _mqtt_from_form(form), "gpio": gpio}
     raise bottle.HTTPError(404, "no such settings form")
 
 
-def _save(ctx, kind: str, form) -> bool:
+def _save(ctx, kind: str, form) -> dict[str, str] | None:
+    """Save one settings form; None when saved, else {dotted key: problem} (flashed too)."""
     try:
-        _config, message = ctx.save_config(_changes(kind, form))
-    except (ConfigError, ValueError, TypeError) as exc:
+        _config, message, diff = ctx.save_config(_changes(kind, form))
+    except ConfigError as exc:
         ctx.flash(f"not saved: {exc}", "error")
-        return False
+        return exc.fields or {"": str(exc)}
+    except (ValueError, TypeError) as exc:
+        ctx.flash(f"not saved: {exc}", "error")
+        return {"": str(exc)}
     except OSError as exc:  # StoreError from the atomic write: permissions, full disk
         logger.error("cannot write the config file %s: %s", ctx.config_path, exc)
         ctx.flash(f"not saved: cannot write {ctx.config_path} ({exc})", "error")
-        return False
-    ctx.audit(f"settings.{kind}", None, {"changed": kind})
+        return {"": str(exc)}
+    ctx.audit(f"settings.{kind}", None, diff or {"changed": "nothing"})
     ctx.flash(f"Saved. {message}")
-    return True
+    return None
+
+
+def _device_page(ctx, form, errors: dict[str, str]) -> str:
+    """The device setup form; after a refused save it shows what was typed and, by each
+    field, what is wrong with it."""
+    zones = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc"))
+    cfg = ctx.reload_config_file()
+    if not cfg.device.id and form is None:
+        cfg.device.id = machine_device_id()  # proposed; saved with the form
+
+    def val(name: str, current) -> str:
+        value = form.get(name) if form is not None else current
+        return "" if value is None else str(value)
+
+    return ctx.render("setup_device.tpl", title="Device setup", nav="/settings", cfg=cfg,
+                      zones=zones, val=val, err=lambda key: errors.get(key, ""),
+                      tls=(form.get("mqtt_tls") == "1") if form is not None else cfg.mqtt.tls)
 
 
 def register(app: bottle.Bottle, ctx) -> None:
@@ -113,14 +135,16 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.get("/setup/device")
     def setup_device():
-        zones = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc"))
-        return ctx.render("setup_device.tpl", title="Device setup", nav="/settings",
-                          cfg=ctx.reload_config_file(), zones=zones)
+        return _device_page(ctx, None, {})
 
     @app.post("/setup/device")
     def setup_device_save():
-        ok = _save(ctx, "device", bottle.request.forms.decode())
-        bottle.redirect("/" if ok else "/setup/device")
+        form = bottle.request.forms.decode()
+        errors = _save(ctx, "device", form)
+        if errors is None:
+            bottle.redirect("/")
+        bottle.response.status = 400
+        return _device_page(ctx, form, errors)
 
     @app.post("/api/broker-test")
     def broker_test():

@@ -16,11 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from firmware.config import Config, load_config, write_config_atomic
+from firmware.config import Config, load_config, machine_device_id, write_config_atomic
 
 logger = logging.getLogger(__name__)
 
 RESTART_MAX_S = 30.0
+RESTART_EXIT = 75  # firmware.runtime.app.RESTART_EXIT: the firmware asks to be started again
 
 
 def dev_config(root: Path) -> Config:
@@ -28,6 +29,7 @@ def dev_config(root: Path) -> Config:
     console on 127.0.0.1:8080, no broker until one is configured."""
     root = root.resolve()
     cfg = Config()
+    cfg.device.id = machine_device_id()
     cfg.paths.data_dir = root / "data"
     cfg.paths.models_dir = root / "models"
     cfg.paths.control_socket = root / "run" / "control.sock"
@@ -74,7 +76,10 @@ class _Child:
     def poll(self, now: float) -> None:
         if self.proc is not None and self.proc.poll() is None:
             return
-        if self.proc is not None:
+        if self.proc is not None and self.proc.returncode == RESTART_EXIT:
+            logger.info("%s asked to be restarted; starting it again", self.name)
+            self.proc, self.next_start = None, now
+        elif self.proc is not None:
             logger.warning("%s exited with code %s; restarting in %.0f s", self.name, self.proc.returncode, self.backoff)
             self.next_start = now + self.backoff
             self.backoff = min(self.backoff * 2, RESTART_MAX_S)
