@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import bottle
 
 from console.auth import LoginLimiter, Sessions
@@ -19,6 +22,7 @@ from console.users import Users
 from firmware.config import (Config, check_startable, config_diff, load_config, machine_device_id,
                              parse_config, write_config_atomic)
 from firmware.errors import ControlError
+from firmware.runtime.logfiles import read_start_error
 
 logger = logging.getLogger(__name__)
 
@@ -134,14 +138,31 @@ class Context:
         return config, message, config_diff(old, config)
 
     # --- rendering -----------------------------------------------------------------
+    def local_time(self, value: Any, seconds: bool = True) -> str:
+        """A time (UNIX s or ISO-8601 string) as 'YYYY-MM-DD HH:MM:SS' in the device's time
+        zone (``device.timezone``); '' for None, the value itself when it is not a time."""
+        if value in (None, ""):
+            return ""
+        zone = ZoneInfo(self.config.device.timezone)
+        try:
+            if isinstance(value, (int, float)):
+                moment = datetime.fromtimestamp(value, zone)
+            else:
+                moment = datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(zone)
+        except (ValueError, OverflowError, OSError):
+            return str(value)
+        return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
     def render(self, name: str, **values: Any) -> str:
         session = self.session()
         flashes = list(session["flash"]) if session else []
         if session:
             session["flash"].clear()
         status, fw_error = self.firmware_status() if values.pop("need_status", True) else (None, None)
+        start_error = read_start_error(self.config.paths.log_dir) if fw_error else None
         base = {"user": self.user(), "role": self.role(), "csrf": session["csrf"] if session else "",
                 "flashes": flashes, "fw_error": fw_error, "fw_status": status,
+                "fw_start_error": start_error, "when": self.local_time,
                 "device_name": self.config.device.name, "https": self.config.console.https,
                 "nav": values.get("nav", ""), "title": values.get("title", ""),
                 "q": lambda value: quote(str(value), safe="")}

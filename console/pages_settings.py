@@ -49,7 +49,10 @@ def _changes(kind: str, form) -> dict:
         return {"mqtt": mqtt}
     if kind == "device":
         gpio = {part: {"pin": _opt_int(form.get(f"pin_{part}"))} for part in PARTS}
-        return {"device": {k: form.get(k, "").strip() for k in ("id", "name", "site", "room", "timezone")},
+        device = {k: form.get(k, "").strip() for k in ("name", "site", "room", "timezone")}
+        if "id" in form:  # an id field left empty is refused; a form without one keeps the id
+            device["id"] = form.get("id", "").strip()
+        return {"device": device,
                 "camera": {"source": form.get("camera_source", "auto").strip() or "auto"},
                 "mqtt": _mqtt_from_form(form), "gpio": gpio}
     raise bottle.HTTPError(404, "no such settings form")
@@ -74,6 +77,19 @@ def _save(ctx, kind: str, form) -> dict[str, str] | None:
     return None
 
 
+def _back(default: str) -> str:
+    """Where the form came from (same-site paths only), else ``default``."""
+    target = bottle.request.forms.get("back") or ""
+    return target if target.startswith("/") and not target.startswith("//") else default
+
+
+def _kiosk_url(ctx) -> str | None:
+    token = ctx.kiosk.current()
+    if not token:
+        return None
+    return f"{bottle.request.urlparts.scheme}://{bottle.request.get_header('Host', 'localhost')}/kiosk?token={token}"
+
+
 def _device_page(ctx, form, errors: dict[str, str]) -> str:
     """The device setup form; after a refused save it shows what was typed and, by each
     field, what is wrong with it."""
@@ -95,7 +111,29 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/settings")
     def settings():
         return ctx.render("settings.tpl", title="Settings", nav="/settings",
-                          cfg=ctx.reload_config_file())
+                          cfg=ctx.reload_config_file(), kiosk_url=_kiosk_url(ctx))
+
+    @app.post("/settings/restart")
+    def restart_firmware():
+        try:
+            answer = ctx.client.post("/v1/restart", timeout=5)
+        except ControlError as exc:
+            ctx.flash(f"firmware not restarted: {exc}", "error")
+        else:
+            ctx.audit("firmware.restart")
+            ctx.flash(answer.get("message", "restarting"), "ok" if answer.get("ok") else "error")
+        bottle.redirect(_back("/settings"))
+
+    @app.post("/settings/kiosk/<action:re:renew|revoke>")
+    def kiosk_token(action: str):
+        if action == "renew":
+            ctx.kiosk.renew()
+            ctx.flash("New kiosk link made; screens with the old link stop showing the kiosk.")
+        else:
+            ctx.kiosk.revoke()
+            ctx.flash("Kiosk link revoked: only the device's own screen shows the kiosk now.")
+        ctx.audit(f"kiosk.link_{'renewed' if action == 'renew' else 'revoked'}")
+        bottle.redirect("/settings#kiosk")
 
     @app.post("/settings/password", role="operator")
     def change_password():
@@ -164,4 +202,5 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/audit")
     def audit():
         items = fw_call(ctx, ctx.client.get, "/v1/audit", {"limit": 500}, fallback={"items": []})
-        return ctx.render("audit.tpl", title="Audit log", nav="/audit", items=items["items"])
+        return ctx.render("audit.tpl", title="Audit log", nav="/audit", items=items["items"],
+                          zone=ctx.config.device.timezone)

@@ -23,7 +23,14 @@
   % end
 </header>
 % if fw_error:
-<div class="banner" role="alert" id="fw-banner">Firmware not running — {{fw_error}}. Login and settings still work; people, sessions and attendance need the firmware (<code>systemctl start rollcall-firmware</code>).</div>
+<div class="banner" role="alert" id="fw-banner">Firmware not running — {{fw_error}}. Login and settings still work; people, sessions and attendance need the firmware (<code>systemctl start rollcall-firmware</code>).
+% if fw_start_error:
+<div id="fw-start-error">Its last start failed at {{when(fw_start_error[0])}}:<pre>{{fw_start_error[1]}}</pre></div>
+% end
+</div>
+% elif fw_status and fw_status.get('restart_needed') and role == 'admin':
+<div class="banner" role="status" id="restart-banner">Saved settings that need a firmware restart: {{', '.join(fw_status['restart_needed'])}}.
+<form method="post" action="/settings/restart" class="inline"><input type="hidden" name="csrf" value="{{csrf}}"><button type="submit" id="restart-firmware">Restart firmware</button></form></div>
 % end
 <main>
 % for kind, message in flashes:

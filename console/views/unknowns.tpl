@@ -5,7 +5,7 @@
 % for u in items:
 <figure class="card review {{u.get('kind')}}">
   <img src="/unknowns/{{q(u['id'])}}/crop.jpg" alt="{{u.get('kind')}} face" loading="lazy">
-  <figcaption>{{u.get('kind')}} · {{u.get('at') or u.get('created_at') or ''}}</figcaption>
+  <figcaption>{{u.get('kind')}} · {{when(u.get('at') or u.get('created_at'))}}</figcaption>
   <form method="post" action="/unknowns/{{q(u['id'])}}/resolve" class="assign-form">
     <input type="hidden" name="csrf" value="{{csrf}}">
     <input type="hidden" name="action" value="assign">
