@@ -486,6 +486,8 @@ install_dev() {
     if [[ -x "$venv/bin/rollcall" ]] && ! ((DRY_RUN)); then
         (cd "$SRC_DIR" && "$venv/bin/rollcall" -q provision --config var/config.toml \
             --ensure-setup-code --no-chown --no-restart) || warn "could not write the console setup code"
+        # `.venv/bin/rollcall ...` without --config uses this dev config (firmware.config.config_path)
+        printf '%s\n' "$var/config.toml" | write_text "$venv/rollcall-dev-config" 0644
     fi
     say "dev install ready: .venv/bin/rollcall up (config var/config.toml)"
 }

@@ -294,12 +294,33 @@ def machine_device_id(machine_id_file: Path = MACHINE_ID_FILE) -> str:
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
-    """The config file to use: explicit argument, $ROLLCALL_CONFIG, then /etc/rollcall/config.toml."""
+    """The config file to use: explicit argument, $ROLLCALL_CONFIG, /etc/rollcall/config.toml
+    when it exists, then the dev config that ``./install.sh --dev`` named in this venv's
+    ``rollcall-dev-config`` file (so `.venv/bin/rollcall models verify` finds var/config.toml)."""
     if explicit:
         return Path(explicit)
     if os.environ.get(CONFIG_ENV):
         return Path(os.environ[CONFIG_ENV])
-    return DEFAULT_CONFIG_PATH
+    if DEFAULT_CONFIG_PATH.exists():
+        return DEFAULT_CONFIG_PATH
+    return dev_config_path() or DEFAULT_CONFIG_PATH
+
+
+DEV_MARKER = "rollcall-dev-config"
+
+
+def dev_config_path(prefix: str | os.PathLike | None = None) -> Path | None:
+    """The dev config recorded in ``<venv>/rollcall-dev-config`` by ``./install.sh --dev``
+    (None outside such a venv, or when that file is gone)."""
+    import sys
+
+    if prefix is None and sys.prefix == sys.base_prefix:
+        return None
+    try:
+        named = (Path(prefix or sys.prefix) / DEV_MARKER).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return Path(named) if named and Path(named).is_file() else None
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:
