@@ -74,12 +74,12 @@ def register(app: bottle.Bottle, ctx) -> None:
         me = ctx.user()
         try:
             _change_user(ctx, user, action, bottle.request.forms.decode())
-            ctx.flash(f"User {user}: {action} done." if action != "delete" else f"User {user} deleted.")
         except UserError as exc:
             ctx.flash(f"user {user} not changed: {exc}", "error")
-        if user == me and action != "delete":
-            if ctx.users.role(me):
-                rotate_session(ctx, me)  # keep the admin who changed their own account logged in
+            bottle.redirect("/users")
+        if user == me and ctx.users.role(me):
+            rotate_session(ctx, me)  # the admin who changed their own account stays logged in
+        ctx.flash(f"User {user} deleted." if action == "delete" else f"User {user}: {action} changed.")
         bottle.redirect("/users")
 
     @app.get("/account", role="operator")

@@ -39,8 +39,8 @@ _SECRET_PATTERNS = (
 
 def redact(text: str) -> str:
     """``text`` with passwords, tokens, keys, hashes and setup codes replaced by ``***``."""
-    text = _SECRET_PATTERNS[0].sub(lambda m: m.group(1) + "***", text)
     text = _SECRET_PATTERNS[1].sub(lambda m: m.group(1) + " ***", text)
+    text = _SECRET_PATTERNS[0].sub(lambda m: m.group(1) + "***", text)
     text = _SECRET_PATTERNS[2].sub(lambda m: m.group(1) + "***@", text)
     for pattern in _SECRET_PATTERNS[3:]:
         text = pattern.sub("***", text)
