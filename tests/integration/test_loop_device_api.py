@@ -188,3 +188,25 @@ def test_enrol_photos(rig, shared_data, built_models):
     assert results[0]["photo_id"] and "face" in results[2]["message"]
     assert len(store.people.photos("colin")) == 2
     assert not device.enrol_photos("nobody", photos)[0]["ok"]
+
+
+def test_kiosk_says_late_for_a_late_mark_and_present_otherwise(rig):
+    """Issue 14: the kiosk said "Marked present" for a late arrival."""
+    device, store, _factory, roster, _later = rig
+    now = time.time()
+    late = store.sessions.create(roster["id"], device.config.device.room, "Started", now - 600, now + 600,
+                                 late_after=now - 300)
+    device.session_command("start", late["id"], "test")
+    device.on_decision(Decision(Outcome.ACCEPTED, 1, 1.0, late["id"], "alice", 0.97, unit(0), 0.4), frame(),
+                       np.array([100, 60, 200, 180], np.float32))
+    shown = device.kiosk_state()
+    assert (shown["name"], shown["seat"], shown["status"], shown["prompt"]) == ("Alice", "A1", "late", "Marked late")
+    assert store.attendance.get(late["id"], "alice")["status"] == "late"
+    device.session_command("stop", late["id"], "test")
+    on_time = store.sessions.create(roster["id"], device.config.device.room, "Now", now - 60, now + 600,
+                                    late_after=now + 300)
+    device.session_command("start", on_time["id"], "test")
+    device.on_decision(Decision(Outcome.ACCEPTED, 2, 2.0, on_time["id"], "bob", 0.97, unit(1), 0.4), frame(),
+                       np.array([100, 60, 200, 180], np.float32))
+    shown = device.kiosk_state()
+    assert (shown["name"], shown["seat"], shown["status"], shown["prompt"]) == ("Bob", "B2", "present", "Marked present")
