@@ -21,6 +21,7 @@ from console.kiosk import KioskToken
 from console.users import Users
 from firmware.config import (Config, check_startable, config_diff, load_config, machine_device_id,
                              parse_config, write_config_atomic)
+from firmware.control.client import ControlClient
 from firmware.errors import ControlError
 from firmware.runtime.logfiles import read_start_error
 
@@ -34,7 +35,7 @@ STATUS_TTL_S = 1.0
 class Context:
     config_path: Path
     config: Config
-    client: Any
+    client: ControlClient
     users: Users
     sessions: Sessions
     limiter: LoginLimiter
@@ -63,6 +64,12 @@ class Context:
             session["flash"].append((kind, message))
 
     # --- firmware ------------------------------------------------------------------
+    @property
+    def fw(self) -> ControlClient:
+        """The firmware's control client acting for the logged-in user: the firmware's
+        store audits every change it makes with that name (same journal step)."""
+        return self.client.as_actor(self.user() or "anonymous")
+
     def firmware_status(self) -> tuple[dict | None, str | None]:
         """(status, None) or (None, error message); cached for a second."""
         with self._lock:
@@ -70,7 +77,7 @@ class Context:
             if time.monotonic() - at < STATUS_TTL_S:
                 return status, error
         try:
-            status, error = self.client.get("/v1/status", timeout=2), None
+            status, error = self.client.status(timeout=2), None
         except ControlError as exc:
             status, error = None, str(exc)
         with self._lock:
@@ -94,12 +101,13 @@ class Context:
 
     def audit(self, action: str, target: str | None = None, details: dict | None = None,
               actor: str | None = None) -> None:
-        """Record a console action in the firmware's audit log (logged locally if it is down).
-        ``actor`` defaults to the logged-in user."""
+        """Audit a console event that changes no stored data (login, logout, settings
+        file, download); ``actor`` defaults to the logged-in user. Changes to people,
+        rosters and sessions are audited by the firmware's store itself. Logged locally if
+        the firmware is down."""
         actor = actor or self.user() or "anonymous"
         try:
-            self.client.post("/v1/audit", {"actor": actor, "action": action, "target": target,
-                                           "details": details or {}})
+            self.client.as_actor(actor).record_event(action, target, details)
         except ControlError as exc:
             logger.warning("audit entry %s by %s not stored: %s", action, actor, exc)
 
@@ -131,7 +139,7 @@ class Context:
         write_config_atomic(config, self.config_path)
         self.config = config
         try:
-            answer = self.client.post("/v1/config/reload")
+            answer = self.fw.reload_config()
             message = answer.get("message") or "the firmware reloaded the configuration"
         except ControlError as exc:
             message = f"saved; the firmware will use it when it starts ({exc})"

@@ -77,6 +77,24 @@ def _save(ctx, kind: str, form) -> dict[str, str] | None:
     return None
 
 
+def audit_details(details: dict | None) -> str:
+    """An audit record's details as 'key: value; ...', a store change ``[old, new]`` as
+    'old -> new' (nested ``changes`` flattened)."""
+    parts = []
+    for key, value in (details or {}).items():
+        if key == "changes" and isinstance(value, dict):
+            parts.append(audit_details(value))
+        elif isinstance(value, list) and len(value) == 2:
+            parts.append(f"{key}: {_plain(value[0])} -> {_plain(value[1])}")
+        else:
+            parts.append(f"{key}: {_plain(value)}")
+    return "; ".join(p for p in parts if p)
+
+
+def _plain(value) -> str:
+    return "(none)" if value is None else str(value)
+
+
 def _back(default: str) -> str:
     """Where the form came from (same-site paths only), else ``default``."""
     target = bottle.request.forms.get("back") or ""
@@ -116,7 +134,7 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.post("/settings/restart")
     def restart_firmware():
         try:
-            answer = ctx.client.post("/v1/restart", timeout=5)
+            answer = ctx.fw.restart()
         except ControlError as exc:
             ctx.flash(f"firmware not restarted: {exc}", "error")
         else:
@@ -162,8 +180,8 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/settings/diagnostics.zip")
     def diagnostics():
         status, error = ctx.firmware_status()
-        audit = fw_call(ctx, ctx.client.get, "/v1/audit", {"limit": 200}, fallback={"items": None})
-        data = build_bundle(ctx.reload_config_file(), status, error, audit["items"])
+        audit = fw_call(ctx, ctx.fw.audit, 200)
+        data = build_bundle(ctx.reload_config_file(), status, error, audit)
         ctx.audit("diagnostics.downloaded")
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         bottle.response.content_type = "application/zip"
@@ -188,19 +206,19 @@ def register(app: bottle.Bottle, ctx) -> None:
     def broker_test():
         try:
             mqtt = _mqtt_from_form(bottle.request.forms.decode())
-            return ctx.client.post("/v1/broker/test", {"mqtt": mqtt}, timeout=15)
+            return ctx.fw.test_broker(mqtt)
         except (ValueError, ControlError) as exc:
             return {"ok": False, "message": str(exc)}
 
     @app.post("/api/indicators-test")
     def indicators_test():
         try:
-            return ctx.client.post("/v1/indicators/test", timeout=15)
+            return ctx.fw.test_indicators()
         except ControlError as exc:
             return {"ok": False, "message": str(exc)}
 
     @app.get("/audit")
     def audit():
-        items = fw_call(ctx, ctx.client.get, "/v1/audit", {"limit": 500}, fallback={"items": []})
-        return ctx.render("audit.tpl", title="Audit log", nav="/audit", items=items["items"],
-                          zone=ctx.config.device.timezone)
+        items = fw_call(ctx, ctx.fw.audit, 500, fallback=[])
+        return ctx.render("audit.tpl", title="Audit log", nav="/audit", items=items,
+                          zone=ctx.config.device.timezone, details=audit_details)

@@ -5,7 +5,7 @@
 <table class="list" id="audit-table"><thead><tr><th>When</th><th>Who</th><th>What</th><th>Target</th><th>Details</th></tr></thead><tbody>
 % for a in items:
 <tr><td class="nowrap">{{when(a.get('at') or a.get('ts'))}}</td><td>{{a.get('actor')}}</td><td>{{a.get('action')}}</td><td>{{a.get('target') or ''}}</td>
-<td>{{'; '.join('%s: %s' % kv for kv in (a.get('details') or {}).items())}}</td></tr>
+<td>{{details(a.get('details'))}}</td></tr>
 % end
 % if not items:
 <tr><td colspan="5" class="muted">No entries.</td></tr>

@@ -19,9 +19,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 from firmware.config import Config, machine_device_id
+from firmware.control.server import ControlServer
 from firmware.domain.decisions import DecisionEngine
-from firmware.runtime.tuning import configure_engine
 from firmware.errors import ModelError, ModelHashMismatch, RollcallError
+from firmware.hal.camera import Camera
+from firmware.hal.indicators import Indicators
+from firmware.hal.systemd import Notifier
+from firmware.link.mqtt import MqttLink
+from firmware.runtime.device import Device
+from firmware.runtime.loop import DeviceLoop, FrameAnalyser
+from firmware.runtime.tuning import configure_engine
+from firmware.store import Store
+from models.registry import verify_models
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +40,6 @@ RESTART_EXIT = 75  # EX_TEMPFAIL: "start me again" (systemd Restart=on-failure, 
 
 def check_models(config: Config) -> dict:
     """{"state": ok | missing, "message"}; raises ModelHashMismatch (refuse to start)."""
-    from models.registry import verify_models
 
     ids = [config.detection.model, "face_mesh", config.recognition.embedder]
     models_dir = config.paths.models_dir
@@ -70,7 +78,6 @@ class App:
 
     def start(self) -> App:
         """Start every component in order (see module doc)."""
-        from firmware.hal.systemd import Notifier
 
         cfg = self.config
         self._ensure_device_id()
@@ -111,18 +118,15 @@ class App:
         self.stop_event.set()
 
     def _analyser(self) -> Any:
-        from firmware.runtime.loop import FrameAnalyser
 
         return FrameAnalyser(self.config, self.config.paths.models_dir)
 
     def _store(self) -> Any:
-        from firmware.store import Store
 
         return Store(self.config.paths.data_dir, config=self.config.store,
                      timezone=self.config.device.timezone)
 
     def _indicators(self) -> Any:
-        from firmware.hal.indicators import Indicators
 
         return Indicators(self.config.gpio, pin_factory=self.pin_factory, on_button=self._button)
 
@@ -133,12 +137,10 @@ class App:
             logger.warning("session button: %s", exc)
 
     def _camera(self) -> Any:
-        from firmware.hal.camera import Camera
 
         return Camera(self.config.camera, spec=self.source, source_factory=self.source_factory)
 
     def _device(self) -> Any:
-        from firmware.runtime.device import Device
 
         return Device(self.config, store=self.store, engine=self.engine, indicators=self.indicators,
                       camera=self.camera, analyser=self.analyser, models=self.models,
@@ -147,8 +149,6 @@ class App:
     def _link(self) -> Any:
         """The MQTT link; a link that cannot start (bad TLS files, no credentials...) leaves
         the device running without a broker, saying why."""
-        from firmware.link.mqtt import MqttLink
-
         link = MqttLink(self.config.mqtt, self.config.device, self.store, commands=self.device.commands,
                         status_provider=self.device.status, telemetry_provider=self.device.telemetry,
                         model_id=self.config.recognition.embedder)
@@ -162,16 +162,10 @@ class App:
             return None
 
     def _control(self) -> Any:
-        try:
-            from firmware.control.server import ControlServer
-        except ImportError as exc:
-            logger.warning("control server not available (%s); console cannot reach this device", exc)
-            return None
         return ControlServer(self.config.paths.control_socket, self.store, self.device).start()
 
     def run(self) -> str:
         """Run the loop on this thread until stopped; returns why it ended."""
-        from firmware.runtime.loop import DeviceLoop
 
         loop = DeviceLoop(camera=self.camera, engine=self.engine, sink=self.device, analyser=self.analyser,
                           notifier=self.notifier, max_frames=self.max_frames)

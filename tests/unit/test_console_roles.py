@@ -229,7 +229,9 @@ def test_person_name_and_student_number_edited_and_audited(admin, console_env):
     person = console_env.store.people.get(pid)
     assert (person["name"], person["external_id"]) == ("Beatrice", "S-100")
     entry = next(a for a in console_env.store.audit.list(limit=20) if a["action"] == "person.updated")
-    assert entry["details"] == {"name": "Bea -> Beatrice", "external_id": "S-1 -> S-100"}
+    assert entry["actor"] == "admin"
+    assert entry["details"]["changes"] == {"name": ["Bea", "Beatrice"], "external_id": ["S-1", "S-100"]}
+    assert "name: Bea -&gt; Beatrice" in admin.get("/audit").text
     admin.get(f"/people/{pid}")
     admin.post(f"/people/{pid}/edit", {"name": "  ", "external_id": ""})
     assert console_env.store.people.get(pid)["name"] == "Beatrice"
