@@ -28,7 +28,8 @@ class _Section(BaseModel):
 
 
 class DeviceConfig(_Section):
-    id: str = Field("", description="Device id, unique in the fleet; set at provisioning.",
+    id: str = Field("", description="Device id, unique in the fleet (MQTT client id and topic); made from "
+                                     "/etc/machine-id at install, editable in the console's Device setup.",
                     pattern=r"^[A-Za-z0-9_.-]{0,64}$")
     name: str = Field("Rollcall", description="Human name shown in the console.", max_length=80)
     site: str = Field("default", description="Site (school, office) this device belongs to.",
