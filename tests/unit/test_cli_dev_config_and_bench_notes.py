@@ -83,3 +83,23 @@ def test_bench_baseline_missing_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "face_recognition", None)  # as if it were not installed
     answer = recognition._baseline([[]], quick=True)
     assert "not installed" in answer["error"] and "pip install --no-deps face_recognition==1.3.0" in answer["error"]
+
+
+def test_rollcall_up_starts_a_firmware_that_asked_for_a_restart_at_once():
+    """Exit code 75 is a restart request: no backoff (a crash waits 1 s, 2 s, 4 s...)."""
+    from firmware.cli.up import RESTART_EXIT, _Child
+    from firmware.runtime.app import RESTART_EXIT as APP_RESTART_EXIT
+
+    assert RESTART_EXIT == APP_RESTART_EXIT == 75
+    child = _Child("firmware", [sys.executable, "-c", "raise SystemExit(75)"])
+    child.poll(0.0)
+    child.proc.wait(30)
+    first = child.proc.pid
+    child.poll(0.1)
+    assert child.proc is not None and child.proc.pid != first and child.backoff == 1.0
+    child.proc.wait(30)
+    crash = _Child("firmware", [sys.executable, "-c", "raise SystemExit(1)"])
+    crash.poll(0.0)
+    crash.proc.wait(30)
+    crash.poll(0.1)
+    assert crash.proc is None and crash.next_start == pytest.approx(1.1)  # waits before retrying
