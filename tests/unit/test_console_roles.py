@@ -39,12 +39,13 @@ def operator(console_env, admin) -> Browser:
 
 
 def concrete(rule: str) -> str:
-    """A path for a route rule: ``<name:re:a|b>`` -> ``a``, other wildcards -> ``x1``."""
+    """A path for a route rule: ``<name:re:a|b>`` -> ``a``, ``<n:int>`` -> ``1``, other
+    wildcards -> ``x1``."""
     def fill(match: re.Match) -> str:
         spec = match.group(1)
         if ":re:" in spec:
             return spec.split(":re:", 1)[1].split("|")[0]
-        return "x1"
+        return "1" if spec.endswith((":int", ":float")) else "x1"
     return re.sub(r"<([^>]+)>", fill, rule)
 
 
