@@ -122,6 +122,7 @@ class Device:
                 return "accepted", rec.get("status")
             elif d.outcome is Outcome.ALREADY:
                 logger.info("duplicate check-in ignored: %s already marked", d.person_id)
+                return "already", self._marked_status(d)
             elif d.outcome in (Outcome.UNKNOWN, Outcome.SPOOF) and d.embedding is not None:
                 self._keep_face(d, frame, box)
             elif d.outcome is Outcome.SPOOF:
@@ -130,6 +131,13 @@ class Device:
             logger.error("could not record %s for %s: %s", d.outcome.value, d.person_id or "face", exc)
             return "retry", None
         return d.outcome.value, None
+
+    def _marked_status(self, d: Decision) -> str | None:
+        """The status already recorded for this person in this session (for the kiosk)."""
+        if d.session_id is None or d.person_id is None:
+            return None
+        rec = self.store.attendance.get(d.session_id, d.person_id)
+        return rec.get("status") if rec else None
 
     def _keep_face(self, d: Decision, frame: Frame, box: np.ndarray) -> None:
         """Keep an unknown or spoof face for review, with why it was not recognised: the

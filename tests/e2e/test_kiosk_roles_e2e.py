@@ -40,12 +40,14 @@ def lan_address() -> str | None:
 
 
 def _replay(lfw10: Path, folder: Path) -> None:
-    """Tony Blair's photos in front of the "camera", then an empty doorway, looping."""
+    """Tony Blair in front of the "camera", then an empty doorway, looping. These are his
+    enrolment photos: this test is about what the kiosk shows, not recognition accuracy
+    (tests/e2e/test_console_e2e.py replays photos that were not enrolled)."""
     import cv2
     import numpy as np
 
     empty = cv2.imencode(".jpg", np.full((250, 250, 3), 128, np.uint8))[1].tobytes()
-    for index, name in enumerate(("Tony_Blair_0005.jpg", "Tony_Blair_0006.jpg")):
+    for index, name in enumerate(("Tony_Blair_0002.jpg", "Tony_Blair_0003.jpg")):
         for copy in range(30):
             shutil.copyfile(lfw10 / "Tony_Blair" / name, folder / f"{index}a-{copy:03d}.jpg")
             (folder / f"{index}b-{copy:03d}.jpg").write_bytes(empty)
@@ -98,6 +100,7 @@ def stack():
         f'control_socket = "{root}/control.sock"\nlog_dir = "{root}/log"\n'
         f'[camera]\nsource = "{root / "camera"}"\nfps = 10.0\n[gpio]\npin_factory = "mock"\n'
         '[mqtt]\nenabled = false\n[liveness]\npolicy = "off"\n'  # still photos cannot blink
+        '[decisions]\ncooldown_s = 2.0\n'  # each pass in front of the camera is decided again
         f'[console]\nsecrets_dir = "{root}/secrets"\nbind = "0.0.0.0"\n')
     session_id = _seed(root, config, lfw10)
     port = free_port()
@@ -168,9 +171,13 @@ def test_kiosk_on_the_device_screen_shows_the_late_arrival_without_login(browser
     page = tab(browser, 1024, 600)  # a small screen by the door
     page.goto(stack["local"] + "/kiosk")
     assert page.url.endswith("/kiosk")  # no login form on the device's own screen
-    until(page, "document.getElementById('kiosk-name').textContent === 'Tony Blair' && "
-                "document.getElementById('kiosk-status').textContent === 'late'", 90,
-          "Tony Blair marked late on the kiosk")
+    try:
+        until(page, "document.getElementById('kiosk-name').textContent === 'Tony Blair' && "
+                    "document.getElementById('kiosk-status').textContent === 'late'", 90,
+              "Tony Blair marked late on the kiosk")
+    except AssertionError:
+        log = (stack["root"] / "log" / "firmware.out").read_text()[-3000:]
+        raise AssertionError(f"kiosk shows {page.inner_text('#kiosk')!r}; firmware log:\n{log}") from None
     assert page.inner_text("#kiosk-seat") == "Seat A7"
     assert page.inner_text("#kiosk-prompt") in ("Marked late", "Already marked late")
     assert page.evaluate("document.getElementById('kiosk-photo').naturalWidth") > 0  # enrolment photo

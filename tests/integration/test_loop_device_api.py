@@ -202,6 +202,10 @@ def test_kiosk_says_late_for_a_late_mark_and_present_otherwise(rig):
     shown = device.kiosk_state()
     assert (shown["name"], shown["seat"], shown["status"], shown["prompt"]) == ("Alice", "A1", "late", "Marked late")
     assert store.attendance.get(late["id"], "alice")["status"] == "late"
+    device._kiosk_until = 0.0  # the next person steps up after the hold
+    device.on_decision(Decision(Outcome.ALREADY, 3, 3.0, late["id"], "alice", 0.97, unit(0), 0.4), frame(),
+                       np.array([100, 60, 200, 180], np.float32))
+    assert (device.kiosk_state()["status"], device.kiosk_state()["prompt"]) == ("late", "Already marked late")
     device.session_command("stop", late["id"], "test")
     on_time = store.sessions.create(roster["id"], device.config.device.room, "Now", now - 60, now + 600,
                                     late_after=now + 300)
