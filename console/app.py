@@ -21,6 +21,7 @@ from console.auth import SESSIONS_FILE, LoginLimiter, Sessions, load_or_make_key
 from console.context import Context
 from console.kiosk import KioskToken
 from console.security import SecurityPlugin, install_hooks
+from console.throttle import PasswordGate
 from console.users import Users
 from firmware.config import config_path as resolve_config_path
 from firmware.config import load_config
@@ -49,6 +50,7 @@ def create_app(config_path: str | os.PathLike | None = None, *, client=None,
                   sessions=Sessions(load_or_make_key(secrets_dir), clock=clock,
                                     path=secrets_dir / SESSIONS_FILE),
                   limiter=LoginLimiter(clock=monotonic), kiosk=KioskToken(secrets_dir), clock=clock)
+    ctx.gate = PasswordGate(ctx.limiter, clock=monotonic)
     app = bottle.Bottle()
     app.config["rollcall.ctx"] = ctx
     install_hooks(app, ctx)

@@ -46,6 +46,21 @@ def password_problem(password: str, user: str = "") -> str | None:
     return None
 
 
+# argon2id for a 1 GB Raspberry Pi: 32 MiB and 3 passes per check (~0.3 s on a Pi 4 core),
+# 2 lanes. The console runs at most 2 checks at once (console.throttle), so password checks
+# never hold more than 64 MiB. OWASP's floor is 19 MiB x 2 passes; argon2-cffi's default
+# (64 MiB x 3, 4 lanes) let 12 parallel guesses take the console from 75 to 803 MB RSS.
+ARGON2_TIME_COST = 3
+ARGON2_MEMORY_KIB = 32 * 1024
+ARGON2_PARALLELISM = 2
+
+
+def pi_hasher() -> PasswordHasher:
+    """The console's argon2id parameters (see above); old hashes still verify."""
+    return PasswordHasher(time_cost=ARGON2_TIME_COST, memory_cost=ARGON2_MEMORY_KIB,
+                          parallelism=ARGON2_PARALLELISM)
+
+
 def load_or_make_key(secrets_dir: Path) -> bytes:
     """The session signing key (32 random bytes, 0600), made on first use."""
     path = Path(secrets_dir) / KEY_FILE
@@ -61,12 +76,12 @@ def load_or_make_key(secrets_dir: Path) -> bytes:
 
 
 class Sessions:
-    """Server-side sessions. The cookie holds ``id.signature``; the id rotates at login.
+    """Server-side sessions of logged-in users (anonymous visitors get none: see
+    console.prelogin). The cookie holds ``id.signature``; the id rotates at login.
 
-    Logged-in sessions are saved (0600, keyed by a hash of the id) in ``path`` so a console
-    restart logs nobody out; a session ends after ``IDLE_S`` without a request or
-    ``ABSOLUTE_S`` after login, whichever comes first. Anonymous (pre-login) sessions stay
-    in memory only.
+    Sessions are saved (0600, keyed by a hash of the id) in ``path`` so a console restart
+    logs nobody out; a session ends after ``IDLE_S`` without a request or ``ABSOLUTE_S``
+    after login, whichever comes first.
     """
 
     IDLE_S = 8 * 3600

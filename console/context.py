@@ -18,6 +18,7 @@ import bottle
 
 from console.auth import LoginLimiter, Sessions
 from console.kiosk import KioskToken
+from console.throttle import PasswordGate
 from console.users import Users
 from firmware.config import (Config, check_startable, config_diff, load_config, machine_device_id,
                              parse_config, write_config_atomic)
@@ -41,6 +42,7 @@ class Context:
     limiter: LoginLimiter
     kiosk: KioskToken
     clock: Callable[[], float] = time.time
+    gate: PasswordGate | None = None
     _status: tuple[float, dict | None, str | None] = (0.0, None, None)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cache: dict = field(default_factory=dict)
@@ -94,6 +96,11 @@ class Context:
         with self._lock:
             self._cache[key] = (time.monotonic(), value)
         return value
+
+    def forget_status(self) -> None:
+        """Drop the cached firmware status (after a change the next page must show)."""
+        with self._lock:
+            self._status = (0.0, None, None)
 
     def forget(self, key: str) -> None:
         with self._lock:
@@ -168,7 +175,8 @@ class Context:
             session["flash"].clear()
         status, fw_error = self.firmware_status() if values.pop("need_status", True) else (None, None)
         start_error = read_start_error(self.config.paths.log_dir) if fw_error else None
-        base = {"user": self.user(), "role": self.role(), "csrf": session["csrf"] if session else "",
+        base = {"user": self.user(), "role": self.role(),
+                "csrf": session["csrf"] if session else bottle.request.environ.get("rc.pre", ""),
                 "flashes": flashes, "fw_error": fw_error, "fw_status": status,
                 "fw_start_error": start_error, "when": self.local_time,
                 "device_name": self.config.device.name, "https": self.config.console.https,

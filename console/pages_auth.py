@@ -12,6 +12,7 @@ import bottle
 
 from console.auth import password_problem
 from console.security import ensure_session, rotate_session
+from console.throttle import Verdict
 from console.users import ADMIN
 
 logger = logging.getLogger(__name__)
@@ -20,9 +21,14 @@ STATIC = str(Path(__file__).with_name("static"))
 USER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
+NEXT_RE = re.compile(r"^/(?![/\\])[A-Za-z0-9._~!$&'()*+,;=:@%/?#-]{0,500}$")
+
+
 def safe_next(url: str | None) -> str:
-    """Only same-site absolute paths are followed after login (no open redirect)."""
-    if url and url.startswith("/") and not url.startswith("//") and "\\" not in url:
+    """Only a plain same-origin path is followed after login (no open redirect): it starts
+    with one ``/``, has no ``//`` or backslash anywhere, and only printable URL characters
+    (a tab, CR or LF could be dropped by a browser and turn ``/\t/evil`` into ``//evil``)."""
+    if url and NEXT_RE.fullmatch(url) and "//" not in url and "\\" not in url:
         return url
     return "/"
 
@@ -43,12 +49,12 @@ def _setup_error(ctx, form) -> str | None:
     return password_problem(form.get("password", ""), user)
 
 
-def _login_failed(ctx, user: str, who: str, action: str = "login.failed") -> None:
-    """Count the failure, audit it, and audit the lockout when this failure starts one."""
-    ctx.limiter.failed(who)
+def _audit_failure(ctx, user: str, who: str, action: str = "login.failed") -> None:
+    """Audit a failed login (already counted by the limiters), and the lockout when this
+    failure starts one (for the address or for the account)."""
     logger.warning("console %s for user %r from %s", action, user[:32], who)
     ctx.audit(action, user[:32] or None, {"client": who}, actor="anonymous")
-    wait = ctx.limiter.wait_s(who)
+    wait = max(ctx.limiter.wait_s(who), ctx.gate.by_account.wait_s(user.lower()) if ctx.gate else 0.0)
     if wait > 0:
         ctx.audit("login.locked", user[:32] or None, {"client": who, "for_s": int(wait) + 1},
                   actor="system")
@@ -72,21 +78,21 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.post("/login", public=True)
     def login():
         form, who = bottle.request.forms, client_id()
-        wait = ctx.limiter.wait_s(who)
-        user = form.getunicode("user", "").strip()
-        error = None
-        if wait > 0:
-            error = f"too many failed attempts; try again in {int(wait) + 1} s"
-        elif ctx.users.verify(user, form.getunicode("password", "")):
-            ctx.limiter.succeeded(who)
+        user = (form.getunicode("user") or "").strip()[:64]
+        password = form.getunicode("password") or ""
+        ok, verdict = ctx.gate.check(who, user, lambda: ctx.users.verify(user, password) is not None)
+        if ok:
             rotate_session(ctx, user)
             ctx.audit("login", user, {"client": who})
             bottle.redirect(safe_next(form.getunicode("next")))
-        else:
-            error = "wrong user name or password"
-            _login_failed(ctx, user, who)
-        bottle.response.status = 429 if wait > 0 else 401
-        return ctx.render("login.tpl", title="Log in", error=error, user_name=user,
+        if verdict.allowed:
+            verdict = Verdict(False, 401, "wrong user name or password")
+            _audit_failure(ctx, user, who)
+        bottle.response.status = verdict.status
+        if verdict.status == 503:
+            bottle.response.set_header("Retry-After", "2")
+        ensure_session(ctx)
+        return ctx.render("login.tpl", title="Log in", error=verdict.message, user_name=user,
                           next_url=safe_next(form.getunicode("next")))
 
     @app.post("/logout", role="operator")
@@ -116,9 +122,11 @@ def register(app: bottle.Bottle, ctx) -> None:
             error = (f"too many failed attempts; try again in {int(wait) + 1} s" if wait > 0
                      else _setup_error(ctx, form))
             if error == "wrong setup code":  # the setup code is guessed like a password
-                _login_failed(ctx, form.get("user", "").strip(), client_id(), "setup.code_wrong")
+                ctx.limiter.failed(client_id())
+                _audit_failure(ctx, form.get("user", "").strip(), client_id(), "setup.code_wrong")
             if error:
                 bottle.response.status = 429 if wait > 0 else 400
+                ensure_session(ctx)
                 return ctx.render("setup.tpl", title="First-run setup", error=error,
                                   user_name=form.get("user", ""), need_code=bool(ctx.users.setup_code()))
             user = form.get("user").strip()

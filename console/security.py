@@ -12,6 +12,7 @@ import bottle
 from console.auth import csrf_ok
 from console.kiosk import COOKIE as KIOSK_COOKIE, COOKIE_MAX_AGE_S, is_loopback
 from console.users import ADMIN, OPERATOR
+from console.prelogin import prelogin_ok, prelogin_token
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +48,13 @@ def set_session_cookie(ctx, sid: str) -> None:
                                samesite="strict", secure=ctx.config.console.https)
 
 
-def ensure_session(ctx) -> dict:
-    """The request's session, creating an anonymous one (with a CSRF token) if needed."""
-    env = bottle.request.environ
-    if env.get("rc.session") is None:
-        sid, session = ctx.sessions.new()
-        env["rc.sid"], env["rc.session"] = sid, session
-        set_session_cookie(ctx, sid)
-    return env["rc.session"]
+def ensure_session(ctx) -> str:
+    """The CSRF token of this request: the session's, or for an anonymous visitor a
+    stateless pre-login token (console.prelogin); never a server-side session."""
+    session = bottle.request.environ.get("rc.session")
+    if session is not None:
+        return session["csrf"]
+    return prelogin_token(ctx.sessions.key, ctx.config.console.https, ctx.clock)
 
 
 def rotate_session(ctx, user: str) -> dict:
@@ -148,7 +148,7 @@ class SecurityPlugin:
 
         def wrapper(*args, **kwargs):
             if bottle.request.method in UNSAFE:
-                _check_csrf()
+                _check_csrf(self.ctx, public)
             if not public and not (kiosk and kiosk_allowed(self.ctx)):
                 _check_login(self.ctx, operator_ok)
             return callback(*args, **kwargs)
@@ -156,10 +156,13 @@ class SecurityPlugin:
         return wrapper
 
 
-def _check_csrf() -> None:
+def _check_csrf(ctx, public: bool) -> None:
+    """The session's CSRF token, or (anonymous, on a public page) the pre-login token."""
     request = bottle.request
     token = request.headers.get("X-CSRF-Token") or request.forms.get("csrf")
-    if not csrf_ok(request.environ.get("rc.session"), token):
+    session = request.environ.get("rc.session")
+    if not (csrf_ok(session, token) or (session is None and public
+                                        and prelogin_ok(ctx.sessions.key, token, ctx.clock))):
         logger.warning("CSRF check failed for %s %s", request.method, request.path)
         raise bottle.HTTPError(403, "the form expired or did not come from this "
                                     "console; reload the page and try again")

@@ -17,6 +17,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from console.auth import pi_hasher
 from firmware.errors import ConfigError
 from firmware.store.atomic import atomic_write_bytes
 
@@ -40,7 +41,7 @@ class Users:
     def __init__(self, secrets_dir: Path, hasher: PasswordHasher | None = None) -> None:
         self.secrets_dir = Path(secrets_dir)
         self.path = self.secrets_dir / USERS_FILE
-        self.hasher = hasher or PasswordHasher()  # argon2id, library defaults (RFC 9106)
+        self.hasher = hasher or pi_hasher()  # argon2id sized for a 1 GB Pi (console.auth)
         self._lock = threading.Lock()
         self._cache: tuple[tuple, str] | None = None  # (file stamps, users JSON)
         self._dummy = self.hasher.hash("not a password: equalises timing for unknown users")
@@ -108,7 +109,11 @@ class Users:
             ok = self.hasher.verify(digest, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return None
-        return found["role"] if ok and found else None
+        if not (ok and found):
+            return None
+        if self.hasher.check_needs_rehash(digest):
+            self.set_password(user, password)  # older, costlier parameters: re-hash once
+        return found["role"]
 
     # ---- changes ------------------------------------------------------------------
     def add(self, user: str, password: str, role: str, *, bootstrap: bool = False) -> None:

@@ -138,6 +138,8 @@ class MqttConfig(_Section):
     telemetry_interval_s: float = Field(60.0, ge=1, le=86400, description="Seconds between telemetry messages.")
     max_inflight: int = Field(20, ge=1, le=1000, description="QoS 1 messages in flight while draining the outbox.")
     roster_public_key_file: Path | None = Field(None, description="Ed25519 public key (PEM) that signs roster bundles.")
+    command_public_key_file: Path | None = Field(None, description="Ed25519 public key (PEM) that signs downlink commands; empty = the roster key.")
+    command_max_age_s: float = Field(300.0, ge=10, le=86400, description="Seconds a signed command stays valid either side of the device clock; older ones are refused as expired.")
     ha_discovery: bool = Field(False, description="Publish Home Assistant MQTT discovery messages.")
 
 

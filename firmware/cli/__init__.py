@@ -41,6 +41,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("central export", "provisioning.central.cli", "central side: attendance CSV per session, room, days"),
     ("central roster", "provisioning.central.cli", "central side: build, sign and publish rosters"),
     ("central devices", "provisioning.central.cli", "central side: fleet status (online, last seen, outbox)"),
+    ("central command", "provisioning.central.cli", "central side: send a signed command to a device or room"),
     ("central keygen", "provisioning.central.cli", "central side: make an Ed25519 roster-signing key"),
 ]
 

@@ -22,7 +22,6 @@ import numpy as np
 from firmware import __version__
 from firmware.config import Config, load_config
 from firmware.domain.decisions import Decision, DecisionEngine, Outcome
-from firmware.domain.liveness import LivenessTracker
 from firmware.domain.types import Frame
 from firmware.errors import CaptureError, CommandError, RollcallError
 from firmware.hal.camera import Camera, CameraState
@@ -31,6 +30,7 @@ from firmware.hal.indicators import Indicators
 from firmware.inference import images
 from firmware.link.mqtt import MqttLink
 from firmware.runtime.capture import DEFAULT_FRAMES, DEFAULT_TIMEOUT_S, EnrolCapture
+from firmware.runtime.damage import DamageWatch
 from firmware.runtime.enrol import Enroller, failed_views
 from firmware.runtime.loop import FrameAnalyser, LoopStats, Overlay
 from firmware.runtime.probe import probe_broker
@@ -78,6 +78,8 @@ class Device:
         self._kiosk_track: int | None = None
         self.enroller = Enroller(config, store)
         self._capture: EnrolCapture | None = None
+        notices = getattr(store, "notices", None)
+        self.damage = DamageWatch(config.paths.data_dir, notices, clock=clock) if notices else None
 
     # ---- loop sink -------------------------------------------------------------------
     def on_frame(self, frame: Frame, overlays: list[Overlay]) -> None:
@@ -170,6 +172,8 @@ class Device:
         """Once a second from the loop: session schedule and scope (the link publishes
         telemetry itself from :meth:`telemetry`)."""
         self.sessions.tick()
+        if self.damage is not None:
+            self.damage.check(self.camera.status() if self.camera else {})
 
     # ---- DeviceAPI -------------------------------------------------------------------
     def telemetry(self) -> dict:
@@ -177,7 +181,20 @@ class Device:
         cam = self.camera.status() if self.camera else {}
         return {"fps": stats.get("fps", 0.0), "decision_latency_ms_median": stats.get("decision_latency_ms_median"),
                 "dropped_frames": cam.get("dropped", 0), "outbox_depth": self._outbox_depth(),
-                "cpu_temp_c": cpu_temp_c(), "disk_free_mb": self._disk_free_mb()}
+                "cpu_temp_c": cpu_temp_c(), "disk_free_mb": self._disk_free_mb(),
+                "skipped_files": cam.get("skipped_files", 0), "notices": self._notices(),
+                "warnings": self._notice_warnings()}
+
+    def _notices(self) -> list[dict]:
+        """Unacknowledged damage notices (persistent until an admin acknowledges them)."""
+        try:
+            return self.store.notices.active()
+        except (AttributeError, RollcallError, OSError):
+            return []
+
+    def _notice_warnings(self) -> list[str]:
+        return [f"DAMAGE: {n['message']}" + (f"; copy kept at {n['copy']}" if n.get("copy") else "")
+                for n in self._notices()]
 
     def _outbox_depth(self) -> int | None:
         try:
@@ -201,7 +218,7 @@ class Device:
                "mode": session["mode"], "liveness_policy": self.config.liveness.policy,
                "gpio": self.indicators.status(), "uptime_s": round(self.clock() - self.started, 1),
                "device_id": self.config.device.id, "restart_needed": list(self.restart_needed)}
-        out["warnings"] = self._warnings(cam, session)
+        out["warnings"] = self._warnings(cam, session)  # replaces telemetry's notice-only list
         return out
 
     def _broker_state(self) -> str:
@@ -210,7 +227,8 @@ class Device:
         return "connected" if getattr(self.link, "connected", False) else "disconnected"
 
     def _warnings(self, cam: dict, session: dict) -> list[str]:
-        warnings = list(self.warnings_extra)
+        warnings = list(self.warnings_extra) + list(getattr(self.link, "security_warnings", []))
+        warnings += self._notice_warnings()
         if cam["state"] in (CameraState.NO_CAMERA, CameraState.LOST):
             warnings.append(cam.get("message") or "camera not available")
         if self.models["state"] != "ok":
@@ -271,10 +289,9 @@ class Device:
             raise CaptureError(f"cannot capture: {self.models['message'] or 'models are not loaded'}")
         if self._capture is not None and self._capture.active:
             raise CaptureError(f"a capture for {self._capture.name} is running: cancel it first")
-        live = self.config.liveness
-        factory = None if live.policy == "off" else (lambda: LivenessTracker(live))
+        # the door's own liveness check (the policy in force), as the decision engine runs it
         self._capture = EnrolCapture(person_id, person.get("name", person_id), target=frames, timeout_s=timeout_s,
-                                     liveness_factory=factory, clock=self.clock)
+                                     liveness_factory=self.engine.liveness_factory, clock=self.clock)
         logger.info("enrolment capture started for %s (%d frames)", person_id, self._capture.target)
         return self._capture.status()
 
