@@ -17,6 +17,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
+from argon2 import PasswordHasher
+
 from firmware.store.atomic import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
