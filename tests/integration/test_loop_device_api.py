@@ -77,7 +77,7 @@ def test_no_session_status_and_indication(rig):
     status = device.status()
     assert status["session"] is None and status["camera"] == "none"
     assert any("no session is running" in w for w in status["warnings"])
-    assert device.engine.scope.matcher is None
+    assert device.engine.scope.gallery is None
     decide(device, Outcome.NO_SESSION)
     assert device.kiosk_state()["state"] == "no_session"
     assert wait_states(factory, RED, 3)[:3] == [False, True, False]
@@ -151,8 +151,10 @@ def test_open_door_matches_everyone_without_session(rig):
     device, _, _, _, _ = rig
     device.config.decisions.open_door = True
     device.sessions.refresh()
-    match = device.engine.scope.matcher(unit(1))
-    assert match.person_id == "bob" and device.status()["mode"] == "open_door"
+    scope = device.engine.scope
+    scores = scope.gallery.person_scores(unit(1))
+    assert scope.gallery.people[int(np.argmax(scores))] == "bob" and scores.max() >= scope.rule.threshold
+    assert device.status()["mode"] == "open_door"
 
 
 def test_reload_config_applies_decisions_and_lists_restart(rig):
@@ -214,3 +216,14 @@ def test_kiosk_says_late_for_a_late_mark_and_present_otherwise(rig):
                        np.array([100, 60, 200, 180], np.float32))
     shown = device.kiosk_state()
     assert (shown["name"], shown["seat"], shown["status"], shown["prompt"]) == ("Bob", "B2", "present", "Marked present")
+
+
+def test_unreachable_threshold_is_a_status_warning(rig):
+    device, _, _, _, _ = rig
+    device.config.decisions.open_door = True
+    device.sessions.refresh()
+    assert not any("almost nobody will be recognised" in w for w in device.status()["warnings"])
+    device.config.recognition.match_threshold = 0.995  # what a high level with one photo per person can come to
+    device.sessions.refresh()
+    assert device.engine.scope.rule.threshold == 0.995
+    assert any("almost nobody will be recognised" in w for w in device.status()["warnings"])
