@@ -25,10 +25,12 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("models verify", "models.cli", "re-hash the built models against the manifest"),
     ("models list", "models.cli", "list the models in the manifest"),
     ("enroll", "firmware.cli.enroll", "enrol people from photos (one person, or many from --csv)"),
+    ("replay", "firmware.cli.replay", "run the device loop offline on a recorded clip: who is marked, unknowns, spoofs"),
     ("bench recognition", "firmware.bench.recognition", "LFW accuracy, open-set and latency benchmark"),
     ("bench liveness", "firmware.bench.liveness", "blink liveness on live, still and replayed clips"),
     ("bench pipeline", "firmware.bench.pipeline", "the whole device loop on replayed video"),
     ("bench mqtt", "firmware.bench.mqtt", "outbox drain to a real mosquitto"),
+    ("bench door", "firmware.bench.door", "track-level open-set identification at the door (DET, calibration)"),
     ("bench fleet", "firmware.bench.fleet", "1,000 devices, 3 collectors, PostgreSQL, faults mid-run"),
     ("bench store", "firmware.bench.store", "append latency with 100,000 events already stored"),
     ("bench enrol", "firmware.bench.enrol", "duplicate-identity check on real photos, photo enrolment time"),
@@ -83,14 +85,25 @@ def _leaf_parser(parser: argparse.ArgumentParser, command: str) -> argparse.Argu
     return current
 
 
+def find_command(argv: list[str]) -> tuple[str, str] | None:
+    """(command words, module) of the leaf command named in ``argv``, or None (a group
+    like ``rollcall models`` or ``--help``: argparse then prints the right help)."""
+    words = [a for a in argv if not a.startswith("-")]
+    for command, module, _help in COMMANDS:
+        parts = command.split()
+        if words[:len(parts)] == parts:
+            return command, module
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    # First pass: find which subcommand, then let its module add its own arguments.
-    probe = [a for a in argv if a not in ("-h", "--help")] or argv
-    known, _ = parser.parse_known_args(probe)
-    module = importlib.import_module(known._module)
-    module.register(_leaf_parser(parser, known._command), known._command)
+    # First find which subcommand, then let its module add its own arguments.
+    found = find_command(argv)
+    if found is not None:
+        command, module = found
+        importlib.import_module(module).register(_leaf_parser(parser, command), command)
     args = parser.parse_args(argv)
     _setup_logging(0 if args.quiet else args.verbose)
     try:

@@ -216,6 +216,11 @@ class ControlClient:
         """Ask the firmware to re-read config.toml; ``restart_needed`` lists sections."""
         return self.post("/v1/config/reload")
 
+    @route("POST", "/v1/restart")
+    def restart(self) -> dict:
+        """Ask the firmware to exit so its service manager starts it again (code 75)."""
+        return self.post("/v1/restart", timeout=5)
+
     @route("POST", "/v1/indicators/test")
     def test_indicators(self) -> dict:
         return self.post("/v1/indicators/test", timeout=15)
@@ -279,6 +284,16 @@ class ControlClient:
     @route("GET", "/v1/people/<person_id>/photos/<photo_id>")
     def photo(self, person_id: str, photo_id: str) -> bytes:
         return self.get_bytes(f"/v1/people/{_q(person_id)}/photos/{_q(photo_id)}")
+
+    @route("GET", "/v1/people/<person_id>/templates")
+    def templates(self, person_id: str, source: str | None = None) -> list[dict]:
+        """A person's templates (``source`` photo | device | door to filter), oldest first."""
+        return self.get(f"/v1/people/{_q(person_id)}/templates", {"source": source})["items"]
+
+    @route("DELETE", "/v1/people/<person_id>/templates/<embedding_id>")
+    def delete_template(self, person_id: str, embedding_id: str) -> dict:
+        """Remove one template (e.g. a door-learnt one): ``{"deleted", "source"}``."""
+        return self.delete(f"/v1/people/{_q(person_id)}/templates/{_q(embedding_id)}")
 
     @route("GET", "/v1/unknowns")
     def unknowns(self, kind: str | None = None, session_id: str | None = None,

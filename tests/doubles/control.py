@@ -250,6 +250,10 @@ class FakeDevice:
         return {"state": "idle", "name": None, "person_id": None, "seat": None,
                 "prompt": "Look at the camera", "required_blinks": 1, "at": None}
 
+    def remove_template(self, person_id: str, embedding_id: str) -> dict:
+        self.calls.append(("remove_template", person_id, embedding_id))
+        return self.store.people.remove_embedding(person_id, embedding_id)
+
     def enrol_photos(self, person_id: str, images: list[bytes], *, source: str = "photo",
                      confirm_duplicate: bool = False) -> list[dict]:
         self.calls.append(("enrol", person_id, len(images)))
@@ -319,6 +323,10 @@ class FakeDevice:
     def reload_config(self) -> dict:
         self.calls.append(("reload",))
         return {"ok": True, "message": "reloaded"}
+
+    def restart(self) -> dict:
+        self.calls.append(("restart",))
+        return {"ok": True, "message": "restarting"}
 
     def test_indicators(self) -> dict:
         self.calls.append(("indicators",))

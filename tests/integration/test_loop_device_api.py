@@ -77,7 +77,7 @@ def test_no_session_status_and_indication(rig):
     status = device.status()
     assert status["session"] is None and status["camera"] == "none"
     assert any("no session is running" in w for w in status["warnings"])
-    assert device.engine.scope.matcher is None
+    assert device.engine.scope.gallery is None
     decide(device, Outcome.NO_SESSION)
     assert device.kiosk_state()["state"] == "no_session"
     assert wait_states(factory, RED, 3)[:3] == [False, True, False]
@@ -151,8 +151,10 @@ def test_open_door_matches_everyone_without_session(rig):
     device, _, _, _, _ = rig
     device.config.decisions.open_door = True
     device.sessions.refresh()
-    match = device.engine.scope.matcher(unit(1))
-    assert match.person_id == "bob" and device.status()["mode"] == "open_door"
+    scope = device.engine.scope
+    scores = scope.gallery.person_scores(unit(1))
+    assert scope.gallery.people[int(np.argmax(scores))] == "bob" and scores.max() >= scope.rule.threshold
+    assert device.status()["mode"] == "open_door"
 
 
 def test_reload_config_applies_decisions_and_lists_restart(rig):
@@ -188,3 +190,40 @@ def test_enrol_photos(rig, shared_data, built_models):
     assert results[0]["photo_id"] and "face" in results[2]["message"]
     assert len(store.people.photos("colin")) == 2
     assert not device.enrol_photos("nobody", photos)[0]["ok"]
+
+
+def test_kiosk_says_late_for_a_late_mark_and_present_otherwise(rig):
+    """Issue 14: the kiosk said "Marked present" for a late arrival."""
+    device, store, _factory, roster, _later = rig
+    now = time.time()
+    late = store.sessions.create(roster["id"], device.config.device.room, "Started", now - 600, now + 600,
+                                 late_after=now - 300)
+    device.session_command("start", late["id"], "test")
+    device.on_decision(Decision(Outcome.ACCEPTED, 1, 1.0, late["id"], "alice", 0.97, unit(0), 0.4), frame(),
+                       np.array([100, 60, 200, 180], np.float32))
+    shown = device.kiosk_state()
+    assert (shown["name"], shown["seat"], shown["status"], shown["prompt"]) == ("Alice", "A1", "late", "Marked late")
+    assert store.attendance.get(late["id"], "alice")["status"] == "late"
+    device._kiosk_until = 0.0  # the next person steps up after the hold
+    device.on_decision(Decision(Outcome.ALREADY, 3, 3.0, late["id"], "alice", 0.97, unit(0), 0.4), frame(),
+                       np.array([100, 60, 200, 180], np.float32))
+    assert (device.kiosk_state()["status"], device.kiosk_state()["prompt"]) == ("late", "Already marked late")
+    device.session_command("stop", late["id"], "test")
+    on_time = store.sessions.create(roster["id"], device.config.device.room, "Now", now - 60, now + 600,
+                                    late_after=now + 300)
+    device.session_command("start", on_time["id"], "test")
+    device.on_decision(Decision(Outcome.ACCEPTED, 2, 2.0, on_time["id"], "bob", 0.97, unit(1), 0.4), frame(),
+                       np.array([100, 60, 200, 180], np.float32))
+    shown = device.kiosk_state()
+    assert (shown["name"], shown["seat"], shown["status"], shown["prompt"]) == ("Bob", "B2", "present", "Marked present")
+
+
+def test_unreachable_threshold_is_a_status_warning(rig):
+    device, _, _, _, _ = rig
+    device.config.decisions.open_door = True
+    device.sessions.refresh()
+    assert not any("almost nobody will be recognised" in w for w in device.status()["warnings"])
+    device.config.recognition.match_threshold = 0.995  # what a high level with one photo per person can come to
+    device.sessions.refresh()
+    assert device.engine.scope.rule.threshold == 0.995
+    assert any("almost nobody will be recognised" in w for w in device.status()["warnings"])
