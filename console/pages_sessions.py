@@ -78,7 +78,7 @@ def grid_export_rows(grid: dict, zone: ZoneInfo) -> list[list]:
 def register(app: bottle.Bottle, ctx) -> None:
     register_rosters(app, ctx)
 
-    @app.get("/sessions")
+    @app.get("/sessions", role="operator")
     def sessions():
         items = fw_call(ctx, ctx.fw.sessions, fallback=[])
         rosters = fw_call(ctx, ctx.fw.rosters, fallback=[])
@@ -101,7 +101,7 @@ def register(app: bottle.Bottle, ctx) -> None:
             bottle.redirect(f"/sessions/{q(created['id'])}")
         bottle.redirect("/sessions")
 
-    @app.get("/sessions/<session_id>")
+    @app.get("/sessions/<session_id>", role="operator")
     def session_page(session_id: str):
         grid = fw_call(ctx, ctx.fw.session_grid, session_id)
         if not grid:
@@ -110,7 +110,7 @@ def register(app: bottle.Bottle, ctx) -> None:
                           nav="/sessions", grid=grid, statuses=STATUSES,
                           fmt=lambda v: fmt_time(ctx, v), q=q)
 
-    @app.get("/api/sessions/<session_id>/grid")
+    @app.get("/api/sessions/<session_id>/grid", role="operator")
     def session_grid(session_id: str):
         try:
             grid = ctx.fw.session_grid(session_id, timeout=3)
@@ -120,7 +120,7 @@ def register(app: bottle.Bottle, ctx) -> None:
             row["at_text"] = fmt_time(ctx, row.get("at"))
         return grid
 
-    @app.get("/sessions/<session_id>/export.<ext:re:csv|xlsx>")
+    @app.get("/sessions/<session_id>/export.<ext:re:csv|xlsx>", role="operator")
     def session_export(session_id: str, ext: str):
         grid = fw_call(ctx, ctx.fw.session_grid, session_id)
         if not grid:
@@ -136,13 +136,13 @@ def register(app: bottle.Bottle, ctx) -> None:
         bottle.response.content_type = "text/csv; charset=utf-8"
         return to_csv(RECORD_HEADER, rows, bom=bottle.request.query.get("bom") == "1")
 
-    @app.post("/sessions/<session_id>/<action:re:start|stop|cancel>")
+    @app.post("/sessions/<session_id>/<action:re:start|stop|cancel>", role="operator")
     def session_command(session_id: str, action: str):
         if fw_call(ctx, ctx.fw.session_command, session_id, action):  # audited by the store
             ctx.flash(f"Session {action} done.")
         bottle.redirect(f"/sessions/{q(session_id)}")
 
-    @app.post("/sessions/<session_id>/status")
+    @app.post("/sessions/<session_id>/status", role="operator")
     def session_status(session_id: str):
         form = bottle.request.forms.decode()
         if fw_call(ctx, ctx.fw.set_attendance_status, session_id, form.get("person_id", ""),
