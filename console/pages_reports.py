@@ -76,7 +76,7 @@ def _filename(report: dict, form: dict, ext: str) -> str:
 
 
 def register(app: bottle.Bottle, ctx) -> None:
-    @app.get("/reports")
+    @app.get("/reports", role="operator")
     def reports():
         form = read_form(ctx)
         rosters = fw_call(ctx, ctx.fw.rosters, fallback=[])
@@ -89,7 +89,7 @@ def register(app: bottle.Bottle, ctx) -> None:
                           rosters=rosters, report=report, chart=chart, statuses=STATUSES,
                           pct=_pct, export_query=_query(form))
 
-    @app.get("/reports/export.<ext:re:csv|xlsx>")
+    @app.get("/reports/export.<ext:re:csv|xlsx>", role="operator")
     def report_export(ext: str):
         form = read_form(ctx)
         report = fetch_report(ctx, form)
