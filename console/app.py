@@ -35,7 +35,7 @@ def create_app(config_path: str | os.PathLike | None = None, *, client=None,
     ``password_hasher`` to argon2-cffi's ``PasswordHasher()`` (tests pass cheaper parameters).
     """
     from console import (pages_attendance, pages_auth, pages_live, pages_people,
-                         pages_sessions, pages_settings)
+                         pages_privacy, pages_sessions, pages_settings)
 
     path = resolve_config_path(config_path)
     config = load_config(path)
@@ -50,7 +50,7 @@ def create_app(config_path: str | os.PathLike | None = None, *, client=None,
     app.config["rollcall.ctx"] = ctx
     install_hooks(app, ctx)
     app.install(SecurityPlugin(ctx))
-    for module in (pages_auth, pages_live, pages_people, pages_sessions, pages_attendance,
-                   pages_settings):
+    for module in (pages_auth, pages_live, pages_people, pages_privacy, pages_sessions,
+                   pages_attendance, pages_settings):
         module.register(app, ctx)
     return app

@@ -82,19 +82,20 @@ def register(app: bottle.Bottle, ctx) -> None:
         search = bottle.request.query.getunicode("q", "").strip()
         answer = fw_call(ctx, ctx.client.get, "/v1/people", {"q": search}, fallback={"items": []})
         return ctx.render("people.tpl", title="People", nav="/people", people=answer["items"],
-                          search=search)
+                          search=search, default_basis=ctx.config.privacy.default_basis)
 
     @app.post("/people")
     def people_add():
         form = bottle.request.forms.decode()
-        data = {"name": form.get("name", "").strip(), "external_id": form.get("external_id") or None}
+        data = {"name": form.get("name", "").strip(), "external_id": form.get("external_id") or None,
+                "basis": form.get("basis") or None, "by": ctx.user() or "console"}
         if not data["name"]:
             ctx.flash("a name is needed", "error")
             bottle.redirect("/people")
         person = fw_call(ctx, ctx.client.post, "/v1/people", data)
         if not person:
             bottle.redirect("/people")
-        ctx.audit("person.created", person["id"], {"name": data["name"]})
+        ctx.audit("person.created", person["id"], {"name": data["name"], "basis": data["basis"]})
         ctx.flash(f"{data['name']} added. Now add 3-5 photos.")
         bottle.redirect(f"/people/{q(person['id'])}")
 
@@ -118,9 +119,11 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.post("/people/<person_id>/delete")
     def person_delete(person_id: str):
-        if fw_call(ctx, ctx.client.delete, f"/v1/people/{q(person_id)}"):
-            ctx.audit("person.deleted", person_id)
-            ctx.flash("Person deleted, with their photos and face data.")
+        answer = fw_call(ctx, ctx.client.delete,
+                         f"/v1/people/{q(person_id)}?by={q(ctx.user() or 'console')}")
+        if answer:
+            ctx.flash("Person deleted with their photos, face data and attendance "
+                      f"(erasure {answer['erasure']['id']}).")
         bottle.redirect("/people")
 
     @app.get("/unknowns")

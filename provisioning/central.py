@@ -233,14 +233,24 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 
 def build_bundle(roster: dict, site: str, room: str, version: int | None = None,
-                 model_id: str | None = None) -> dict:
-    """An unsigned bundle from a simple roster file (embeddings as lists or wire objects)."""
+                 model_id: str | None = None, basis: str | None = None, by: str = "central") -> dict:
+    """An unsigned bundle from a simple roster file (embeddings as lists or wire objects).
+
+    Each person's legal basis comes from their ``consent`` object, their ``basis``, the
+    roster's ``basis`` or ``basis`` here; a person with embeddings and none is refused.
+    """
     model = model_id or roster.get("model_id")
     if not model:
         raise BundleError("roster has no model_id; pass --model-id (the device's embedder id)")
     people = []
     for person in roster.get("people", []):
         item = {k: person[k] for k in ("person_id", "name", "external_id", "seat") if person.get(k) is not None}
+        consent = _consent(person, roster.get("basis") or basis, by)
+        if consent is not None:
+            item["consent"] = consent
+        elif person.get("embeddings"):
+            raise BundleError(f"person {person.get('person_id')!r} has embeddings but no legal basis: "
+                              "give them a consent object or basis, or pass --basis")
         item["embeddings"] = [e if isinstance(e, dict) else encode_embedding(e, model)
                               for e in person.get("embeddings", [])]
         people.append(item)
@@ -249,6 +259,14 @@ def build_bundle(roster: dict, site: str, room: str, version: int | None = None,
     return {"schema_version": SCHEMA_VERSION, "roster_version": int(version or time.time()),
             "roster_id": roster_id, "name": roster.get("name") or roster_id, "site": site,
             "room": room, "issued_at": utc_iso(), "model_id": model, "people": people}
+
+
+def _consent(person: dict, basis: str | None, by: str) -> dict | None:
+    """The bundle's consent object for one roster-file person (None: no basis known)."""
+    if isinstance(person.get("consent"), dict):
+        return {k: person["consent"][k] for k in ("basis", "recorded_by", "recorded_at")}
+    basis = person.get("basis") or basis
+    return None if basis is None else {"basis": basis, "recorded_by": by, "recorded_at": utc_iso()}
 
 
 def publish_bundle(cfg: MqttConfig, bundle: dict, timeout: float = 10.0) -> str:
@@ -316,6 +334,8 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
         parser.add_argument("--room", required=True, help="room, or _all for the whole site")
         parser.add_argument("--version", type=int, help="roster version (default: UNIX seconds)")
         parser.add_argument("--model-id", help="embedder id (default: the roster file's model_id)")
+        parser.add_argument("--basis", choices=["consent", "contract", "legal_obligation"],
+                            help="legal basis for people whose roster entry names none")
         _add_broker_args(parser)
         parser.set_defaults(func=_roster_publish)
     else:
@@ -332,7 +352,8 @@ def _collect(args: argparse.Namespace) -> int:
 
 def _roster_publish(args: argparse.Namespace) -> int:
     roster = json.loads(args.roster.read_text(encoding="utf-8"))
-    bundle = sign_bundle(build_bundle(roster, args.site, args.room, args.version, args.model_id),
+    bundle = sign_bundle(build_bundle(roster, args.site, args.room, args.version, args.model_id,
+                                      basis=args.basis),
                          load_private_key(args.key))
     topic = publish_bundle(mqtt_config(args), bundle)
     print(f"roster version {bundle['roster_version']} ({len(bundle['people'])} people) published on {topic}")

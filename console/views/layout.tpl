@@ -12,7 +12,7 @@
   <a class="brand" href="/">Rollcall <small>{{device_name}}</small></a>
   % if user:
   <nav>
-    % for href, label in (("/", "Dashboard"), ("/people", "People"), ("/rosters", "Rosters"), ("/sessions", "Sessions"), ("/attendance", "Attendance"), ("/unknowns", "Unknown faces"), ("/settings", "Settings"), ("/audit", "Audit")):
+    % for href, label in (("/", "Dashboard"), ("/people", "People"), ("/rosters", "Rosters"), ("/sessions", "Sessions"), ("/attendance", "Attendance"), ("/unknowns", "Unknown faces"), ("/privacy", "Privacy"), ("/settings", "Settings"), ("/audit", "Audit")):
     <a href="{{href}}" class="{{'active' if nav == href else ''}}">{{label}}</a>
     % end
     <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{{csrf}}"><button class="link">Log out {{user}}</button></form>

@@ -39,6 +39,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("central export", "provisioning.central", "reference central side: export a session as CSV"),
     ("central roster", "provisioning.central", "reference central side: build, sign and publish a roster"),
     ("central keygen", "provisioning.central", "reference central side: make an Ed25519 roster-signing key"),
+    ("central erase", "provisioning.erasures", "reference central side: order a signed erasure on every device of a site"),
+    ("central erasures", "provisioning.erasures", "reference central side: list erasure requests and device confirmations"),
 ]
 
 

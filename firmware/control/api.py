@@ -140,7 +140,7 @@ def _json_default_errors(app: bottle.Bottle) -> None:
 
 def create_control_app(store, device, *, clock: Callable[[], float] = time.monotonic) -> bottle.Bottle:
     """Build the control API for ``store`` (firmware.store.Store) and ``device`` (DeviceAPI)."""
-    from firmware.control import routes_device, routes_people, routes_sessions
+    from firmware.control import routes_device, routes_people, routes_privacy, routes_sessions
 
     app = bottle.Bottle(autojson=True)
     app.add_hook("before_request", _limit_body)
@@ -150,4 +150,5 @@ def create_control_app(store, device, *, clock: Callable[[], float] = time.monot
     routes_device.register(app, ctx)
     routes_people.register(app, ctx)
     routes_sessions.register(app, ctx)
+    routes_privacy.register(app, ctx)
     return app

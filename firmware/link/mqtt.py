@@ -20,13 +20,14 @@ from typing import Any, Callable
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from firmware.config import DeviceConfig, MqttConfig
-from firmware.errors import LinkError, RollcallError
+from firmware.errors import CommandError, LinkError, RollcallError
 from firmware.link import payloads
 from firmware.link.client import (RECONNECT_MAX_S, RECONNECT_MIN_S, build_client,
                                   describe_connect_error, describe_refusal, set_nodelay)
 from firmware.link.commands import CommandDispatcher
 from firmware.link.drain import Drain
 from firmware.link.roster import RosterSync
+from firmware.link.signed import verify_command
 from firmware.link.state import Backoff, LinkState
 from firmware.link.topics import Topics
 
@@ -46,13 +47,18 @@ class MqttLink:
                  telemetry_provider: Callable[[], dict] | None = None,
                  model_id: str | None = None, clock: Callable[[], float] = time.monotonic,
                  client_factory: Callable[..., Any] | None = None,
-                 reconnect_max_s: float = RECONNECT_MAX_S) -> None:
+                 reconnect_max_s: float = RECONNECT_MAX_S, wall: Callable[[], float] = time.time,
+                 clock_synced: Callable[[], bool] = lambda: True,
+                 command_max_age_s: float = 86400.0) -> None:
         self._cfg = mqtt_cfg
         self._device = device_cfg
         self._store = store
         self._status_provider = status_provider or dict
         self._telemetry_provider = telemetry_provider or dict
         self._clock = clock
+        self._wall, self._clock_synced = wall, clock_synced
+        self._command_max_age_s = command_max_age_s
+        self._commands = commands
         self._client_factory = client_factory or build_client
         self.topics = Topics(mqtt_cfg.prefix, device_cfg.site, device_cfg.id, device_cfg.room)
         self.model_id = model_id or str(self._status().get("model_id") or "unknown")
@@ -62,7 +68,7 @@ class MqttLink:
                                  device_cfg.site, device_cfg.room, self._reported_roster_version)
         self._dispatcher = CommandDispatcher(device_cfg.id, {
             "roster_sync": self._cmd_roster_sync, "rebirth": self._cmd_rebirth,
-            "telemetry_now": self._cmd_telemetry_now}, commands)
+            "telemetry_now": self._cmd_telemetry_now, "erasure": self._cmd_erasure}, commands)
         self.state = LinkState(f"{mqtt_cfg.host}:{mqtt_cfg.port}")
         self._backoff = Backoff(min_s=RECONNECT_MIN_S, max_s=reconnect_max_s)
         self._client: Any = None
@@ -357,6 +363,18 @@ class MqttLink:
     def _cmd_telemetry_now(self, payload: dict) -> dict:
         return {"telemetry": self._publish_telemetry({})}
 
+    def _cmd_erasure(self, payload: dict) -> dict:
+        """A signed order from the centre to erase one person's face data on this device."""
+        verified = verify_command(payload, self.roster.public_key, name="erasure",
+                                  site=self._device.site, device_id=self._device.id, now=self._wall(),
+                                  max_age_s=self._command_max_age_s, clock_synced=self._clock_synced())
+        args = erasure_args(verified)
+        if self._commands is None:
+            raise CommandError("erasure: this device has no store handler")
+        result = self._commands("erasure", args)
+        self.wake()
+        return {"erasure": result}
+
     def _shutdown(self) -> None:
         if self._client is None:
             return
@@ -372,3 +390,19 @@ class MqttLink:
             self._client.loop(timeout=0.1)
         self._connected = False
         self._socket_open = False
+
+
+def erasure_args(payload: dict) -> dict:
+    """The erasure fields of a verified command: ``person_id``, ``request_id``, ``full``, ``by``."""
+    person_id, request_id = payload.get("person_id"), payload.get("request_id")
+    if not isinstance(person_id, str) or not 0 < len(person_id) <= 64:
+        raise CommandError("erasure: person_id is missing")
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= 64:
+        raise CommandError("erasure: request_id is missing (the centre matches confirmations by it)")
+    full = payload.get("full", False)
+    if not isinstance(full, bool):
+        raise CommandError("erasure: full must be true or false")
+    by = payload.get("by", "central")
+    if not isinstance(by, str) or not 0 < len(by) <= 80:
+        raise CommandError("erasure: by must be a short text")
+    return {"person_id": person_id, "request_id": request_id, "full": full, "by": by}

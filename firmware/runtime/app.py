@@ -1,7 +1,7 @@
 """The composition root of the device process (``rollcall run``, see :mod:`firmware.cli.run`).
 
 Start order: config (validated) -> models (verified; missing = degraded, mismatch =
-refuse) -> store -> indicators -> decision engine + device -> MQTT link -> control server
+refuse) -> trusted clock (sync state + lower bound) -> store -> indicators -> decision engine + device -> MQTT link -> control server
 -> camera -> loop. Shutdown runs the same list in reverse, each ``close()`` safe twice.
 SIGTERM / SIGINT set the stop event; systemd hears ``READY=1`` when the loop runs,
 ``WATCHDOG=1`` while it is healthy and ``STOPPING=1`` on the way out.
@@ -20,8 +20,10 @@ from typing import Any, Callable
 
 from firmware.config import Config
 from firmware.domain.decisions import DecisionEngine
-from firmware.runtime.tuning import configure_engine
 from firmware.errors import ModelError, ModelHashMismatch, RollcallError
+from firmware.hal.timesync import SyncSource, default_source
+from firmware.runtime.clock import TrustedClock
+from firmware.runtime.tuning import configure_engine
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +48,9 @@ def check_models(config: Config) -> dict:
 
 @dataclass
 class App:
-    """The device process. ``pin_factory``/``source_factory``/``notifier`` are injectable
-    (tests: MockFactory, a replayed file, a socket of their own)."""
+    """The device process. ``pin_factory``/``source_factory``/``notifier``/``sync_source``
+    are injectable (tests: MockFactory, a replayed file, a socket of their own, a fixed
+    clock-sync answer)."""
 
     config: Config
     config_file: Path | None = None
@@ -56,6 +59,7 @@ class App:
     pin_factory: Any = None
     notifier: Any = None
     source_factory: Callable[[], Any] | None = None
+    sync_source: SyncSource | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     parts: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -70,6 +74,8 @@ class App:
         cfg = self.config
         self.models = check_models(cfg)
         self.analyser = self._add("models", self._analyser()) if self.models["state"] == "ok" else None
+        source = self.sync_source or default_source(cfg.privacy.clock_source)
+        self.clock = self._add("clock", TrustedClock(cfg.paths.data_dir / "clock.json", source))
         self.store = self._add("store", self._store())
         self.indicators = self._add("indicators", self._indicators())
         self.engine = DecisionEngine()
@@ -93,8 +99,9 @@ class App:
     def _store(self) -> Any:
         from firmware.store import Store
 
-        return Store(self.config.paths.data_dir, config=self.config.store,
-                     timezone=self.config.device.timezone)
+        return Store(self.config.paths.data_dir, clock=self.clock.now, config=self.config.store,
+                     timezone=self.config.device.timezone, privacy=self.config.privacy,
+                     clock_synced=self.clock.synced)
 
     def _indicators(self) -> Any:
         from firmware.hal.indicators import Indicators
@@ -117,14 +124,16 @@ class App:
 
         return Device(self.config, store=self.store, engine=self.engine, indicators=self.indicators,
                       camera=self.camera, analyser=self.analyser, models=self.models,
-                      config_path=self.config_file)
+                      config_path=self.config_file, wall=self.clock.now, timekeeper=self.clock)
 
     def _link(self) -> Any:
         from firmware.link.mqtt import MqttLink
 
         link = MqttLink(self.config.mqtt, self.config.device, self.store, commands=self.device.commands,
                         status_provider=self.device.status, telemetry_provider=self.device.telemetry,
-                        model_id=self.config.recognition.embedder)
+                        model_id=self.config.recognition.embedder, wall=self.clock.now,
+                        clock_synced=self.clock.synced,
+                        command_max_age_s=self.config.privacy.command_max_age_s)
         return link.start()
 
     def _control(self) -> Any:

@@ -20,11 +20,13 @@ import numpy as np
 
 from firmware import __version__
 from firmware.config import Config, load_config
+from firmware.runtime.clock import TrustedClock
 from firmware.runtime.sessions import SessionKeeper
 from firmware.runtime.tuning import configure_engine
 from firmware.domain.decisions import Decision, DecisionEngine, Outcome
 from firmware.domain.types import Frame
-from firmware.errors import RollcallError
+from firmware.errors import CommandError, RollcallError
+from firmware.inference.embedder import same_person_threshold
 from firmware.hal.display import annotate, crop_jpeg, encode_jpeg
 from firmware.runtime.loop import Overlay
 
@@ -42,7 +44,7 @@ class Device:
     def __init__(self, config: Config, *, store: Any, engine: DecisionEngine, indicators: Any, camera: Any,
                  link: Any = None, analyser: Any = None, models: dict | None = None,
                  config_path: Any = None, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, timekeeper: TrustedClock | None = None) -> None:
         self.config = config
         self.store = store
         self.engine = engine
@@ -53,9 +55,11 @@ class Device:
         self.models = models or {"state": "ok", "message": ""}
         self.config_path = config_path
         self.clock, self.wall = clock, wall
+        self.timekeeper = timekeeper
         self.started = clock()
         self.lock = threading.RLock()
-        self.sessions = SessionKeeper(config, store, engine, lock=self.lock, wall=wall, clock=clock)
+        self.sessions = SessionKeeper(config, store, engine, lock=self.lock, wall=wall, clock=clock,
+                                      synced=self.clock_synced)
         self.loop_stats: Any = None
         self.warnings_extra: list[str] = []
         self._frame: Frame | None = None
@@ -137,9 +141,51 @@ class Device:
             return {}
 
     def housekeeping(self) -> None:
-        """Once a second from the loop: session schedule and scope (the link publishes
-        telemetry itself from :meth:`telemetry`)."""
+        """Once a second from the loop: clock sync state, session schedule and scope, the
+        daily retention sweep (the link publishes telemetry itself from :meth:`telemetry`)."""
+        if self.timekeeper is not None:
+            self.timekeeper.refresh()
         self.sessions.tick()
+        self.retention_tick()
+
+    def clock_synced(self) -> bool:
+        """Is the wall clock synchronised? (True without a timekeeper: tests, tools.)"""
+        return self.timekeeper.synced() if self.timekeeper is not None else True
+
+    def clock_state(self) -> dict:
+        if self.timekeeper is None:
+            return {"synced": True, "source": "not checked", "lower_bound": None, "behind_s": 0.0,
+                    "clamped": 0}
+        return self.timekeeper.state()
+
+    def retention_tick(self) -> dict | None:
+        """Run the retention sweep when a day has passed since the last one (synced clock only)."""
+        try:
+            retention = self.store.retention
+            if not self.clock_synced() or not retention.due(self.wall()):
+                return None
+            result = self.store.sweep_retention()
+        except (RollcallError, OSError) as exc:
+            logger.error("retention sweep failed: %s", exc)
+            return None
+        self.sessions.invalidate()
+        return result
+
+    def erase(self, person_id: str, by: str, full: bool = False, reason: str = "request",
+              request_id: str | None = None) -> dict:
+        """Erase a person's face data everywhere on the device (and stop matching them now)."""
+        threshold = same_person_threshold(self.config.recognition.embedder)
+        with self.lock:
+            if reason == "consent_withdrawn":
+                result = self.store.withdraw_consent(person_id, by)
+            else:
+                result = self.store.erase(person_id, by, full=full, reason=reason,
+                                          request_id=request_id, threshold=threshold)
+            self.sessions.invalidate()
+            self.sessions.refresh()
+        if self.link is not None:
+            self.link.wake()
+        return result
 
     # ---- DeviceAPI -------------------------------------------------------------------
     def telemetry(self) -> dict:
@@ -147,7 +193,8 @@ class Device:
         cam = self.camera.status() if self.camera else {}
         return {"fps": stats.get("fps", 0.0), "decision_latency_ms_median": stats.get("decision_latency_ms_median"),
                 "dropped_frames": cam.get("dropped", 0), "outbox_depth": self._outbox_depth(),
-                "cpu_temp_c": cpu_temp_c(), "disk_free_mb": self._disk_free_mb()}
+                "cpu_temp_c": cpu_temp_c(), "disk_free_mb": self._disk_free_mb(),
+                "clock_synced": self.clock_synced()}
 
     def _outbox_depth(self) -> int | None:
         try:
@@ -169,7 +216,8 @@ class Device:
                "model_id": self.config.recognition.embedder, "firmware_version": __version__,
                "roster_version": self.sessions.roster_version, "session": session["session"],
                "mode": session["mode"], "liveness_policy": self.config.liveness.policy,
-               "gpio": self.indicators.status(), "uptime_s": round(self.clock() - self.started, 1)}
+               "gpio": self.indicators.status(), "uptime_s": round(self.clock() - self.started, 1),
+               "clock": self.clock_state()}
         out["warnings"] = self._warnings(cam, session)
         return out
 
@@ -186,6 +234,7 @@ class Device:
             warnings.append(self.models["message"])
         if session["message"]:
             warnings.append(session["message"])
+        warnings.extend(clock_warnings(self.clock_state()))
         if not self.config.mqtt.host:
             warnings.append("broker not configured: attendance is kept on the device only")
         if self.config.liveness.policy == "off":
@@ -250,11 +299,26 @@ class Device:
 
     def commands(self, name: str, payload: dict) -> dict:
         """MQTT commands delegated by the link (``session_start`` / ``session_stop``)."""
+        if name == "erasure":  # already verified (signature, target, age) by the link
+            return self.erase(payload["person_id"], str(payload.get("by") or "central"),
+                              full=bool(payload.get("full")), reason="central",
+                              request_id=payload["request_id"])
         action = {"session_start": "start", "session_stop": "stop", "session_cancel": "cancel"}.get(name)
         if action is None:
-            from firmware.errors import CommandError
             raise CommandError(f"unknown command {name!r}")
         return self.session_command(action, str(payload.get("session_id", "")), str(payload.get("by", "mqtt")))
+
+
+def clock_warnings(clock: dict) -> list[str]:
+    """Operator-facing lines about the clock (empty when all is well)."""
+    out = []
+    if not clock.get("synced"):
+        out.append(f"clock not synchronised (source: {clock.get('source')}): events are marked "
+                   "clock_synced=false and sessions do not start by schedule; check the network / NTP")
+    if clock.get("behind_s"):
+        out.append(f"system clock is {clock['behind_s']:.0f} s behind the newest recorded time "
+                   f"({clock.get('lower_bound')}): times are held there until it catches up")
+    return out
 
 
 def cpu_temp_c() -> float | None:

@@ -154,6 +154,7 @@ def test_enrol_person_with_photo_checks(page, stack, lfw10):
     page.goto(stack["base"] + "/people")
     page.fill("input[name=name]", "Tony Blair")
     page.fill("input[name=external_id]", "TB-1")
+    page.select_option("select[name=basis]", "consent")
     page.click("form[action='/people'][method=post] button[type=submit]")
     page.wait_for_url("**/people/p*")
     files = [str(lfw10 / "Tony_Blair" / n) for n in ENROL]
@@ -223,6 +224,7 @@ def test_attendance_filter_and_csv_export(page, stack):
 def test_review_unknown_face(page, stack):
     page.goto(stack["base"] + "/people")
     page.fill("input[name=name]", "George W Bush")
+    page.select_option("select[name=basis]", "consent")
     page.click("form[action='/people'][method=post] button[type=submit]")
     page.wait_for_url("**/people/p*")
     bush_url = page.url

@@ -68,7 +68,7 @@ def enrol_and_schedule(cfg: Config, images) -> str:
 
     analyser = FrameAnalyser(cfg, cfg.paths.models_dir)
     with Store(cfg.paths.data_dir) as store:
-        store.people.add("aoc", "Alexandria")
+        store.people.add("aoc", "Alexandria", consent="consent")
         for image in images[::10][:5]:
             frame = Frame(image, 0.0, 0.0, 0, downscale(image, cfg.camera.detect_width))
             [det] = analyser.detect(frame)
