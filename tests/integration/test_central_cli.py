@@ -48,7 +48,7 @@ def test_keygen_roster_publish_collect_and_export(tmp_path, mosquitto):
     assert b"PRIVATE KEY" not in (tmp_path / "keys" / "roster_signing_key.pub.pem").read_bytes()
 
     roster = tmp_path / "roster.json"
-    roster.write_text('{"model_id": "m1", "people": [{"person_id": "p1", "name": "Ada", "seat": "A1",'
+    roster.write_text('{"model_id": "m1", "basis": "consent", "people": [{"person_id": "p1", "name": "Ada", "seat": "A1",'
                       ' "embeddings": [[0.1, 0.2, 0.3]]}]}')
     watcher = Watcher(mosquitto.port, ["rollcall/v1/site1/roster/#"])
     try:

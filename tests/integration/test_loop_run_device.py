@@ -56,6 +56,7 @@ def make_config(tmp_path, models, **decisions) -> Config:
     cfg.camera.replay_loop = False
     cfg.camera.fps = 25.0
     cfg.liveness.policy = "blink"
+    cfg.privacy.clock_source = "assume_synced"  # the session below starts by schedule
     for key, value in decisions.items():
         setattr(cfg.decisions, key, value)
     return cfg
