@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import subprocess
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 TIME_ERROR = 5         # adjtimex return value: clock not synchronised
 STA_UNSYNC = 0x0040    # timex.status bit: clock not synchronised
 TIMESYNCD_MARKER = Path("/run/systemd/timesync/synchronized")
+NOTIFY_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
 class SyncSource(Protocol):
@@ -44,9 +46,11 @@ class TimedatectlSource:
         self.command, self.timeout_s = command, timeout_s
 
     def synchronised(self) -> bool | None:
+        # without our sd_notify socket: systemd tools report their own errors there (ERRNO=)
+        env = {k: v for k, v in os.environ.items() if k not in NOTIFY_VARS}
         try:
             done = subprocess.run(self.command, capture_output=True, text=True, timeout=self.timeout_s,
-                                  check=False)
+                                  check=False, env=env)
         except (OSError, subprocess.SubprocessError):
             return None
         answer = done.stdout.strip().lower()

@@ -86,7 +86,10 @@ def test_damaged_bound_file_is_reported_not_fatal(tmp_path, caplog):
     assert clock.now() == T0 and "unreadable" in caplog.text
 
 
-def test_sources(tmp_path):
+def test_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))  # as under systemd
+    quiet = ("sh", "-c", 'test -z "$NOTIFY_SOCKET" && echo yes || echo no')
+    assert TimedatectlSource(quiet).synchronised() is True  # it must not talk to our sd_notify
     assert TimedatectlSource(("echo", "yes")).synchronised() is True
     assert TimedatectlSource(("echo", "no")).synchronised() is False
     assert TimedatectlSource(("false",)).synchronised() is None
