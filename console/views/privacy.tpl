@@ -22,7 +22,7 @@
 <h2>Face templates to review (on no roster for {{info['review_absent_days']}} days)</h2>
 <table class="list"><thead><tr><th>Person</th><th>On no roster since</th><th>Flagged</th></tr></thead><tbody>
 % for r in info['review']:
-<tr><td><a href="/people/{{q(r['person_id'])}}">{{r['name']}}</a></td><td>{{r['off_roster_since']}}</td><td>{{'REVIEW' if r['flagged'] else 'not yet'}}</td></tr>
+<tr><td><a href="/people/{{q(r['person_id'])}}">{{r['name']}}</a></td><td>{{r['off_roster_since'] or 'since the next sweep'}}</td><td>{{'REVIEW' if r['flagged'] else 'not yet'}}</td></tr>
 % end
 % if not info['review']:
 <tr><td colspan="3" class="muted">Everyone with face data is on a roster.</td></tr>

@@ -64,7 +64,7 @@ class TrustedClock:
 
     def _save(self, value: float) -> None:
         body = json.dumps({"reserved_until": value, "at": to_iso(value)}).encode()
-        atomic_write_bytes(self._path, body, mode=0o600)
+        atomic_write_bytes(self._path, body, mode=0o600, dir_mode=0o700)
 
     def now(self) -> float:
         """The system time, never below a time already handed out (UNIX seconds)."""

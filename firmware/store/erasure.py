@@ -130,18 +130,24 @@ class Erasures:
         self._file.close()
 
 
+FACE_DIRS = ("people/", "rosters/synced/", "unknowns/", "outbox/", "journal/")  # may hold face data
+
+
 def _archive_holds(archive: Path, person_id: str, unknown_ids: set[str]) -> bool:
-    needles = [person_id.encode(), *(i.encode() for i in unknown_ids)]
+    """Does a backup hold this person's photos/templates or one of these kept faces?"""
+    needles = [f'"{person_id}"'.encode(), *(i.encode() for i in unknown_ids)]
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
-                if member.name.startswith((f"people/{person_id}/", f"./people/{person_id}/")):
+                name = member.name.removeprefix("./")
+                if name.startswith(f"people/{person_id}/") or any(i in name for i in unknown_ids):
                     return True
-                if not member.isfile() or member.size > 64 * 2**20:
+                if not member.isfile() or not name.startswith(FACE_DIRS) or not name.endswith(
+                        (".json", ".jsonl")) or name == "people/people.json":
                     continue
                 handle = tar.extractfile(member)
                 data = handle.read() if handle else b""
-                if any(n in data for n in needles) or any(i in member.name for i in unknown_ids):
+                if any(n in data for n in needles):
                     return True
     except (OSError, tarfile.TarError) as exc:
         logger.error("erasure: cannot read backup %s (%s); deleting it to be safe", archive.name, exc)

@@ -71,16 +71,17 @@ class Retention:
                       if now - since >= self.review_absent_days * DAY_S)
 
     def review(self, now: float | None = None) -> list[dict]:
-        """People with face data on no roster: ``{person_id, name, off_roster_since, flagged}``."""
+        """People with face data on no roster now: ``{person_id, name, off_roster_since,
+        flagged}`` (``off_roster_since`` None until a sweep has seen them)."""
         now = self._ctx.clock() if now is None else now
-        people = self._parts["people"]
+        people, known = self._parts["people"], self._state.get("off_roster", {})
+        off = {pid for pid, _ in _local_with_faces(people)} - self._parts["rosters"].roster_people()
         out = []
-        for pid, since in sorted(self._state.get("off_roster", {}).items()):
-            person = people.get(pid)
-            if person is None:
-                continue
-            out.append({"person_id": pid, "name": person["name"], "off_roster_since": to_iso(since),
-                        "flagged": now - since >= self.review_absent_days * DAY_S})
+        for pid in sorted(off):
+            person, since = people.get(pid), known.get(pid)
+            out.append({"person_id": pid, "name": person["name"] if person else pid,
+                        "off_roster_since": to_iso(since) if since else None,
+                        "flagged": since is not None and now - since >= self.review_absent_days * DAY_S})
         return out
 
     def status(self, config: StoreConfig, now: float | None = None) -> dict:

@@ -169,6 +169,22 @@ def test_enrol_person_with_photo_checks(page, stack, lfw10):
     assert "Start camera" in page.inner_text("main")  # 127.0.0.1 is a secure context
 
 
+def test_subject_access_page_and_privacy_page(page, stack):
+    page.goto(stack["base"] + "/people")
+    page.click("#people-table a:has-text('Tony Blair')")
+    assert "Basis: consent, recorded by admin" in page.inner_text("#consent-state")
+    page.click("#export-link")
+    faces = page.inner_text("#sar-faces")
+    assert "templates" in faces and page.locator("#sar-faces img").count() >= 3
+    assert "Consent, recorded by admin" in page.inner_text("#sar-person")
+    shot(page, "05b-subject-access")
+    page.goto(stack["base"] + "/privacy")
+    held = page.inner_text("#held")
+    assert "face templates and enrolment photos" in held and "1 people" in held
+    assert "ynchronised" in page.inner_text("#clock")
+    shot(page, "05c-privacy")
+
+
 def test_roster_and_session_with_live_recognition(page, stack):
     page.goto(stack["base"] + "/rosters")
     page.fill("#roster-form input[name=name]", "Year 11 exam")
