@@ -23,7 +23,7 @@ def _photo_data_uris(ctx, person_id: str, photos: list[dict]) -> list[str]:
     out = []
     for photo in photos:
         try:
-            jpeg = ctx.client.get_bytes(f"/v1/people/{q(person_id)}/photos/{q(photo['photo_id'])}")
+            jpeg = ctx.fw.photo(person_id, photo["photo_id"])
         except ControlError:
             continue
         out.append("data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii"))
@@ -31,29 +31,23 @@ def _photo_data_uris(ctx, person_id: str, photos: list[dict]) -> list[str]:
 
 
 def register(app: bottle.Bottle, ctx) -> None:
-    def by() -> str:
-        return ctx.user() or "console"
-
     @app.post("/people/<person_id>/consent")
     def consent(person_id: str):
         form = bottle.request.forms.decode()
-        if fw_call(ctx, ctx.client.post, f"/v1/people/{q(person_id)}/consent",
-                   {"basis": form.get("basis") or None, "by": by()}):
+        if fw_call(ctx, ctx.fw.set_consent, person_id, form.get("basis") or None):
             ctx.flash(f"Basis recorded: {BASIS_LABELS.get(form.get('basis'), form.get('basis'))}.")
         bottle.redirect(f"/people/{q(person_id)}")
 
     @app.post("/people/<person_id>/withdraw")
     def withdraw(person_id: str):
-        result = fw_call(ctx, ctx.client.post, f"/v1/people/{q(person_id)}/withdraw", {"by": by()},
-                         timeout=60)
+        result = fw_call(ctx, ctx.fw.withdraw_consent, person_id)
         if result:
             ctx.flash(f"Consent withdrawn: face data erased ({_counts(result['counts'])}).")
         bottle.redirect(f"/people/{q(person_id)}")
 
     @app.post("/people/<person_id>/erase")
     def erase(person_id: str):
-        result = fw_call(ctx, ctx.client.post, f"/v1/people/{q(person_id)}/erase",
-                         {"by": by(), "full": False}, timeout=60)
+        result = fw_call(ctx, ctx.fw.erase_person, person_id)
         if result:
             ctx.flash(f"Face data erased ({_counts(result['counts'])}); the name stays on "
                       "attendance records.")
@@ -61,7 +55,7 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.get("/people/<person_id>/export")
     def export(person_id: str):
-        data = fw_call(ctx, ctx.client.get, f"/v1/people/{q(person_id)}/export")
+        data = fw_call(ctx, ctx.fw.person_export, person_id)
         if not data:
             raise bottle.HTTPError(404, "no such person")
         ctx.audit("person.exported", person_id)
@@ -76,14 +70,14 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.get("/privacy")
     def privacy():
-        info = fw_call(ctx, ctx.client.get, "/v1/privacy", fallback=None)
-        erasures = fw_call(ctx, ctx.client.get, "/v1/erasures", fallback={"items": []})
+        info = fw_call(ctx, ctx.fw.privacy, fallback=None)
+        erasures = fw_call(ctx, ctx.fw.erasures, fallback=[])
         return ctx.render("privacy.tpl", title="Privacy", nav="/privacy", info=info,
-                          erasures=erasures["items"], q=q)
+                          erasures=erasures, q=q)
 
     @app.post("/privacy/sweep")
     def sweep():
-        result = fw_call(ctx, ctx.client.post, "/v1/privacy/sweep", {"by": by()}, timeout=60)
+        result = fw_call(ctx, ctx.fw.retention_sweep)
         if result:
             ctx.flash(result.get("skipped") or f"Retention sweep done: {_counts(result['deleted'])}.",
                       "error" if result.get("skipped") else "ok")

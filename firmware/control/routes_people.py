@@ -9,7 +9,7 @@ import uuid
 
 import bottle
 
-from firmware.control.api import (MAX_BODY_BYTES, ApiError, field, must, query, read_json)
+from firmware.control.web import MAX_BODY_BYTES, ApiError, field, must, query, read_json, request_actor
 from firmware.store.people import BASES, has_basis
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
     @app.delete("/v1/people/<person_id>")
     def people_delete(person_id: str):
         must(store.people.get(person_id), "person")
-        erasure = device.erase(person_id, query("by") or "console", full=True)
+        erasure = device.erase(person_id, query("by") or request_actor(), full=True)
         return {"deleted": person_id, "erasure": erasure}
 
     @app.post("/v1/people/<person_id>/photos")
@@ -146,7 +146,7 @@ def consent_of(data: dict, default_basis: str | None) -> dict:
                             f"{', '.join(BASES)} (or set privacy.default_basis)", "basis")
     if basis not in BASES:
         raise ApiError(400, f"basis must be one of {', '.join(BASES)}", "basis")
-    return {"basis": basis, "by": field(data, "by", required=False) or "console"}
+    return {"basis": basis, "by": field(data, "by", required=False) or request_actor()}
 
 
 def require_basis(person: dict) -> None:

@@ -6,7 +6,7 @@ import logging
 
 import bottle
 
-from firmware.control.api import ApiError, field, must, query, read_json
+from firmware.control.web import ApiError, field, must, query, read_json, request_actor
 from firmware.control.routes_people import consent_of
 
 logger = logging.getLogger(__name__)
@@ -40,13 +40,14 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
     @app.post("/v1/people/<person_id>/withdraw")
     def consent_withdraw(person_id: str):
         must(store.people.get(person_id), "person")
-        by = field(read_json(), "by")
+        by = field(read_json(), "by", required=False) or request_actor()
         return device.erase(person_id, by, reason="consent_withdrawn")
 
     @app.post("/v1/people/<person_id>/erase")
     def erase(person_id: str):
         data = read_json()
-        by, full = field(data, "by"), field(data, "full", bool, required=False, default=False)
+        by = field(data, "by", required=False) or request_actor()
+        full = field(data, "full", bool, required=False, default=False)
         if store.people.get(person_id) is None and not store.erasures.list(person_id):
             raise ApiError(404, "person not found")
         return device.erase(person_id, by, full=full)
@@ -69,7 +70,7 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
 
     @app.post("/v1/privacy/sweep")
     def sweep():
-        by = field(read_json(), "by")
+        by = field(read_json(), "by", required=False) or request_actor()
         result = store.sweep_retention()
         store.audit.log(by, "retention.sweep", None, {"result": result})
         return result

@@ -13,7 +13,7 @@ import logging
 import re
 
 from firmware.domain import sessions as rules
-from firmware.store.context import StoreContext, check_text
+from firmware.store.context import StoreContext, audited, check_text
 from firmware.store.errors import NotFound, StoreValueError
 from firmware.store.ids import check_day, new_ulid, parse_time, to_iso
 from firmware.store.rosters import Rosters
@@ -37,6 +37,7 @@ class Sessions:
         self.attendance = None  # set by Store (completion writes absent records)
         rosters.in_use = self._roster_in_use
 
+    @audited("session.created", target="roster_id")
     def create(self, roster_id: str, room: str, name: str, scheduled_start: object,
                scheduled_end: object, late_after: object = None) -> dict:
         """A new ``scheduled`` session (``day``: local date of the start); times are ISO-8601
@@ -56,6 +57,7 @@ class Sessions:
                "start_ts": start, "end_ts": end, "late_after_ts": late,
                "state": rules.SCHEDULED, "created_at": to_iso(now), "history": [],
                "event_id": None, "seq": None, "pending_event": False}
+        self._ctx.audit_note(rec["id"], name=rec["name"], room=room)
         rec["_id"] = self._file.insert(rec)
         self._all[rec["id"]] = rec
         return _public(rec)
@@ -89,6 +91,7 @@ class Sessions:
             return None
         return _public(max(running, key=lambda r: (r["history"][-1]["ts"], r["id"])))
 
+    @audited("session.set_state", target="session_id", actor="by")
     def set_state(self, session_id: str, state: str, by: str = "system", at: object = None) -> dict:
         """Move a session to ``state``; returns the session (``summary`` when completed)."""
         rec = self._all.get(session_id)
@@ -104,8 +107,7 @@ class Sessions:
                                                 "by": by}]}
         if state == rules.COMPLETED:
             fields["roster_ids"] = self._rosters.member_ids(rec["roster_id"])
-        self._ctx.audit.log(by, "session.set_state", session_id,
-                            {"from": rec["state"], "to": state})
+        self._ctx.audit_note(**{"from": rec["state"], "to": state})
         self._write(rec, fields)  # commit point
         self._finish(rec)
         return _public(rec)
