@@ -1,6 +1,6 @@
 """Erasure of one person's face data, everywhere on the device, and the record of it.
 
-``erase(person_id, by, full=False)`` removes the person's embeddings and enrolment photos
+``Store.erase(person_id, by, full=False)`` (the steps live here) removes the person's embeddings and enrolment photos
 (local or from synced rosters), every unknown/spoof crop and frame assigned to them or
 whose embedding matches theirs, the crash-recovery copies of those embeddings in the
 outbox and journal, and every pre-migration backup archive that holds any of it. The
@@ -63,23 +63,21 @@ class Erasures:
                 return _public(rec)
         return None
 
-    def erase(self, person_id: str, by: str, full: bool = False, reason: str = "request",
-              request_id: str | None = None, threshold: float = MATCH_THRESHOLD) -> dict:
-        """Erase; returns the erasure record ``{id, person_id, full, counts, ...}``."""
+    def check(self, person_id: str, by: str, reason: str, request_id: str | None) -> dict | None:
+        """Validate an erasure request; the earlier result when ``request_id`` was done."""
         check_person_id(person_id)
-        by = check_text(by, "by", 80)
+        check_text(by, "by", 80)
         if reason not in REASONS:
             raise StoreValueError(f"reason {reason!r}: use one of {', '.join(REASONS)}", "reason")
-        if request_id is not None:
-            if not isinstance(request_id, str) or not REQUEST_ID_RE.match(request_id):
-                raise StoreValueError("request_id: 1-64 letters, digits, . _ : -", "request_id")
-            done = self.find(request_id)
-            if done is not None:
-                return {**done, "repeat": True}
-        counts = self._erase_data(person_id, full, threshold)
-        return self._record(person_id, by, full, reason, request_id, counts)
+        if request_id is None:
+            return None
+        if not isinstance(request_id, str) or not REQUEST_ID_RE.match(request_id):
+            raise StoreValueError("request_id: 1-64 letters, digits, . _ : -", "request_id")
+        done = self.find(request_id)
+        return {**done, "repeat": True} if done is not None else None
 
-    def _erase_data(self, person_id: str, full: bool, threshold: float) -> dict:
+    def erase_data(self, person_id: str, full: bool, threshold: float) -> tuple[dict, set[str]]:
+        """Every step but backups: (counts, ids of the kept faces that were erased)."""
         vectors = self._people.vectors_of(person_id)
         known = self._people.get(person_id) is not None
         local = known and (self._people.get(person_id) or {}).get("source") == "local"
@@ -92,18 +90,19 @@ class Erasures:
         counts.update(crops=found["crops"], frames=found["frames"],
                       unknown_records=found["records"])
         self._ctx.outbox.scrub_journal(ids)
-        counts["backups"] = self._drop_backups(person_id, ids)
         if full:
             counts["attendance"] = self._attendance.erase_person(person_id)
             if local:
                 self._people.delete(person_id)
                 counts["person"] = 1
-        return counts
+        return counts, ids
 
-    def _drop_backups(self, person_id: str, unknown_ids: set[str]) -> int:
-        """Delete backup archives holding any of this person's face data."""
+    @staticmethod
+    def drop_backups(data_dir: Path, person_id: str, unknown_ids: set[str]) -> int:
+        """Delete backup archives holding any of this person's face data (file I/O only:
+        needs no Store lock)."""
         dropped = 0
-        for archive in sorted((self._ctx.data_dir / "backups").glob("*.tar.gz")):
+        for archive in sorted((data_dir / "backups").glob("*.tar.gz")):
             if _archive_holds(archive, person_id, unknown_ids):
                 archive.unlink(missing_ok=True)
                 logger.warning("erasure: deleted backup %s (it held face data of %s)", archive.name,
@@ -111,7 +110,7 @@ class Erasures:
                 dropped += 1
         return dropped
 
-    def _record(self, person_id: str, by: str, full: bool, reason: str,
+    def record(self, person_id: str, by: str, full: bool, reason: str,
                 request_id: str | None, counts: dict) -> dict:
         now = self._ctx.clock()
         rec = {"id": new_ulid(now), "person_id": person_id, "at": to_iso(now), "by": by,

@@ -31,7 +31,7 @@ from firmware.store.attendance import Attendance
 from firmware.store.audit import Audit
 from firmware.store.checkpoint import Checkpointer
 from firmware.store.context import StoreContext
-from firmware.store.erasure import Erasures
+from firmware.store.erasure import MATCH_THRESHOLD, Erasures
 from firmware.store.errors import StoreClosed
 from firmware.store.ids import SeqCounter, check_zone
 from firmware.store.journal import Journal
@@ -219,12 +219,19 @@ class Store:
               request_id: str | None = None, threshold: float | None = None) -> dict:
         """Erase one person's face data everywhere (``store/erasure.py``); returns the
         erasure record with its counts. Checkpoints before and after (outside the lock) so
-        no journal file keeps a copy of an erased embedding."""
+        no journal file keeps a copy of an erased embedding; backup archives are scanned
+        outside the lock too (they can be large), so the device loop never waits on them."""
         self.checkpoint()
         with self._lock:
             self._check_open()
-            result = self._erasures.erase(person_id, by, full, reason, request_id,
-                                          **({"threshold": threshold} if threshold else {}))
+            done = self._erasures.check(person_id, by, reason, request_id)
+            if done is not None:
+                return done
+            counts, ids = self._erasures.erase_data(person_id, full, threshold or MATCH_THRESHOLD)
+        counts["backups"] = Erasures.drop_backups(self.data_dir, person_id, ids)
+        with self._lock:
+            self._check_open()
+            result = self._erasures.record(person_id, by, full, reason, request_id, counts)
         self.checkpoint()
         return result
 
