@@ -39,6 +39,17 @@ def record_real_session(store) -> str:
     return session["id"]
 
 
+def wait_connected(collector: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Read the collector's log until it says it subscribed (a new session keeps nothing
+    from before its first subscription)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = collector.stderr.readline()
+        if "collector connected" in line or not line:
+            return
+    raise AssertionError("the collector did not connect")
+
+
 def test_keygen_roster_publish_collect_and_export(tmp_path, mosquitto):
     broker = f"127.0.0.1:{mosquitto.port}"
     keys = rollcall("central", "keygen", "--out", str(tmp_path / "keys"))
@@ -61,14 +72,14 @@ def test_keygen_roster_publish_collect_and_export(tmp_path, mosquitto):
         watcher.close()
 
     db = tmp_path / "central.db"
-    collector = subprocess.Popen([sys.executable, "-m", "firmware.cli", "-q", "central", "collect",
+    collector = subprocess.Popen([sys.executable, "-m", "firmware.cli", "-v", "central", "collect",
                                   "--broker", broker, "--db", str(db), "--until-count", "5", "--timeout", "30"],
                                  cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with Store(tmp_path / "data") as store:
             session_id = record_real_session(store)
             cfg = MqttConfig(host="127.0.0.1", port=mosquitto.port)
-            time.sleep(1.0)  # let the collector subscribe (its session keeps later ones anyway)
+            wait_connected(collector)  # its session is new: events sent before it subscribes are lost
             with MqttLink(cfg, DeviceConfig(id="dev-c", site="site1"), store, model_id="m1"):
                 out, err = collector.communicate(timeout=40)
     finally:
