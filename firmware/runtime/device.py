@@ -14,6 +14,7 @@ import logging
 import shutil
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -23,13 +24,17 @@ from firmware.config import Config, load_config
 from firmware.domain.decisions import Decision, DecisionEngine, Outcome
 from firmware.domain.types import Frame
 from firmware.errors import CommandError, RollcallError
+from firmware.hal.camera import Camera, CameraState
 from firmware.hal.display import annotate, crop_jpeg, encode_jpeg
+from firmware.hal.indicators import Indicators
 from firmware.inference.embedder import same_person_threshold
+from firmware.link.mqtt import MqttLink
 from firmware.runtime.clock import TrustedClock
 from firmware.runtime.enrol import enrol_photos, probe_broker
-from firmware.runtime.loop import Overlay
+from firmware.runtime.loop import FrameAnalyser, LoopStats, Overlay
 from firmware.runtime.sessions import SessionKeeper
 from firmware.runtime.tuning import configure_engine
+from firmware.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +47,9 @@ class Device:
     """Implements DeviceAPI. ``models`` is ``{"state": "ok"|"missing"|..., "message"}``;
     ``analyser`` the loop's FrameAnalyser (None when models are missing)."""
 
-    def __init__(self, config: Config, *, store: Any, engine: DecisionEngine, indicators: Any, camera: Any,
-                 link: Any = None, analyser: Any = None, models: dict | None = None,
-                 config_path: Any = None, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, config: Config, *, store: Store, engine: DecisionEngine, indicators: Indicators,
+                 camera: Camera, link: MqttLink | None = None, analyser: FrameAnalyser | None = None,
+                 models: dict | None = None, config_path: Path | None = None, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, timekeeper: TrustedClock | None = None) -> None:
         self.config = config
         self.store = store
@@ -61,7 +66,7 @@ class Device:
         self.lock = threading.RLock()
         self.sessions = SessionKeeper(config, store, engine, lock=self.lock, wall=wall, clock=clock,
                                       synced=self.clock_synced)
-        self.loop_stats: Any = None
+        self.loop_stats: LoopStats | None = None
         self.warnings_extra: list[str] = []
         self._frame: Frame | None = None
         self._overlays: list[Overlay] = []
@@ -229,7 +234,7 @@ class Device:
 
     def _warnings(self, cam: dict, session: dict) -> list[str]:
         warnings = list(self.warnings_extra)
-        if cam["state"] in ("no_camera", "lost"):
+        if cam["state"] in (CameraState.NO_CAMERA, CameraState.LOST):
             warnings.append(cam.get("message") or "camera not available")
         if self.models["state"] != "ok":
             warnings.append(self.models["message"])

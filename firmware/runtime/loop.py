@@ -27,6 +27,8 @@ from firmware.domain.decisions import Decision, DecisionEngine
 from firmware.domain.liveness_measures import assess_face
 from firmware.domain.tracking import Tracker
 from firmware.domain.types import Detection, Frame
+from firmware.hal.camera import IDLE_STATES, Camera, CameraState
+from firmware.hal.systemd import Notifier
 from firmware.inference.align import align_face
 from firmware.inference.detector import FaceDetector, model_file
 from firmware.inference.embedder import Embedder
@@ -160,8 +162,8 @@ class DeviceLoop:
     recognised. ``notifier`` is a :class:`~firmware.hal.systemd.Notifier`.
     """
 
-    def __init__(self, *, camera: Any, engine: DecisionEngine, sink: Sink, analyser: FrameAnalyser | None,
-                 tracker: Tracker | None = None, notifier: Any = None, max_frames: int | None = None,
+    def __init__(self, *, camera: Camera, engine: DecisionEngine, sink: Sink, analyser: FrameAnalyser | None,
+                 tracker: Tracker | None = None, notifier: Notifier | None = None, max_frames: int | None = None,
                  housekeeping_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.camera = camera
         self.engine = engine
@@ -180,7 +182,7 @@ class DeviceLoop:
     def healthy(self) -> bool:
         """Frames flowing, or idle for a reason the status already explains."""
         state = self.camera.state
-        if state in ("no_camera", "lost", "starting", "ended", "stopped"):
+        if state in IDLE_STATES:
             return True
         last = self.stats.last_frame_at if self.stats.last_frame_at is not None else self._started_at
         return last is not None and self.clock() - last < STALL_S
@@ -199,7 +201,7 @@ class DeviceLoop:
             self._housekeeping()
             if self.max_frames is not None and self.stats.frames >= self.max_frames:
                 return "max_frames"
-            if frame is None and self.camera.state == "ended":
+            if frame is None and self.camera.state == CameraState.ENDED:
                 return "replay_ended"
         return "stopped"
 
