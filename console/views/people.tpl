@@ -34,5 +34,6 @@
   </select></label>
   <button type="submit">Add</button>
 </form>
+<p><a href="/people/bulk" id="bulk-link">Enrol many people at once (CSV + zip of photos)</a></p>
 </section>
 </div>

@@ -156,7 +156,7 @@ class App:
         """Run the loop on this thread until stopped; returns why it ended."""
 
         loop = DeviceLoop(camera=self.camera, engine=self.engine, sink=self.device, analyser=self.analyser,
-                          notifier=self.notifier, max_frames=self.max_frames)
+                          notifier=self.notifier, max_frames=self.max_frames, capture=self.device.enrol_capture)
         self.loop = loop
         self.device.loop_stats = loop.stats
         logger.info("device running (camera %s, models %s, broker %s)", self.camera.spec,

@@ -169,7 +169,7 @@ class SessionKeeper:
 
         def match(vector: np.ndarray) -> Match:
             result = gallery.match(vector, threshold=threshold, margin=margin)
-            return Match(result.person_id, float(result.score or 0.0))
+            return Match(result.person_id, float(result.score or 0.0), result.best_person_id)
         return match
 
     def seat_of(self, person_id: str | None) -> str | None:

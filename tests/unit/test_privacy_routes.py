@@ -12,6 +12,8 @@ import pytest
 from console.pages_live import clock_row, health_rows
 from firmware.control.client import ControlClient
 from firmware.errors import ControlError
+from tests.unit.test_console_enrol import jpeg as face_jpeg
+from tests.unit.test_console_enrol import make_zip
 from tests.unit.test_console_security import jpeg
 from tests.unit.test_console_support import admin, console_env  # noqa: F401  (fixtures)
 from tests.unit.test_store_support import unit_vector
@@ -104,3 +106,21 @@ def test_dashboard_clock_row():
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def test_bulk_and_camera_enrolment_need_a_basis(admin, console_env, client):
+    admin.get("/people/bulk")
+    csv = b"name,photos\nAnn Lee,ann.jpg\n"
+    reply = admin.post_files("/people/bulk", [("csv", "people.csv", csv),
+                                              ("zip", "photos.zip", make_zip({"ann.jpg": face_jpeg(1)}))])
+    assert "choose the legal basis" in reply.text and console_env.store.people.list() == []
+    reply = admin.post_files("/people/bulk", [("csv", "people.csv", csv),
+                                              ("zip", "photos.zip", make_zip({"ann.jpg": face_jpeg(1)}))],
+                             fields={"basis": "contract"})
+    assert 'data-status="ok"' in reply.text, reply.text[-1500:]
+    [ann] = console_env.store.people.list()
+    assert ann["consent"]["basis"] == "contract" and ann["consent"]["recorded_by"] == "admin"
+    console_env.store.people.add("cam", "Cam")  # no basis
+    with pytest.raises(ControlError) as refused:
+        client.post("/v1/capture", {"person_id": "cam"})
+    assert refused.value.status == 400 and refused.value.field == "consent"
