@@ -18,9 +18,10 @@ import cv2
 import numpy as np
 import pytest
 
-from firmware.domain.enrolment import ENROL_DETECTOR, check_and_embed
+from firmware.domain.enrolment import ENROL_DETECTOR
 from firmware.inference.embedder import same_person_threshold
 from firmware.inference.pipeline import FacePipeline
+from firmware.runtime.enrol import check_and_embed
 from firmware.store import Store
 from firmware.store.migrate import backup
 
