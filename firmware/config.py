@@ -137,6 +137,8 @@ class MqttConfig(_Section):
     telemetry_interval_s: float = Field(60.0, ge=1, le=86400, description="Seconds between telemetry messages.")
     max_inflight: int = Field(20, ge=1, le=1000, description="QoS 1 messages in flight while draining the outbox.")
     roster_public_key_file: Path | None = Field(None, description="Ed25519 public key (PEM) that signs roster bundles.")
+    command_public_key_file: Path | None = Field(None, description="Ed25519 public key (PEM) that signs downlink commands; empty = the roster key.")
+    command_max_age_s: float = Field(300.0, ge=10, le=86400, description="Seconds a signed command stays valid either side of the device clock; older ones are refused as expired.")
     ha_discovery: bool = Field(False, description="Publish Home Assistant MQTT discovery messages.")
 
 
@@ -164,8 +166,6 @@ class PrivacyConfig(_Section):
     clock_source: Literal["auto", "assume_synced"] = Field(
         "auto", description="auto: ask timedatectl, then the kernel (adjtimex), then timesyncd's marker "
                             "file; assume_synced: trust the clock (only with a battery-backed RTC).")
-    command_max_age_s: int = Field(86400, ge=60, le=30 * 86400,
-                                   description="Oldest signed central command (erasure) accepted, in seconds.")
 
 
 class ConsoleConfig(_Section):

@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("bench liveness", "firmware.bench.liveness", "blink liveness on live, still and replayed clips"),
     ("bench pipeline", "firmware.bench.pipeline", "the whole device loop on replayed video"),
     ("bench mqtt", "firmware.bench.mqtt", "outbox drain to a real mosquitto"),
+    ("bench fleet", "firmware.bench.fleet", "1,000 devices, 3 collectors, PostgreSQL, faults mid-run"),
     ("bench store", "firmware.bench.store", "append latency with 100,000 events already stored"),
     ("bench enrol", "firmware.bench.enrol", "duplicate-identity check on real photos, photo enrolment time"),
     ("bench console", "console.bench", "console page latency under load"),
@@ -36,12 +37,14 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("config show", "firmware.cli.config", "print the effective config (no secrets)"),
     ("config reference", "firmware.cli.config", "print every setting with its default and meaning (Markdown)"),
     ("provision", "provisioning.provision", "set device identity, broker, credentials, console password"),
-    ("central collect", "provisioning.central", "reference central side: collect events into SQLite"),
-    ("central export", "provisioning.central", "reference central side: export a session as CSV"),
-    ("central roster", "provisioning.central", "reference central side: build, sign and publish a roster"),
-    ("central keygen", "provisioning.central", "reference central side: make an Ed25519 roster-signing key"),
-    ("central erase", "provisioning.erasures", "reference central side: order a signed erasure on every device of a site"),
-    ("central erasures", "provisioning.erasures", "reference central side: list erasure requests and device confirmations"),
+    ("central collect", "provisioning.central.cli", "central side: collect events into SQLite or PostgreSQL"),
+    ("central export", "provisioning.central.cli", "central side: attendance CSV per session, room, days"),
+    ("central roster", "provisioning.central.cli", "central side: build, sign and publish rosters"),
+    ("central devices", "provisioning.central.cli", "central side: fleet status (online, last seen, outbox)"),
+    ("central command", "provisioning.central.cli", "central side: send a signed command to a device or room"),
+    ("central keygen", "provisioning.central.cli", "central side: make an Ed25519 roster-signing key"),
+    ("central erase", "provisioning.central.erasure", "central side: order a signed erasure on every device of a site"),
+    ("central erasures", "provisioning.central.erasure", "central side: list erasure requests and device confirmations"),
 ]
 
 

@@ -225,6 +225,16 @@ class ControlClient:
         """Try a connection with these MQTT settings (not saved)."""
         return self.post("/v1/broker/test", {"mqtt": mqtt}, timeout=15)
 
+    @route("GET", "/v1/notices")
+    def notices(self, include_acknowledged: bool = False) -> list[dict]:
+        """Damage notices, unacknowledged ones only unless ``include_acknowledged``."""
+        return self.get("/v1/notices", {"all": 1} if include_acknowledged else None)["items"]
+
+    @route("POST", "/v1/notices/<notice_id>/ack")
+    def acknowledge_notice(self, notice_id: str) -> dict:
+        """Mark a damage notice seen by this actor (audited)."""
+        return self.post(f"/v1/notices/{_q(notice_id)}/ack", {})
+
     @route("GET", "/v1/audit")
     def audit(self, limit: int = 200) -> list[dict]:
         """Newest audit records first."""

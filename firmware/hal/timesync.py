@@ -3,7 +3,7 @@
 A Raspberry Pi has no battery-backed clock: after a power cut without network it boots
 with a wrong time until NTP syncs. :class:`TimedatectlSource` asks systemd
 (``timedatectl show -p NTPSynchronized --value``), :class:`AdjtimexSource` asks the kernel
-(``adjtimex(2)`` via ctypes: state ``TIME_ERROR`` or status ``STA_UNSYNC`` = not
+(``adjtimex(2)`` via ctypes, :mod:`firmware.hal.clock`: state ``TIME_ERROR`` = not
 synchronised), :class:`MarkerFileSource` looks for the file systemd-timesyncd touches on
 sync. Each answers True, False or None (cannot tell); :class:`ChainSource` returns the first
 True/False, and "not synchronised" when nobody can tell (a time nobody vouches for is not
@@ -13,18 +13,16 @@ cache the answer (``firmware/runtime/clock.py`` re-asks every 30 s).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import subprocess
 from pathlib import Path
 from typing import Protocol
 
+from firmware.hal.clock import clock_synced
+
 logger = logging.getLogger(__name__)
 
-TIME_ERROR = 5         # adjtimex return value: clock not synchronised
-STA_UNSYNC = 0x0040    # timex.status bit: clock not synchronised
 TIMESYNCD_MARKER = Path("/run/systemd/timesync/synchronized")
 NOTIFY_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
@@ -59,36 +57,13 @@ class TimedatectlSource:
         return answer == "yes"
 
 
-class _Timex(ctypes.Structure):
-    """``struct timex`` of Linux (time.h); the tail padding covers newer fields."""
-
-    _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
-                ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
-                ("constant", ctypes.c_long), ("precision", ctypes.c_long),
-                ("tolerance", ctypes.c_long), ("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long),
-                ("tick", ctypes.c_long), ("ppsfreq", ctypes.c_long), ("jitter", ctypes.c_long),
-                ("shift", ctypes.c_int), ("stabil", ctypes.c_long), ("jitcnt", ctypes.c_long),
-                ("calcnt", ctypes.c_long), ("errcnt", ctypes.c_long), ("stbcnt", ctypes.c_long),
-                ("tai", ctypes.c_int), ("_pad", ctypes.c_int * 11)]
-
-
 class AdjtimexSource:
-    """The kernel's NTP state, read-only (``modes = 0`` needs no privilege)."""
+    """The kernel's NTP state (``firmware.hal.clock.clock_synced``: ``adjtimex``, read-only)."""
 
     name = "adjtimex"
 
-    def __init__(self) -> None:
-        path = ctypes.util.find_library("c")
-        self._libc = ctypes.CDLL(path, use_errno=True) if path else None
-
     def synchronised(self) -> bool | None:
-        if self._libc is None or not hasattr(self._libc, "adjtimex"):
-            return None
-        timex = _Timex()
-        state = self._libc.adjtimex(ctypes.byref(timex))
-        if state < 0:
-            return None
-        return state != TIME_ERROR and not timex.status & STA_UNSYNC
+        return clock_synced()
 
 
 class MarkerFileSource:

@@ -15,20 +15,23 @@ import logging
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from firmware.config import DeviceConfig, MqttConfig
-from firmware.errors import CommandError, LinkError, RollcallError
+from firmware.errors import LinkError, RollcallError
 from firmware.link import payloads
-from firmware.link.client import (RECONNECT_MAX_S, RECONNECT_MIN_S, build_client,
+from firmware.link.client import (ANONYMOUS_WARNING, RECONNECT_MAX_S, RECONNECT_MIN_S,
+                                  accepts_anonymous, build_client,
                                   describe_connect_error, describe_refusal, set_nodelay)
+from firmware.link.cmdauth import build_command_auth
 from firmware.link.commands import CommandDispatcher
 from firmware.link.drain import Drain
 from firmware.link.roster import RosterSync
-from firmware.link.signed import verify_command
-from firmware.link.state import Backoff, LinkState
+from firmware.hal.clock import clock_synced
+from firmware.link.state import Backoff, ConnectionSeq, LinkState
 from firmware.link.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -36,6 +39,20 @@ logger = logging.getLogger(__name__)
 LOOP_TIMEOUT_S = 0.05
 IDLE_FILL_S = 1.0
 WARN_FRACTION = 0.8
+CONN_SEQ_FILE = "link-connection-seq"
+NO_MATCHING_SUBSCRIBERS = 0x10
+
+
+def delivered(reason_code: Any) -> bool:
+    """Does this PUBACK mean the broker took the event for someone?
+
+    MQTT v5 PUBACK 0x10 "No matching subscribers" is not a failure code, but nobody got the
+    event: e.g. right after a broker restart mosquitto has not yet restored the collectors'
+    shared subscription. The event stays in the outbox and is re-sent (``Drain`` refusal path).
+    """
+    if reason_code is None:
+        return True
+    return not reason_code.is_failure and getattr(reason_code, "value", 0) != NO_MATCHING_SUBSCRIBERS
 
 
 class MqttLink:
@@ -47,18 +64,14 @@ class MqttLink:
                  telemetry_provider: Callable[[], dict] | None = None,
                  model_id: str | None = None, clock: Callable[[], float] = time.monotonic,
                  client_factory: Callable[..., Any] | None = None,
-                 reconnect_max_s: float = RECONNECT_MAX_S, wall: Callable[[], float] = time.time,
-                 clock_synced: Callable[[], bool] = lambda: True,
-                 command_max_age_s: float = 86400.0) -> None:
+                 reconnect_max_s: float = RECONNECT_MAX_S,
+                 anonymous_probe: Callable[[MqttConfig], bool | None] | None = None) -> None:
         self._cfg = mqtt_cfg
         self._device = device_cfg
         self._store = store
         self._status_provider = status_provider or dict
         self._telemetry_provider = telemetry_provider or dict
         self._clock = clock
-        self._wall, self._clock_synced = wall, clock_synced
-        self._command_max_age_s = command_max_age_s
-        self._commands = commands
         self._client_factory = client_factory or build_client
         self.topics = Topics(mqtt_cfg.prefix, device_cfg.site, device_cfg.id, device_cfg.room)
         self.model_id = model_id or str(self._status().get("model_id") or "unknown")
@@ -68,9 +81,12 @@ class MqttLink:
                                  device_cfg.site, device_cfg.room, self._reported_roster_version)
         self._dispatcher = CommandDispatcher(device_cfg.id, {
             "roster_sync": self._cmd_roster_sync, "rebirth": self._cmd_rebirth,
-            "telemetry_now": self._cmd_telemetry_now, "erasure": self._cmd_erasure}, commands)
+            "telemetry_now": self._cmd_telemetry_now}, commands, auth=build_command_auth(
+            mqtt_cfg, device_cfg, getattr(store, "data_dir", None)))
         self.state = LinkState(f"{mqtt_cfg.host}:{mqtt_cfg.port}")
         self._backoff = Backoff(min_s=RECONNECT_MIN_S, max_s=reconnect_max_s)
+        data_dir = getattr(store, "data_dir", None)
+        self._conn_seq = ConnectionSeq(Path(data_dir) / CONN_SEQ_FILE if data_dir else None)
         self._client: Any = None
         self._socket_open = False
         self._connected = False
@@ -85,6 +101,36 @@ class MqttLink:
         self._outbox_warned = False
         self._step_failing = False
         self._closed = False
+        self._anonymous: bool | None = None
+        self._probing = False
+        self._probe = anonymous_probe or accepts_anonymous
+
+    @property
+    def commands_refused(self) -> int:
+        """Commands refused since start (unsigned, forged, expired, replayed, misdirected...)."""
+        return self._dispatcher.auth.refused
+
+    @property
+    def security_warnings(self) -> list[str]:
+        """Loud warnings about the broker's own security (anonymous clients accepted)."""
+        return [ANONYMOUS_WARNING] if self._anonymous else []
+
+    def _check_anonymous(self) -> None:
+        """Once per process, after the first connect: does the broker let anyone in? The
+        probe (one extra connect) runs in its own thread: the link never waits for it."""
+        if self._anonymous is not None or self._probing:
+            return
+        if not self._cfg.username:
+            self._set_anonymous(True)  # we got in without credentials ourselves
+            return
+        self._probing = True
+        threading.Thread(target=lambda: self._set_anonymous(bool(self._probe(self._cfg))),
+                         name="mqtt-anon-probe", daemon=True).start()
+
+    def _set_anonymous(self, accepted: bool) -> None:
+        self._anonymous = accepted
+        if accepted:
+            logger.error("%s", ANONYMOUS_WARNING)
 
     # ----- public API (any thread) -------------------------------------------------------
 
@@ -152,7 +198,7 @@ class MqttLink:
         self._events.append(("disconnected", str(reason_code)))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        self._acks.append((mid, not reason_code.is_failure))
+        self._acks.append((mid, delivered(reason_code)))
 
     def _on_message(self, client, userdata, message) -> None:
         self._inbox.append(message)
@@ -211,6 +257,8 @@ class MqttLink:
         if not self._backoff.ready(now):
             return
         try:
+            self._client.will_set(self.topics.status, payloads.encode(
+                payloads.will(self._device.id, conn_seq=self._conn_seq.next())), qos=1, retain=True)
             self._client.connect(self._cfg.host, self._cfg.port, keepalive=self._cfg.keepalive_s,
                                  clean_start=True)
             set_nodelay(self._client)
@@ -225,6 +273,7 @@ class MqttLink:
             if kind == "connected":
                 self._backoff.succeeded()
                 self.state.went_up()
+                self._check_anonymous()
                 self._subscribe()
                 self._publish_birth()
                 self.drain.on_connect(now)
@@ -246,7 +295,7 @@ class MqttLink:
         self._client.subscribe(subs)
 
     def _publish_event(self, entry: dict) -> int | None:
-        message = payloads.event_message(entry, self._device.id, self.model_id)
+        message = payloads.event_message(entry, self._device.id, self.model_id, self._device.room or None)
         topic = self.topics.event(payloads.wire_suffix(entry))
         info = self._client.publish(topic, payloads.encode(message), qos=1)
         return info.mid if info.rc == 0 else None
@@ -267,7 +316,9 @@ class MqttLink:
         return version if isinstance(version, int) else None
 
     def _publish_birth(self) -> None:
-        status = payloads.birth(self._status(), self._device.id, self.model_id, self.roster.version)
+        status = payloads.birth(self._status(), self._device.id, self.model_id, self.roster.version,
+                                conn_seq=self._conn_seq.last or None, room=self._device.room or None)
+        status["warnings"] = self.security_warnings + list(status.get("warnings") or [])
         self._publish(self.topics.status, status, retain=True)
         if self._cfg.ha_discovery:
             for topic, config in payloads.ha_discovery(self.topics, self._device.name):
@@ -279,12 +330,16 @@ class MqttLink:
             values.update(self._telemetry_provider() or {})
         except Exception:  # noqa: BLE001
             logger.exception("telemetry_provider failed")
+        provided = [w for w in values.get("warnings") or [] if isinstance(w, str)]
         values.update(extra)
         values.update(self._outbox_health())
+        values["warnings"] = self.security_warnings + provided + values["warnings"]
+        values.setdefault("clock_synced", clock_synced())
         stats = self.drain.stats
         values.update({"device_id": self._device.id, "at": payloads.utc_iso(),
                        "published": stats.published, "acked": stats.acked,
-                       "republished": stats.republished, "inflight": len(self.drain.inflight)})
+                       "republished": stats.republished, "inflight": len(self.drain.inflight),
+                       "commands_refused": self.commands_refused})
         return values
 
     def _outbox_health(self) -> dict:
@@ -363,23 +418,12 @@ class MqttLink:
     def _cmd_telemetry_now(self, payload: dict) -> dict:
         return {"telemetry": self._publish_telemetry({})}
 
-    def _cmd_erasure(self, payload: dict) -> dict:
-        """A signed order from the centre to erase one person's face data on this device."""
-        verified = verify_command(payload, self.roster.public_key, name="erasure",
-                                  site=self._device.site, device_id=self._device.id, now=self._wall(),
-                                  max_age_s=self._command_max_age_s, clock_synced=self._clock_synced())
-        args = erasure_args(verified)
-        if self._commands is None:
-            raise CommandError("erasure: this device has no store handler")
-        result = self._commands("erasure", args)
-        self.wake()
-        return {"erasure": result}
-
     def _shutdown(self) -> None:
         if self._client is None:
             return
         if self._connected:
-            self._publish(self.topics.status, payloads.will(self._device.id, "shutdown"), retain=True)
+            self._publish(self.topics.status, payloads.will(self._device.id, "shutdown", self._conn_seq.last),
+                          retain=True)
             deadline = time.monotonic() + 2.0  # let the window's PUBACKs in: fewer re-sends later
             while (self.drain.inflight or self._client.want_write()) and self._connected \
                     and time.monotonic() < deadline:
@@ -390,19 +434,3 @@ class MqttLink:
             self._client.loop(timeout=0.1)
         self._connected = False
         self._socket_open = False
-
-
-def erasure_args(payload: dict) -> dict:
-    """The erasure fields of a verified command: ``person_id``, ``request_id``, ``full``, ``by``."""
-    person_id, request_id = payload.get("person_id"), payload.get("request_id")
-    if not isinstance(person_id, str) or not 0 < len(person_id) <= 64:
-        raise CommandError("erasure: person_id is missing")
-    if not isinstance(request_id, str) or not 0 < len(request_id) <= 64:
-        raise CommandError("erasure: request_id is missing (the centre matches confirmations by it)")
-    full = payload.get("full", False)
-    if not isinstance(full, bool):
-        raise CommandError("erasure: full must be true or false")
-    by = payload.get("by", "central")
-    if not isinstance(by, str) or not 0 < len(by) <= 80:
-        raise CommandError("erasure: by must be a short text")
-    return {"person_id": person_id, "request_id": request_id, "full": full, "by": by}

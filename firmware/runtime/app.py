@@ -144,9 +144,7 @@ class App:
 
         link = MqttLink(self.config.mqtt, self.config.device, self.store, commands=self.device.commands,
                         status_provider=self.device.status, telemetry_provider=self.device.telemetry,
-                        model_id=self.config.recognition.embedder, wall=self.clock.now,
-                        clock_synced=self.clock.synced,
-                        command_max_age_s=self.config.privacy.command_max_age_s)
+                        model_id=self.config.recognition.embedder)
         return link.start()
 
     def _control(self) -> ControlServer:

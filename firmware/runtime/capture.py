@@ -65,7 +65,10 @@ class CaptureState(StrEnum):
 
 
 class LivenessLike(Protocol):
-    def update(self, ts: float, openness: Any, gate: GateResult, *, track_id: object = None) -> Any: ...
+    """A per-track liveness state machine, as the decision engine uses (its ``update``
+    returns a state whose ``verdict`` is pending | look_at_camera | live | spoof)."""
+
+    def update(self, ts: float, openness: Any, gate: GateResult) -> Any: ...
 
 
 @dataclass(slots=True)
@@ -143,7 +146,7 @@ class EnrolCapture:
             self._follow(track_id)
             if gate.ok and getattr(openness, "mean", None) is not None:
                 self._openness.append(float(openness.mean))
-            if not self._is_live(track_id, ts, gate, openness):
+            if not self._is_live(ts, gate, openness):
                 return False
             if not gate.ok:
                 self.prompt = _gate_prompt(gate.reason)
@@ -177,15 +180,16 @@ class EnrolCapture:
             return False
         return mean >= EYES_OPEN * float(np.percentile(self._openness, 75))
 
-    def _is_live(self, track_id: int, ts: float, gate: GateResult, openness: Any) -> bool:
+    def _is_live(self, ts: float, gate: GateResult, openness: Any) -> bool:
         if self._live:
             return True
-        state = self._liveness.update(ts, openness, gate, track_id=track_id)
+        state = self._liveness.update(ts, openness, gate)
         verdict = getattr(state, "verdict", Verdict.PENDING)
-        if verdict == Verdict.LIVE:
+        verdict = str(getattr(verdict, "value", verdict))
+        if verdict == Verdict.LIVE.value:
             self._live = True
             return True
-        if verdict == Verdict.SPOOF:
+        if verdict == Verdict.SPOOF.value:
             self.message = "no blink was seen: look at the camera and blink naturally"
             self._liveness = self._factory()
         self.prompt = BLINK_PROMPT

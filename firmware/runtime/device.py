@@ -22,7 +22,6 @@ import numpy as np
 from firmware import __version__
 from firmware.config import Config, load_config
 from firmware.domain.decisions import Decision, DecisionEngine, Outcome
-from firmware.domain.liveness import LivenessTracker
 from firmware.domain.types import Frame
 from firmware.errors import CaptureError, CommandError, RollcallError
 from firmware.hal.camera import Camera, CameraState
@@ -33,6 +32,7 @@ from firmware.inference.embedder import same_person_threshold
 from firmware.link.mqtt import MqttLink
 from firmware.runtime.capture import DEFAULT_FRAMES, DEFAULT_TIMEOUT_S, EnrolCapture
 from firmware.runtime.clock import TrustedClock
+from firmware.runtime.damage import DamageWatch
 from firmware.runtime.enrol import Enroller, failed_views
 from firmware.runtime.loop import FrameAnalyser, LoopStats, Overlay
 from firmware.runtime.probe import probe_broker
@@ -80,6 +80,8 @@ class Device:
         self._kiosk_track: int | None = None
         self.enroller = Enroller(config, store)
         self._capture: EnrolCapture | None = None
+        notices = getattr(store, "notices", None)
+        self.damage = DamageWatch(config.paths.data_dir, notices, clock=clock) if notices else None
 
     # ---- loop sink -------------------------------------------------------------------
     def on_frame(self, frame: Frame, overlays: list[Overlay]) -> None:
@@ -166,6 +168,8 @@ class Device:
         if self.timekeeper is not None:
             self.timekeeper.refresh()
         self.sessions.tick()
+        if self.damage is not None:
+            self.damage.check(self.camera.status() if self.camera else {})
         self.retention_tick()
 
     def clock_synced(self) -> bool:
@@ -214,7 +218,20 @@ class Device:
         return {"fps": stats.get("fps", 0.0), "decision_latency_ms_median": stats.get("decision_latency_ms_median"),
                 "dropped_frames": cam.get("dropped", 0), "outbox_depth": self._outbox_depth(),
                 "cpu_temp_c": cpu_temp_c(), "disk_free_mb": self._disk_free_mb(),
+                "skipped_files": cam.get("skipped_files", 0), "notices": self._notices(),
+                "warnings": self._notice_warnings(),
                 "clock_synced": self.clock_synced()}
+
+    def _notices(self) -> list[dict]:
+        """Unacknowledged damage notices (persistent until an admin acknowledges them)."""
+        try:
+            return self.store.notices.active()
+        except (AttributeError, RollcallError, OSError):
+            return []
+
+    def _notice_warnings(self) -> list[str]:
+        return [f"DAMAGE: {n['message']}" + (f"; copy kept at {n['copy']}" if n.get("copy") else "")
+                for n in self._notices()]
 
     def _outbox_depth(self) -> int | None:
         try:
@@ -238,7 +255,7 @@ class Device:
                "mode": session["mode"], "liveness_policy": self.config.liveness.policy,
                "gpio": self.indicators.status(), "uptime_s": round(self.clock() - self.started, 1),
                "clock": self.clock_state()}
-        out["warnings"] = self._warnings(cam, session)
+        out["warnings"] = self._warnings(cam, session)  # replaces telemetry's notice-only list
         return out
 
     def _broker_state(self) -> str:
@@ -247,7 +264,8 @@ class Device:
         return "connected" if getattr(self.link, "connected", False) else "disconnected"
 
     def _warnings(self, cam: dict, session: dict) -> list[str]:
-        warnings = list(self.warnings_extra)
+        warnings = list(self.warnings_extra) + list(getattr(self.link, "security_warnings", []))
+        warnings += self._notice_warnings()
         if cam["state"] in (CameraState.NO_CAMERA, CameraState.LOST):
             warnings.append(cam.get("message") or "camera not available")
         if self.models["state"] != "ok":
@@ -309,10 +327,9 @@ class Device:
             raise CaptureError(f"cannot capture: {self.models['message'] or 'models are not loaded'}")
         if self._capture is not None and self._capture.active:
             raise CaptureError(f"a capture for {self._capture.name} is running: cancel it first")
-        live = self.config.liveness
-        factory = None if live.policy == "off" else (lambda: LivenessTracker(live))
+        # the door's own liveness check (the policy in force), as the decision engine runs it
         self._capture = EnrolCapture(person_id, person.get("name", person_id), target=frames, timeout_s=timeout_s,
-                                     liveness_factory=factory, clock=self.clock)
+                                     liveness_factory=self.engine.liveness_factory, clock=self.clock)
         logger.info("enrolment capture started for %s (%d frames)", person_id, self._capture.target)
         return self._capture.status()
 
@@ -376,15 +393,37 @@ class Device:
         return result
 
     def commands(self, name: str, payload: dict) -> dict:
-        """MQTT commands delegated by the link (``session_start`` / ``session_stop``)."""
-        if name == "erasure":  # already verified (signature, target, age) by the link
-            return self.erase(payload["person_id"], str(payload.get("by") or "central"),
-                              full=bool(payload.get("full")), reason="central",
-                              request_id=payload["request_id"])
+        """MQTT commands delegated by the link (``session_start`` / ``session_stop`` /
+        ``erasure``), already verified by it (signature, target, time, nonce; ``by`` = the
+        signing key)."""
+        if name == "erasure":
+            args = erasure_args(payload)
+            return self.erase(args["person_id"], args["by"], full=args["full"], reason="central",
+                              request_id=args["erasure_id"])
         action = {"session_start": "start", "session_stop": "stop", "session_cancel": "cancel"}.get(name)
         if action is None:
             raise CommandError(f"unknown command {name!r}")
         return self.session_command(action, str(payload.get("session_id", "")), str(payload.get("by", "mqtt")))
+
+
+def erasure_args(payload: dict) -> dict:
+    """The fields of a verified ``cmd/erasure``: ``erasure_id`` (the centre's request, also
+    the device's de-duplication key), ``person_id``, ``full``, ``by`` (signing key, plus
+    ``requested_by`` when the centre names a person); CommandError when one is wrong."""
+    person_id, erasure_id = payload.get("person_id"), payload.get("erasure_id")
+    if not isinstance(person_id, str) or not 0 < len(person_id) <= 64:
+        raise CommandError("erasure: person_id is missing")
+    if not isinstance(erasure_id, str) or not 0 < len(erasure_id) <= 64:
+        raise CommandError("erasure: erasure_id is missing (the centre matches confirmations by it)")
+    full = payload.get("full", False)
+    if not isinstance(full, bool):
+        raise CommandError("erasure: full must be true or false")
+    requested = payload.get("requested_by")
+    if requested is not None and (not isinstance(requested, str) or not 0 < len(requested) <= 40):
+        raise CommandError("erasure: requested_by must be a short text")
+    by = str(payload.get("by") or "central")
+    by = f"{requested} via {by}"[:80] if requested else by[:80]
+    return {"person_id": person_id, "erasure_id": erasure_id, "full": full, "by": by}
 
 
 def clock_warnings(clock: dict) -> list[str]:

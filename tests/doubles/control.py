@@ -245,7 +245,8 @@ class FakeDevice:
     def status(self) -> dict:
         return {"camera": "ok", "broker": "disconnected", "models": "ok", "roster_version": 1,
                 "session": None, "fps": 12.5, "outbox_depth": 0, "disk_free_mb": 1000,
-                "cpu_temp_c": 48.0, "liveness_policy": "blink", "uptime_s": 5, "warnings": []}
+                "cpu_temp_c": 48.0, "liveness_policy": "blink", "uptime_s": 5, "warnings": [],
+                "notices": self.store.notices.active() if hasattr(self.store, "notices") else []}
 
     def latest_jpeg(self, annotated: bool = True) -> bytes | None:
         return self.jpeg

@@ -19,12 +19,11 @@ from firmware.bench.broker import Watcher
 from firmware.config import Config, DeviceConfig, MqttConfig
 from firmware.domain.decisions import DecisionEngine
 from firmware.link.mqtt import MqttLink
-from firmware.link.payloads import utc_iso
-from firmware.link.signed import sign_command
+from firmware.link.cmdauth import sign_command
 from firmware.runtime.device import Device
 from firmware.store import Store
 from provisioning.central import Collector, generate_keypair, load_private_key
-from provisioning.erasures import list_erasures, open_erasure_db, request_erasure, send, site_devices
+from provisioning.central.erasure import list_erasures, open_erasure_db, request_erasure, send, site_devices
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration
@@ -95,7 +94,8 @@ def test_centre_orders_erasure_on_every_device_and_sees_confirmations(site, mosq
         for door in doors:
             assert door.faces() == ["bob"] and door.store.people.get("ann")["name"] == "Ann"
             [erasure] = door.store.erasures.list("ann")
-            assert erasure["request_id"] == request["request_id"] and erasure["reason"] == "central"
+            assert erasure["request_id"] == request["erasure_id"] and erasure["reason"] == "central"
+            assert erasure["by"].startswith("dpo via central:")  # who asked, and the signing key
         # the centre re-sends (e.g. unsure it arrived): devices answer without erasing twice
         send(cfg, db, request, ["door-1"], load_private_key(private))
         time.sleep(0.5)
@@ -114,15 +114,15 @@ def test_forged_or_misdirected_erasure_is_refused_and_erases_nothing(site, mosqu
     doors, collector, cfg, private, _ = site
     watcher = Watcher(mosquitto.port, [f"rollcall/v1/{SITE}/door-1/cmd/#"], client_id="w-erasure")
     try:
-        body = {"command": "erasure", "site": SITE, "target": "door-1", "issued_at": utc_iso(),
-                "request_id": "er-forged", "person_id": "ann", "full": True, "by": "mallory"}
+        args = {"erasure_id": "er-forged", "person_id": "ann", "full": True}
+        here, there = {"site": SITE, "device": "door-1"}, {"site": SITE, "device": "door-2"}
         attempts = {
-            "wrong key": sign_command(body, Ed25519PrivateKey.generate()),
-            "other device": sign_command({**body, "target": "door-2"}, load_private_key(private)),
-            "unsigned": body,
+            "wrong key": sign_command("erasure", here, Ed25519PrivateKey.generate(), args),
+            "other device": sign_command("erasure", there, load_private_key(private), args),
+            "unsigned": json.dumps({"command": "erasure", "target": here, **args}).encode(),
         }
         for n, (label, payload) in enumerate(attempts.items()):
-            watcher.publish(f"rollcall/v1/{SITE}/door-1/cmd/erasure", json.dumps(payload).encode())
+            watcher.publish(f"rollcall/v1/{SITE}/door-1/cmd/erasure", payload)
             result = watcher.wait_for("cmd/erasure/result", skip=n)
             assert result["ok"] is False and "refused" in result["error"], label
         assert doors[0].faces() == ["ann", "bob"] and doors[0].store.erasures.list() == []

@@ -27,7 +27,7 @@ class FakeLiveness:
     def __init__(self, blinks_needed: int = 1, spoof_after: int = 10_000) -> None:
         self.blinks, self.needed, self.frames, self.spoof_after = 0, blinks_needed, 0, spoof_after
 
-    def update(self, ts, openness, gate, *, track_id=None):
+    def update(self, ts, openness, gate):
         self.frames += 1
         self.blinks += openness is CLOSED
 

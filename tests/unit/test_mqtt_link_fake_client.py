@@ -13,6 +13,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from firmware.config import DeviceConfig, MqttConfig
 from firmware.link.mqtt import MqttLink
+from firmware.store import Store
 from tests.unit.test_mqtt_drain import FakeOutbox
 
 DEVICE = DeviceConfig(id="dev1", site="site1", room="room1")
@@ -27,6 +28,9 @@ class FakeClient:
 
     def max_inflight_messages_set(self, value: int) -> None:
         self.max_inflight = value
+
+    def will_set(self, topic, payload, qos=0, retain=False) -> None:
+        self.will = (topic, json.loads(payload), qos, retain)
 
     def connect(self, host, port, keepalive, clean_start) -> None:
         self.connects += 1
@@ -75,9 +79,15 @@ class FakeClient:
         return [p for t, p, _, _ in self.published if t.endswith(suffix)]
 
 
+class FakeRosters:
+    def site_version(self, site: str) -> int | None:
+        return None
+
+
 class FakeStore:
     def __init__(self, events: int = 0, fraction: float | None = None) -> None:
         self.outbox = FakeOutbox(events)
+        self.rosters = FakeRosters()
         if fraction is not None:
             self.outbox.capacity_fraction = lambda: fraction
         else:
@@ -129,19 +139,37 @@ def test_outbox_warning_in_telemetry_and_logged_once(caplog):
             time.sleep(0.01)
         link.close()
     telemetry = client.on("telemetry")[-1]
-    assert telemetry["fps"] == 9.5 and telemetry["warnings"][0].startswith("OUTBOX 85% FULL")
+    assert telemetry["fps"] == 9.5 and any(w.startswith("OUTBOX 85% FULL") for w in telemetry["warnings"])
     assert len([r for r in caplog.records if "outbox 85 % full" in r.getMessage()]) == 1
 
 
 def test_command_and_garbage_roster_get_results_without_crashing():
     client = FakeClient()
     link = run_link(client, FakeStore(), lambda link: link.connected)
-    client.deliver("rollcall/v1/site1/dev1/cmd/telemetry_now", b'{"request_id": "t1"}')
+    client.deliver("rollcall/v1/site1/dev1/cmd/telemetry_now", b'{"request_id": "t1"}')  # unsigned
     client.deliver("rollcall/v1/site1/roster/room1", b"\x00garbage")
     deadline = time.monotonic() + 5
     while not client.on("roster_sync/result") and time.monotonic() < deadline:
         time.sleep(0.01)
     link.close()
-    assert client.on("cmd/telemetry_now/result")[0]["request_id"] == "t1"
+    refused = client.on("cmd/telemetry_now/result")[0]
+    assert refused["ok"] is False and "no command public key installed" in refused["error"]
     rejected = client.on("roster_sync/result")[0]
     assert rejected["ok"] is False and "no roster public key installed" in rejected["error"]
+
+
+def test_will_and_birth_share_a_conn_seq_that_grows_per_connection(tmp_path):
+    client = FakeClient()
+    with Store(tmp_path / "d") as store:
+        link = MqttLink(MqttConfig(host="x"), DeviceConfig(id="d1", site="s", room="r"), store, model_id="m1",
+                        client_factory=lambda *a, **k: client).start()
+        try:
+            deadline = time.monotonic() + 5
+            while not any(t.endswith("/status") for t, *_ in client.published) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            link.close()
+    births = [p for t, p, _, retain in client.published if t.endswith("/status") and p["state"] == "online"]
+    goodbye = [p for t, p, _, _ in client.published if t.endswith("/status") and p["state"] == "offline"]
+    assert births and births[0]["conn_seq"] == client.will[1]["conn_seq"] == goodbye[-1]["conn_seq"]
+    assert client.will[3] is True and (tmp_path / "d" / "link-connection-seq").read_text() == str(births[0]["conn_seq"])
