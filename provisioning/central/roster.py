@@ -110,6 +110,7 @@ def rosters_from_csv(csv_path: Path, people_file: dict) -> dict[str, dict]:
     for room, roster in rooms.items():
         del roster["_ids"]
         roster["model_id"] = people_file.get("model_id")
+        roster["basis"] = people_file.get("basis")  # legal basis for everyone, unless a person names one
         roster["name"] = room
     return rooms
 

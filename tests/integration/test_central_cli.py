@@ -96,7 +96,7 @@ def test_bad_broker_argument_is_a_clear_error():
 def test_roster_publish_many_rooms_from_one_csv_then_devices_and_export(tmp_path, mosquitto):
     broker, db = f"127.0.0.1:{mosquitto.port}", tmp_path / "central.db"
     private, _ = generate_keypair(tmp_path / "keys")
-    (tmp_path / "people.json").write_text(json.dumps({"model_id": "m1", "people": [
+    (tmp_path / "people.json").write_text(json.dumps({"model_id": "m1", "basis": "consent", "people": [
         {"person_id": p, "name": f"Pupil {p}", "embeddings": [[0.1, 0.2, 0.3]]} for p in ("p1", "p2", "p3")]}))
     (tmp_path / "rooms.csv").write_text("room,person_id,seat\nhall-1,p1,A1\nhall-1,p2,A2\nhall-2,p3,B7\n")
     (tmp_path / "bad.csv").write_text("room,person_id\nhall-3,p1\nhall-3,nobody\n")
