@@ -280,6 +280,16 @@ class ControlClient:
     def photo(self, person_id: str, photo_id: str) -> bytes:
         return self.get_bytes(f"/v1/people/{_q(person_id)}/photos/{_q(photo_id)}")
 
+    @route("GET", "/v1/people/<person_id>/templates")
+    def templates(self, person_id: str, source: str | None = None) -> list[dict]:
+        """A person's templates (``source`` photo | device | door to filter), oldest first."""
+        return self.get(f"/v1/people/{_q(person_id)}/templates", {"source": source})["items"]
+
+    @route("DELETE", "/v1/people/<person_id>/templates/<embedding_id>")
+    def delete_template(self, person_id: str, embedding_id: str) -> dict:
+        """Remove one template (e.g. a door-learnt one): ``{"deleted", "source"}``."""
+        return self.delete(f"/v1/people/{_q(person_id)}/templates/{_q(embedding_id)}")
+
     @route("GET", "/v1/unknowns")
     def unknowns(self, kind: str | None = None, session_id: str | None = None,
                  state: str | None = None) -> list[dict]:

@@ -34,6 +34,7 @@ from firmware.runtime.capture import DEFAULT_FRAMES, DEFAULT_TIMEOUT_S, EnrolCap
 from firmware.runtime.clock import TrustedClock
 from firmware.runtime.damage import DamageWatch
 from firmware.runtime.enrol import Enroller, failed_views
+from firmware.runtime.learning import DoorLearner
 from firmware.runtime.loop import FrameAnalyser, LoopStats, Overlay
 from firmware.runtime.probe import probe_broker
 from firmware.runtime.sessions import SessionKeeper
@@ -41,6 +42,9 @@ from firmware.runtime.tuning import configure_engine, match_threshold
 from firmware.store import Store
 
 logger = logging.getLogger(__name__)
+
+#: A calibrated threshold this high (cosine) is out of reach for genuine faces too.
+UNREACHABLE_THRESHOLD = 0.985
 
 KIOSK_HOLD_S = 3.0   # seconds a decision stays on the kiosk screen
 KIOSK_STATES = {"look": "look", "blink": "blink", "checking": "blink", "accepted": "accepted",
@@ -70,6 +74,9 @@ class Device:
         self.lock = threading.RLock()
         self.sessions = SessionKeeper(config, store, engine, lock=self.lock, wall=wall, clock=clock,
                                       synced=self.clock_synced)
+        self.learner = DoorLearner(config, store)
+        #: Called with (decision, frame) after each decision is recorded (e.g. `rollcall replay`).
+        self.listeners: list[Callable[[Decision, Frame], None]] = []
         self.loop_stats: LoopStats | None = None
         self.warnings_extra: list[str] = []
         self._frame: Frame | None = None
@@ -108,6 +115,10 @@ class Device:
         """Record, then indicate, then wake the MQTT link (record before you report)."""
         with self.lock:
             shown = self._record(decision, frame, box)
+            if self.learner.learn(decision, self.engine.scope.rule) is not None:
+                self.sessions.invalidate()
+        for listener in self.listeners:
+            listener(decision, frame)
         self.indicators.show(shown)
         self._set_kiosk(shown, decision, frame)
         if self.link is not None:
@@ -140,7 +151,7 @@ class Device:
         kind = "spoof" if d.outcome is Outcome.SPOOF else "unknown"
         full = encode_jpeg(frame.image) if self.config.decisions.save_unknown_frame else None
         extra = {"track": d.track_id, "score": round(d.score, 4), "closest_person_id": d.closest,
-                 "threshold": round(match_threshold(self.config), 4)}
+                 "threshold": round(d.threshold if d.threshold is not None else match_threshold(self.config), 4)}
         rec = self.store.unknowns.add(kind, d.session_id, d.embedding, images.face_jpeg(frame.image, box), full,
                                       extra)
         logger.info("%s face on track %d: %s", kind, d.track_id, "kept" if rec else "already kept")
@@ -277,6 +288,11 @@ class Device:
             warnings.append("broker not configured: attendance is kept on the device only")
         if self.config.liveness.policy == "off":
             warnings.append("liveness is OFF: a printed photo would be marked present")
+        scope = self.engine.scope
+        if scope.gallery is not None and scope.rule.threshold >= UNREACHABLE_THRESHOLD:
+            warnings.append(f"security level {self.config.recognition.security_level!r} needs a match score of "
+                            f"{scope.rule.threshold:.3f} with {len(scope.gallery.people)} people in scope: almost "
+                            "nobody will be recognised; enrol more photos per person or lower the level")
         gpio = self.indicators.status()
         if gpio["state"] == "unavailable":
             warnings.append(gpio["message"])
@@ -294,6 +310,14 @@ class Device:
 
     def kiosk_state(self) -> dict:
         return dict(self._kiosk)
+
+    def remove_template(self, person_id: str, embedding_id: str) -> dict:
+        """Delete one template of a person (e.g. a door-learnt one); the gallery follows."""
+        with self.lock:
+            removed = self.store.people.remove_embedding(person_id, embedding_id)
+        self.sessions.invalidate()
+        logger.info("template %s of %s removed (source %s)", embedding_id, person_id, removed.get("source"))
+        return removed
 
     def enrol_photos(self, person_id: str, photos: list[bytes], *, source: str = "photo",
                      confirm_duplicate: bool = False) -> list[dict]:

@@ -133,7 +133,8 @@ def _register_keygen(parser: argparse.ArgumentParser) -> None:
 def _collect(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # systemd stop: commit, ack, disconnect
     collector = Collector(mqtt_config(args), args.db, client_id=args.client_id, group=args.group,
-                          session_expiry_s=args.session_expiry, leaving=args.leave)
+                          session_expiry_s=args.session_expiry, leaving=args.leave,
+                          keep_trying=not args.leave and args.until_count is None)
     count = 0
     try:
         with collector:

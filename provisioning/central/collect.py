@@ -80,7 +80,7 @@ class Collector:
 
     def __init__(self, cfg: MqttConfig, db: str | Path | Database, client_id: str = "rollcall-central",
                  session_expiry_s: int = SESSION_EXPIRY_S, group: str | None = None,
-                 batch_max: int = BATCH_MAX, leaving: bool = False) -> None:
+                 batch_max: int = BATCH_MAX, leaving: bool = False, keep_trying: bool = False) -> None:
         self.cfg = cfg
         self.target = db
         self.db = db if isinstance(db, Database) else connect(db)
@@ -97,6 +97,7 @@ class Collector:
         self._client = None
         self._generation = 0  # connections so far: a PUBACK is only valid on the connection
         self._leaving = leaving  # connect only to retire (see ``leave``)
+        self.keep_trying = keep_trying  # broker down at start: retry (a service) instead of raising
         self._closed = False
 
     @property
@@ -110,12 +111,16 @@ class Collector:
         client.on_connect = self._on_connect
         client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
         client.on_message = lambda c, u, msg: self._queue.put((self._generation, msg))
+        args = dict(keepalive=self.cfg.keepalive_s, clean_start=False,
+                    properties=connect_properties(self.session_expiry_s))
         try:
-            client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s, clean_start=False,
-                           properties=connect_properties(self.session_expiry_s))
+            client.connect(self.cfg.host, self.cfg.port, **args)
         except OSError as exc:
-            self.close()
-            raise LinkError(describe_connect_error(exc, self.cfg)) from None
+            if not self.keep_trying:
+                self.close()
+                raise LinkError(describe_connect_error(exc, self.cfg)) from None
+            logger.warning("%s; retrying in the background", describe_connect_error(exc, self.cfg))
+            client.connect_async(self.cfg.host, self.cfg.port, **args)  # the loop thread retries
         set_nodelay(client)
         self._client = client
         client.loop_start()

@@ -255,6 +255,10 @@ class FakeDevice:
         return {"state": "idle", "name": None, "person_id": None, "seat": None,
                 "prompt": "Look at the camera", "required_blinks": 1, "at": None}
 
+    def remove_template(self, person_id: str, embedding_id: str) -> dict:
+        self.calls.append(("remove_template", person_id, embedding_id))
+        return self.store.people.remove_embedding(person_id, embedding_id)
+
     def enrol_photos(self, person_id: str, images: list[bytes], *, source: str = "photo",
                      confirm_duplicate: bool = False) -> list[dict]:
         self.calls.append(("enrol", person_id, len(images)))
