@@ -252,7 +252,7 @@ def test_attendance_pages_offset_limit_order_and_bad_arguments(control):
 
 def test_door_templates_are_listed_and_removable(control):
     client, store, device, _ = control
-    person = client.post("/v1/people", {"name": "Door Learner"})
+    person = client.post("/v1/people", {"name": "Door Learner", "basis": "consent"})
     pid = person["id"]
     vec = np.eye(128, dtype=np.float32)
     store.people.add_embedding(pid, vec[0], "dlib_resnet_int8")
