@@ -77,7 +77,7 @@ def proxy_jpeg(fetch: Callable[[], bytes]):
 
 
 def register(app: bottle.Bottle, ctx) -> None:
-    @app.get("/")
+    @app.get("/", role="operator")
     def dashboard():
         status, error = ctx.firmware_status()
         warnings = [w for w in (status or {}).get("warnings") or [] if not w.startswith("DAMAGE:")]
@@ -96,17 +96,17 @@ def register(app: bottle.Bottle, ctx) -> None:
         ctx.forget_status()
         bottle.redirect("/")
 
-    @app.get("/api/status")
+    @app.get("/api/status", role="operator")
     def api_status():
         status, error = ctx.firmware_status()
         return {"status": status, "error": error}
 
-    @app.get("/live/snapshot.jpg")
+    @app.get("/live/snapshot.jpg", role="operator")
     def snapshot():
         annotated = bottle.request.query.get("annotated", "1")
         return proxy_jpeg(lambda: ctx.client.snapshot(annotated=annotated != "0"))
 
-    @app.get("/live/stream.mjpg")
+    @app.get("/live/stream.mjpg", role="operator")
     def stream():
         try:
             ctype, chunks = ctx.client.live_stream(max_s=600)
@@ -116,13 +116,15 @@ def register(app: bottle.Bottle, ctx) -> None:
         bottle.response.set_header("Cache-Control", "no-store")
         return chunks
 
-    @app.get("/kiosk")
+    @app.get("/kiosk", role="operator", kiosk=True)
     def kiosk():
+        if bottle.request.query.get("token"):
+            bottle.redirect("/kiosk")  # the token is now in a cookie: keep it out of the address bar
         return ctx.render("kiosk.tpl", title="Kiosk", need_status=False)
 
     photos: dict[str, str | None] = {}
 
-    @app.get("/api/kiosk")
+    @app.get("/api/kiosk", role="operator", kiosk=True)
     def api_kiosk():
         try:
             state = ctx.client.kiosk(timeout=2)
@@ -133,7 +135,7 @@ def register(app: bottle.Bottle, ctx) -> None:
             state["photo_id"] = first_photo(ctx, person_id, photos)
         return state
 
-    @app.get("/people/<person_id>/photos/<photo_id>.jpg")
+    @app.get("/people/<person_id>/photos/<photo_id>.jpg", role="operator", kiosk=True)
     def person_photo(person_id: str, photo_id: str):
         return proxy_jpeg(lambda: ctx.client.photo(person_id, photo_id))
 

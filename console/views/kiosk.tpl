@@ -12,6 +12,7 @@
   <img id="kiosk-photo" class="hidden" alt="">
   <p id="kiosk-name" class="kiosk-name"></p>
   <p id="kiosk-seat" class="kiosk-seat"></p>
+  <p id="kiosk-status" class="kiosk-status hidden"></p>
   <p id="kiosk-prompt" class="kiosk-prompt">Look at the camera</p>
 </div>
 </body>

@@ -1,5 +1,13 @@
 % rebase('layout.tpl')
-<h1>{{person['name']}}</h1>
+<h1>{{person['name']}}{{(' · ' + person['external_id']) if person.get('external_id') else ''}}</h1>
+<section class="card">
+<form method="post" action="/people/{{q(person['id'])}}/edit" class="grid-form" id="person-edit">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <label>Name <input name="name" value="{{person['name']}}" required maxlength="120"></label>
+  <label>Student / staff number <input name="external_id" value="{{person.get('external_id') or ''}}" maxlength="64"></label>
+  <button type="submit" class="secondary">Save name and number</button>
+</form>
+</section>
 % if results:
 <section class="card" id="results">
 <h2>Photo check</h2>

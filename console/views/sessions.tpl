@@ -10,6 +10,7 @@
 % end
 </tbody></table>
 </section>
+% if role == "admin":
 <section class="card">
 <h2>Schedule a session</h2>
 <form method="post" action="/sessions" class="grid-form" id="session-form">
@@ -28,3 +29,4 @@
   <button type="submit">Schedule</button>
 </form>
 </section>
+% end

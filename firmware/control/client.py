@@ -216,6 +216,11 @@ class ControlClient:
         """Ask the firmware to re-read config.toml; ``restart_needed`` lists sections."""
         return self.post("/v1/config/reload")
 
+    @route("POST", "/v1/restart")
+    def restart(self) -> dict:
+        """Ask the firmware to exit so its service manager starts it again (code 75)."""
+        return self.post("/v1/restart", timeout=5)
+
     @route("POST", "/v1/indicators/test")
     def test_indicators(self) -> dict:
         return self.post("/v1/indicators/test", timeout=15)

@@ -79,10 +79,12 @@ class Device:
         self.listeners: list[Callable[[Decision, Frame], None]] = []
         self.loop_stats: LoopStats | None = None
         self.warnings_extra: list[str] = []
+        self.on_restart: Callable[[], None] | None = None  # set by the composition root
+        self.restart_needed: list[str] = []  # config sections changed since the start
         self._frame: Frame | None = None
         self._overlays: list[Overlay] = []
-        self._kiosk: dict = {"state": "idle", "name": None, "person_id": None, "seat": None, "prompt": "",
-                             "required_blinks": 0, "at": None}
+        self._kiosk: dict = {"state": "idle", "name": None, "person_id": None, "seat": None, "status": None,
+                             "prompt": "", "required_blinks": 0, "at": None}
         self._kiosk_until = 0.0
         self._kiosk_track: int | None = None
         self.enroller = Enroller(config, store)
@@ -107,43 +109,52 @@ class Device:
         state = KIOSK_STATES.get(stage, "idle")
         if state != self._kiosk["state"] or (main and main.prompt != self._kiosk["prompt"]):
             track = self.engine.tracks.get(main.track_id) if main else None
-            self._kiosk = {"state": state, "name": None, "person_id": None, "seat": None,
+            self._kiosk = {"state": state, "name": None, "person_id": None, "seat": None, "status": None,
                            "prompt": main.prompt if main else "",
                            "required_blinks": track.required_blinks if track else 0, "at": None}
 
     def on_decision(self, decision: Decision, frame: Frame, box: np.ndarray) -> None:
         """Record, then indicate, then wake the MQTT link (record before you report)."""
         with self.lock:
-            shown = self._record(decision, frame, box)
+            shown, status = self._record(decision, frame, box)
             if self.learner.learn(decision, self.engine.scope.rule) is not None:
                 self.sessions.invalidate()
         for listener in self.listeners:
             listener(decision, frame)
         self.indicators.show(shown)
-        self._set_kiosk(shown, decision, frame)
+        self._set_kiosk(shown, decision, frame, status)
         if self.link is not None:
             self.link.wake()
 
-    def _record(self, d: Decision, frame: Frame, box: np.ndarray) -> str:
-        """Store the decision; returns the indicator pattern to show."""
+    def _record(self, d: Decision, frame: Frame, box: np.ndarray) -> tuple[str, str | None]:
+        """Store the decision; returns (indicator pattern to show, attendance status or None)."""
         try:
             if d.outcome is Outcome.ACCEPTED:
                 rec = self.store.attendance.record(d.session_id, d.person_id, None, d.score, frame.wall,
                                                    {"track": d.track_id, "latency_ms": round(d.latency_s * 1000)})
                 if rec.get("duplicate"):
                     logger.info("duplicate check-in ignored: %s already marked", d.person_id)
-                    return "already"
+                    return "already", rec.get("status")
                 logger.info("accepted %s (score %.3f) in %.2f s", d.person_id, d.score, d.latency_s)
+                return "accepted", rec.get("status")
             elif d.outcome is Outcome.ALREADY:
                 logger.info("duplicate check-in ignored: %s already marked", d.person_id)
+                return "already", self._marked_status(d)
             elif d.outcome in (Outcome.UNKNOWN, Outcome.SPOOF) and d.embedding is not None:
                 self._keep_face(d, frame, box)
             elif d.outcome is Outcome.SPOOF:
                 logger.warning("spoof verdict on track %d (no embedding to keep)", d.track_id)
         except (RollcallError, OSError, ValueError) as exc:
             logger.error("could not record %s for %s: %s", d.outcome.value, d.person_id or "face", exc)
-            return "retry"
-        return d.outcome.value
+            return "retry", None
+        return d.outcome.value, None
+
+    def _marked_status(self, d: Decision) -> str | None:
+        """The status already recorded for this person in this session (for the kiosk)."""
+        if d.session_id is None or d.person_id is None:
+            return None
+        rec = self.store.attendance.get(d.session_id, d.person_id)
+        return rec.get("status") if rec else None
 
     def _keep_face(self, d: Decision, frame: Frame, box: np.ndarray) -> None:
         """Keep an unknown or spoof face for review, with why it was not recognised: the
@@ -156,14 +167,13 @@ class Device:
                                       extra)
         logger.info("%s face on track %d: %s", kind, d.track_id, "kept" if rec else "already kept")
 
-    def _set_kiosk(self, shown: str, d: Decision, frame: Frame) -> None:
+    def _set_kiosk(self, shown: str, d: Decision, frame: Frame, status: str | None = None) -> None:
+        """What the kiosk screen shows for a decision; ``status`` is the attendance status
+        recorded (``present`` / ``late``), None when nothing was recorded."""
         person = self._person(d.person_id) if d.person_id else {}
-        prompt = {"accepted": "Marked present", "already": "Already marked", "unknown": "Not recognised",
-                  "spoof": "Liveness check failed", "retry": "Please try again",
-                  "no_session": "No session is running"}.get(shown, "")
         self._kiosk = {"state": shown, "name": person.get("name"), "person_id": d.person_id,
-                       "seat": self.sessions.seat_of(d.person_id), "prompt": prompt,
-                       "required_blinks": 0, "at": frame.wall}
+                       "seat": self.sessions.seat_of(d.person_id), "status": status,
+                       "prompt": kiosk_prompt(shown, status), "required_blinks": 0, "at": frame.wall}
         self._kiosk_until = self.clock() + KIOSK_HOLD_S
         self._kiosk_track = d.track_id if d.outcome is not Outcome.RETRY else None
 
@@ -265,7 +275,8 @@ class Device:
                "roster_version": self.sessions.roster_version, "session": session["session"],
                "mode": session["mode"], "liveness_policy": self.config.liveness.policy,
                "gpio": self.indicators.status(), "uptime_s": round(self.clock() - self.started, 1),
-               "clock": self.clock_state()}
+               "clock": self.clock_state(),
+               "device_id": self.config.device.id, "restart_needed": list(self.restart_needed)}
         out["warnings"] = self._warnings(cam, session)  # replaces telemetry's notice-only list
         return out
 
@@ -393,7 +404,12 @@ class Device:
             return {"ok": False, "message": str(exc)}
         restart = [name for name in ("camera", "gpio", "mqtt", "paths", "detection", "console")
                    if getattr(new, name) != getattr(self.config, name)]
+        if not new.device.id:
+            new.device.id = self.config.device.id  # keep the id in use (see App._ensure_device_id)
+        if new.device != self.config.device:
+            restart.append("device")
         with self.lock:
+            self.restart_needed = sorted(set(self.restart_needed) | set(restart))
             self.config = new
             self.sessions.config = new
             self.enroller.config = new
@@ -402,6 +418,13 @@ class Device:
         message = "reloaded" + (f"; restart to apply: {', '.join(restart)}" if restart else "")
         logger.info("config %s", message)
         return {"ok": True, "message": message, "restart_needed": restart}
+
+    def restart(self) -> dict:
+        """Exit (after this answer is sent) so the service manager starts the firmware again."""
+        if self.on_restart is None:
+            return {"ok": False, "message": "this firmware was not started by `rollcall run`: restart it by hand"}
+        threading.Timer(0.3, self.on_restart).start()
+        return {"ok": True, "message": "restarting: the firmware is back in a few seconds"}
 
     def test_indicators(self) -> dict:
         return self.indicators.test()
@@ -460,6 +483,16 @@ def clock_warnings(clock: dict) -> list[str]:
         out.append(f"system clock is {clock['behind_s']:.0f} s behind the newest recorded time "
                    f"({clock.get('lower_bound')}): times are held there until it catches up")
     return out
+
+
+def kiosk_prompt(shown: str, status: str | None) -> str:
+    """The kiosk's sentence for a decision (``status``: the attendance status recorded)."""
+    if shown == "accepted":
+        return "Marked late" if status == "late" else "Marked present"
+    if shown == "already":
+        return f"Already marked {status}" if status else "Already marked"
+    return {"unknown": "Not recognised", "spoof": "Liveness check failed", "retry": "Please try again",
+            "no_session": "No session is running"}.get(shown, "")
 
 
 def cpu_temp_c() -> float | None:

@@ -329,6 +329,10 @@ class FakeDevice:
         self.calls.append(("reload",))
         return {"ok": True, "message": "reloaded"}
 
+    def restart(self) -> dict:
+        self.calls.append(("restart",))
+        return {"ok": True, "message": "restarting"}
+
     def test_indicators(self) -> dict:
         self.calls.append(("indicators",))
         return {"ok": True, "message": "blinked green, amber, red, buzzer"}

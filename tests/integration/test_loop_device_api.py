@@ -192,6 +192,32 @@ def test_enrol_photos(rig, shared_data, built_models):
     assert not device.enrol_photos("nobody", photos)[0]["ok"]
 
 
+def test_kiosk_says_late_for_a_late_mark_and_present_otherwise(rig):
+    """Issue 14: the kiosk said "Marked present" for a late arrival."""
+    device, store, _factory, roster, _later = rig
+    now = time.time()
+    late = store.sessions.create(roster["id"], device.config.device.room, "Started", now - 600, now + 600,
+                                 late_after=now - 300)
+    device.session_command("start", late["id"], "test")
+    device.on_decision(Decision(Outcome.ACCEPTED, 1, 1.0, late["id"], "alice", 0.97, unit(0), 0.4), frame(),
+                       np.array([100, 60, 200, 180], np.float32))
+    shown = device.kiosk_state()
+    assert (shown["name"], shown["seat"], shown["status"], shown["prompt"]) == ("Alice", "A1", "late", "Marked late")
+    assert store.attendance.get(late["id"], "alice")["status"] == "late"
+    device._kiosk_until = 0.0  # the next person steps up after the hold
+    device.on_decision(Decision(Outcome.ALREADY, 3, 3.0, late["id"], "alice", 0.97, unit(0), 0.4), frame(),
+                       np.array([100, 60, 200, 180], np.float32))
+    assert (device.kiosk_state()["status"], device.kiosk_state()["prompt"]) == ("late", "Already marked late")
+    device.session_command("stop", late["id"], "test")
+    on_time = store.sessions.create(roster["id"], device.config.device.room, "Now", now - 60, now + 600,
+                                    late_after=now + 300)
+    device.session_command("start", on_time["id"], "test")
+    device.on_decision(Decision(Outcome.ACCEPTED, 2, 2.0, on_time["id"], "bob", 0.97, unit(1), 0.4), frame(),
+                       np.array([100, 60, 200, 180], np.float32))
+    shown = device.kiosk_state()
+    assert (shown["name"], shown["seat"], shown["status"], shown["prompt"]) == ("Bob", "B2", "present", "Marked present")
+
+
 def test_unreachable_threshold_is_a_status_warning(rig):
     device, _, _, _, _ = rig
     device.config.decisions.open_door = True

@@ -149,12 +149,12 @@ def test_password_change_rotates_and_requires_old(admin, console_env):
     admin.get("/settings")
     admin.post("/settings/password", {"old_password": "nope", "new_password": "another-long-pass-77",
                                       "new_password2": "another-long-pass-77"})
-    assert "current password is wrong" in admin.get("/settings").text
+    assert "current password is wrong" in admin.get("/account").text
     admin.post("/settings/password", {"old_password": "correct-horse-battery-9",
                                       "new_password": "another-long-pass-77",
                                       "new_password2": "another-long-pass-77"})
-    assert "Password changed" in admin.get("/settings").text
-    assert console_env.app.config["rollcall.ctx"].admin.verify("admin", "another-long-pass-77")
+    assert "Password changed" in admin.get("/account").text
+    assert console_env.app.config["rollcall.ctx"].users.verify("admin", "another-long-pass-77") == "admin"
 
 
 def test_diagnostics_bundle_has_no_secrets(admin, console_env):
