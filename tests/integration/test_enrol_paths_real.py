@@ -192,7 +192,7 @@ def test_a_small_face_from_the_door_camera_is_accepted_where_an_upload_is_not(mo
             scale = 70.0 / width                        # the face becomes ~70 px wide
             small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             crop = images.encode_jpeg(cv2.copyMakeBorder(small, 20, 20, 20, 20, cv2.BORDER_REPLICATE))
-            store.people.add("cpowell", "Colin Powell")
+            store.people.add("cpowell", "Colin Powell", consent="consent")
             upload = enroller.enrol_photos("cpowell", [crop])[0]
             assert upload["reason"] == "small_face" and "need 80" in upload["message"]
             door = enroller.enrol_photos("cpowell", [crop], source="device")[0]

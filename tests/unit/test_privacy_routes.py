@@ -80,7 +80,7 @@ def test_console_consent_form_person_page_and_withdrawal(admin, console_env):
     page = admin.get(f"/people/{person['id']}").text
     assert "Basis: <strong>consent</strong>, recorded by admin" in page
     reply = admin.post_files(f"/people/{person['id']}/photos", [("photos", "t.jpg", jpeg(seed=2))])
-    assert reply.status == 200 and "accepted" in reply.text
+    assert reply.status in (200, 303) and len(console_env.store.people.photos(person["id"])) == 1
     export = admin.get(f"/people/{person['id']}/export")
     assert export.status == 200 and "data:image/jpeg;base64," in export.text and "Tony" in export.text
     as_json = json.loads(admin.get(f"/people/{person['id']}/export?format=json").text)
