@@ -76,6 +76,15 @@ def proxy_jpeg(fetch: Callable[[], bytes]):
     return data
 
 
+def _on_kiosk_now(ctx, person_id: str) -> bool:
+    """True when the kiosk shows ``person_id`` now (a screen without a login may fetch only
+    that person's photo, not walk through everyone's)."""
+    try:
+        return ctx.client.kiosk(timeout=2).get("person_id") == person_id
+    except ControlError:
+        return False
+
+
 def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/", role="operator")
     def dashboard():
@@ -137,6 +146,8 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.get("/people/<person_id>/photos/<photo_id>.jpg", role="operator", kiosk=True)
     def person_photo(person_id: str, photo_id: str):
+        if ctx.role() is None and not _on_kiosk_now(ctx, person_id):
+            raise bottle.HTTPError(403, "a kiosk screen sees only the photo of the person it shows")
         return proxy_jpeg(lambda: ctx.client.photo(person_id, photo_id))
 
     @app.get("/unknowns/<unknown_id>/crop.jpg")

@@ -170,6 +170,7 @@ def test_kiosk_without_login_on_loopback_and_with_a_revocable_token(admin, conso
     assert remote.get("/kiosk").status == 200
     assert remote.get("/api/kiosk").status == 200
     assert remote.get("/people").status in (302, 303)  # the token opens the kiosk only
+    assert remote.get("/people/p1/photos/ph1.jpg").status == 403  # nobody is on the kiosk now
     assert remote.get("/live/snapshot.jpg").status == 401 or remote.get("/live/snapshot.jpg").status in (302, 303)
     admin.get("/settings")
     admin.post("/settings/kiosk/revoke")
