@@ -38,7 +38,7 @@ def rig(tmp_path):
     factory = MockFactory()
     store = Store(cfg.paths.data_dir)
     for i, (pid, name) in enumerate([("alice", "Alice"), ("bob", "Bob")]):
-        store.people.add(pid, name)
+        store.people.add(pid, name, consent="consent")
         store.people.add_embedding(pid, unit(i), cfg.recognition.embedder, photo_sha256=f"{i:064x}")
     roster = store.rosters.create("Class", [{"person_id": "alice", "seat": "A1"}, {"person_id": "bob", "seat": "B2"}])
     now = time.time()
@@ -184,7 +184,7 @@ def test_enrol_photos(rig, shared_data, built_models):
     people = shared_data / "faces-small" / "lfw10" / "Colin_Powell"
     photos = [p.read_bytes() for p in sorted(people.glob("*.jpg"))[:2]]
     group = (shared_data / "faces-small" / "knn_examples" / "test" / "obama_and_biden.jpg").read_bytes()
-    store.people.add("colin", "Colin")
+    store.people.add("colin", "Colin", consent="consent")
     results = device.enrol_photos("colin", photos + [group, photos[0]])
     assert [r["ok"] for r in results] == [True, True, False, False]
     assert results[0]["photo_id"] and "face" in results[2]["message"]
