@@ -38,7 +38,18 @@ def health_rows(status: dict | None) -> list[tuple[str, str, str]]:
         bad = isinstance(value, str) and value.lower() not in ("ok", "connected", "running", "blink",
                                                                "challenge", "online", "ready")
         rows.append((label, text, "bad" if bad and key in ("camera", "broker", "models") else ""))
+    clock = (status or {}).get("clock")
+    if isinstance(clock, dict):
+        rows.append(clock_row(clock))
     return rows
+
+
+def clock_row(clock: dict) -> tuple[str, str, str]:
+    """The dashboard's clock line: synchronised or not, by which source, held back or not."""
+    text = ("synchronised" if clock.get("synced") else "NOT synchronised") + f" ({clock.get('source')})"
+    if clock.get("behind_s"):
+        text += f"; system clock {clock['behind_s']:.0f} s behind the newest recorded time"
+    return ("Clock", text, "" if clock.get("synced") and not clock.get("behind_s") else "bad")
 
 
 def first_photo(ctx, person_id: str, cache: dict) -> str | None:

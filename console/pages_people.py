@@ -79,12 +79,13 @@ def register(app: bottle.Bottle, ctx) -> None:
         search = bottle.request.query.getunicode("q", "").strip()
         found = fw_call(ctx, ctx.fw.people, search, fallback=[])
         return ctx.render("people.tpl", title="People", nav="/people", people=found,
-                          search=search)
+                          search=search, default_basis=ctx.config.privacy.default_basis)
 
     @app.post("/people")
     def people_add():
         form = bottle.request.forms.decode()
-        data = {"name": form.get("name", "").strip(), "external_id": form.get("external_id") or None}
+        data = {"name": form.get("name", "").strip(), "external_id": form.get("external_id") or None,
+                "basis": form.get("basis") or None, "by": ctx.user() or "console"}
         if not data["name"]:
             ctx.flash("a name is needed", "error")
             bottle.redirect("/people")
@@ -128,8 +129,10 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.post("/people/<person_id>/delete")
     def person_delete(person_id: str):
-        if fw_call(ctx, ctx.fw.delete_person, person_id):
-            ctx.flash("Person deleted, with their photos and face data.")
+        answer = fw_call(ctx, ctx.fw.delete_person, person_id)
+        if answer:
+            ctx.flash("Person deleted with their photos, face data and attendance "
+                      f"(erasure {answer['erasure']['id']}).")
         bottle.redirect("/people")
 
     @app.get("/unknowns")

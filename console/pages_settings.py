@@ -43,8 +43,11 @@ def _changes(kind: str, form) -> dict:
             recognition["security_level"] = form.get("security_level")
         return {"recognition": recognition, "liveness": {"policy": form.get("policy")}}
     if kind == "retention":
-        return {"store": {"retention_days": int(form.get("retention_days")),
-                          "audit_retention_days": int(form.get("audit_retention_days"))}}
+        store = {"retention_days": int(form.get("retention_days")),
+                 "audit_retention_days": int(form.get("audit_retention_days"))}
+        if form.get("unknown_retention_days"):
+            store["unknown_retention_days"] = int(form.get("unknown_retention_days"))
+        return {"store": store}
     if kind == "mqtt":
         mqtt = _mqtt_from_form(form)
         mqtt.update(enabled=form.get("mqtt_enabled") == "1",

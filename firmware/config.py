@@ -154,10 +154,29 @@ class MqttConfig(_Section):
 
 
 class StoreConfig(_Section):
-    retention_days: int = Field(90, ge=1, le=3650, description="Days attendance files and crops are kept.")
+    retention_days: int = Field(90, ge=1, le=3650, description="Days attendance records and finished sessions are kept.")
+    unknown_retention_days: int = Field(30, ge=1, le=3650,
+                                        description="Days crops (and full frames) of unknown and spoof faces are kept.")
     audit_retention_days: int = Field(365, ge=1, le=3650, description="Days audit files are kept.")
     outbox_max_events: int = Field(100_000, ge=100, le=10_000_000, description="Outbox bound; warns at 80 %.")
     outbox_max_age_days: int = Field(30, ge=1, le=3650, description="Oldest unsent event age before a loud warning.")
+
+
+BASES = ("consent", "contract", "legal_obligation")
+
+
+class PrivacyConfig(_Section):
+    default_basis: Literal["consent", "contract", "legal_obligation"] | None = Field(
+        None, description="Legal basis recorded when an enrolment path names none (consent | contract | "
+                          "legal_obligation); None: every enrolment must name its basis.")
+    review_absent_days: int = Field(90, ge=1, le=3650,
+                                    description="Days a person with face data may be on no roster before "
+                                                "the console flags their templates for review.")
+    schedule_needs_synced_clock: bool = Field(True, description="Refuse to start or end sessions by schedule "
+                                                                "while the clock is not synchronised.")
+    clock_source: Literal["auto", "assume_synced"] = Field(
+        "auto", description="auto: ask timedatectl, then the kernel (adjtimex), then timesyncd's marker "
+                            "file; assume_synced: trust the clock (only with a battery-backed RTC).")
 
 
 class ConsoleConfig(_Section):
@@ -183,6 +202,7 @@ class Config(_Section):
     gpio: GpioConfig = Field(default_factory=GpioConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
 

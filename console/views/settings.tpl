@@ -28,7 +28,8 @@
 <h2>Retention</h2>
 <form method="post" action="/settings/retention" id="form-retention">
   <input type="hidden" name="csrf" value="{{csrf}}">
-  <label>Keep attendance and face crops (days) <input name="retention_days" type="number" min="1" max="3650" value="{{cfg.store.retention_days}}" required></label>
+  <label>Keep attendance records (days) <input name="retention_days" type="number" min="1" max="3650" value="{{cfg.store.retention_days}}" required></label>
+  <label>Keep crops of unknown and spoof faces (days) <input name="unknown_retention_days" type="number" min="1" max="3650" value="{{cfg.store.unknown_retention_days}}" required></label>
   <label>Keep the audit log (days) <input name="audit_retention_days" type="number" min="1" max="3650" value="{{cfg.store.audit_retention_days}}" required></label>
   <button type="submit">Save</button>
 </form>

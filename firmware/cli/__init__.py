@@ -45,6 +45,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("central devices", "provisioning.central.cli", "central side: fleet status (online, last seen, outbox)"),
     ("central command", "provisioning.central.cli", "central side: send a signed command to a device or room"),
     ("central keygen", "provisioning.central.cli", "central side: make an Ed25519 roster-signing key"),
+    ("central erase", "provisioning.central.erasure", "central side: order a signed erasure on every device of a site"),
+    ("central erasures", "provisioning.central.erasure", "central side: list erasure requests and device confirmations"),
 ]
 
 

@@ -1,7 +1,7 @@
 """The composition root of the device process (``rollcall run``, see :mod:`firmware.cli.run`).
 
 Start order: config (validated) -> models (verified; missing = degraded, mismatch =
-refuse) -> store -> indicators -> decision engine + device -> MQTT link -> control server
+refuse) -> trusted clock (sync state + lower bound) -> store -> indicators -> decision engine + device -> MQTT link -> control server
 -> camera -> loop. Shutdown runs the same list in reverse, each ``close()`` safe twice.
 SIGTERM / SIGINT set the stop event; systemd hears ``READY=1`` when the loop runs,
 ``WATCHDOG=1`` while it is healthy and ``STOPPING=1`` on the way out.
@@ -29,7 +29,9 @@ from firmware.hal.camera import Camera
 from firmware.hal.indicators import Indicators
 from firmware.hal.sources import FrameSource
 from firmware.hal.systemd import Notifier
+from firmware.hal.timesync import SyncSource, default_source
 from firmware.link.mqtt import MqttLink
+from firmware.runtime.clock import TrustedClock
 from firmware.runtime.device import Device
 from firmware.runtime.loop import DeviceLoop, FrameAnalyser
 from firmware.runtime.tuning import configure_engine
@@ -70,8 +72,9 @@ def check_models(config: Config) -> dict:
 
 @dataclass
 class App:
-    """The device process. ``pin_factory``/``source_factory``/``notifier`` are injectable
-    (tests: MockFactory, a replayed file, a socket of their own)."""
+    """The device process. ``pin_factory``/``source_factory``/``notifier``/``sync_source``
+    are injectable (tests: MockFactory, a replayed file, a socket of their own, a fixed
+    clock-sync answer)."""
 
     config: Config
     config_file: Path | None = None
@@ -80,6 +83,7 @@ class App:
     pin_factory: Factory | None = None
     notifier: Notifier | None = None
     source_factory: Callable[[], FrameSource] | None = None
+    sync_source: SyncSource | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     parts: list[tuple[str, Closeable | None]] = field(default_factory=list)
     restart_requested: bool = False
@@ -96,6 +100,8 @@ class App:
         self._ensure_device_id()
         self.models = check_models(cfg)
         self.analyser = self._add("models", self._analyser()) if self.models["state"] == "ok" else None
+        source = self.sync_source or default_source(cfg.privacy.clock_source)
+        self.clock = self._add("clock", TrustedClock(cfg.paths.data_dir / "clock.json", source))
         self.store = self._add("store", self._store())
         self.indicators = self._add("indicators", self._indicators())
         self.engine = DecisionEngine()
@@ -136,8 +142,9 @@ class App:
 
     def _store(self) -> Store:
 
-        store = Store(self.config.paths.data_dir, config=self.config.store,
-                      timezone=self.config.device.timezone)
+        store = Store(self.config.paths.data_dir, clock=self.clock.now, config=self.config.store,
+                      timezone=self.config.device.timezone, privacy=self.config.privacy,
+                      clock_synced=self.clock.synced)
         threading.Thread(target=_warm_indexes, args=(store,), name="store-warm", daemon=True).start()
         return store
 
@@ -159,7 +166,7 @@ class App:
 
         return Device(self.config, store=self.store, engine=self.engine, indicators=self.indicators,
                       camera=self.camera, analyser=self.analyser, models=self.models,
-                      config_path=self.config_file)
+                      config_path=self.config_file, wall=self.clock.now, timekeeper=self.clock)
 
     def _link(self) -> MqttLink | None:
         """The MQTT link; a link that cannot start (bad TLS files, no credentials...) leaves

@@ -28,8 +28,10 @@ from firmware.hal.camera import Camera, CameraState
 from firmware.hal.display import annotate, encode_jpeg
 from firmware.hal.indicators import Indicators
 from firmware.inference import images
+from firmware.inference.embedder import same_person_threshold
 from firmware.link.mqtt import MqttLink
 from firmware.runtime.capture import DEFAULT_FRAMES, DEFAULT_TIMEOUT_S, EnrolCapture
+from firmware.runtime.clock import TrustedClock
 from firmware.runtime.damage import DamageWatch
 from firmware.runtime.enrol import Enroller, failed_views
 from firmware.runtime.learning import DoorLearner
@@ -56,7 +58,7 @@ class Device:
     def __init__(self, config: Config, *, store: Store, engine: DecisionEngine, indicators: Indicators,
                  camera: Camera, link: MqttLink | None = None, analyser: FrameAnalyser | None = None,
                  models: dict | None = None, config_path: Path | None = None, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, timekeeper: TrustedClock | None = None) -> None:
         self.config = config
         self.store = store
         self.engine = engine
@@ -67,9 +69,11 @@ class Device:
         self.models = models or {"state": "ok", "message": ""}
         self.config_path = config_path
         self.clock, self.wall = clock, wall
+        self.timekeeper = timekeeper
         self.started = clock()
         self.lock = threading.RLock()
-        self.sessions = SessionKeeper(config, store, engine, lock=self.lock, wall=wall, clock=clock)
+        self.sessions = SessionKeeper(config, store, engine, lock=self.lock, wall=wall, clock=clock,
+                                      synced=self.clock_synced)
         self.learner = DoorLearner(config, store)
         #: Called with (decision, frame) after each decision is recorded (e.g. `rollcall replay`).
         self.listeners: list[Callable[[Decision, Frame], None]] = []
@@ -180,11 +184,53 @@ class Device:
             return {}
 
     def housekeeping(self) -> None:
-        """Once a second from the loop: session schedule and scope (the link publishes
-        telemetry itself from :meth:`telemetry`)."""
+        """Once a second from the loop: clock sync state, session schedule and scope, the
+        daily retention sweep (the link publishes telemetry itself from :meth:`telemetry`)."""
+        if self.timekeeper is not None:
+            self.timekeeper.refresh()
         self.sessions.tick()
         if self.damage is not None:
             self.damage.check(self.camera.status() if self.camera else {})
+        self.retention_tick()
+
+    def clock_synced(self) -> bool:
+        """Is the wall clock synchronised? (True without a timekeeper: tests, tools.)"""
+        return self.timekeeper.synced() if self.timekeeper is not None else True
+
+    def clock_state(self) -> dict:
+        if self.timekeeper is None:
+            return {"synced": True, "source": "not checked", "lower_bound": None, "behind_s": 0.0,
+                    "clamped": 0}
+        return self.timekeeper.state()
+
+    def retention_tick(self) -> dict | None:
+        """Run the retention sweep when a day has passed since the last one (synced clock only)."""
+        try:
+            retention = self.store.retention
+            if not self.clock_synced() or not retention.due(self.wall()):
+                return None
+            result = self.store.sweep_retention()
+        except (RollcallError, OSError) as exc:
+            logger.error("retention sweep failed: %s", exc)
+            return None
+        self.sessions.invalidate()
+        return result
+
+    def erase(self, person_id: str, by: str, full: bool = False, reason: str = "request",
+              request_id: str | None = None) -> dict:
+        """Erase a person's face data everywhere on the device (and stop matching them now)."""
+        threshold = same_person_threshold(self.config.recognition.embedder)
+        with self.lock:
+            if reason == "consent_withdrawn":
+                result = self.store.withdraw_consent(person_id, by)
+            else:
+                result = self.store.erase(person_id, by, full=full, reason=reason,
+                                          request_id=request_id, threshold=threshold)
+            self.sessions.invalidate()
+            self.sessions.refresh()
+        if self.link is not None:
+            self.link.wake()
+        return result
 
     # ---- DeviceAPI -------------------------------------------------------------------
     def telemetry(self) -> dict:
@@ -194,7 +240,8 @@ class Device:
                 "dropped_frames": cam.get("dropped", 0), "outbox_depth": self._outbox_depth(),
                 "cpu_temp_c": cpu_temp_c(), "disk_free_mb": self._disk_free_mb(),
                 "skipped_files": cam.get("skipped_files", 0), "notices": self._notices(),
-                "warnings": self._notice_warnings()}
+                "warnings": self._notice_warnings(),
+                "clock_synced": self.clock_synced()}
 
     def _notices(self) -> list[dict]:
         """Unacknowledged damage notices (persistent until an admin acknowledges them)."""
@@ -228,6 +275,7 @@ class Device:
                "roster_version": self.sessions.roster_version, "session": session["session"],
                "mode": session["mode"], "liveness_policy": self.config.liveness.policy,
                "gpio": self.indicators.status(), "uptime_s": round(self.clock() - self.started, 1),
+               "clock": self.clock_state(),
                "device_id": self.config.device.id, "restart_needed": list(self.restart_needed)}
         out["warnings"] = self._warnings(cam, session)  # replaces telemetry's notice-only list
         return out
@@ -246,6 +294,7 @@ class Device:
             warnings.append(self.models["message"])
         if session["message"]:
             warnings.append(session["message"])
+        warnings.extend(clock_warnings(self.clock_state()))
         if not self.config.mqtt.host:
             warnings.append("broker not configured: attendance is kept on the device only")
         if self.config.liveness.policy == "off":
@@ -391,11 +440,49 @@ class Device:
         return result
 
     def commands(self, name: str, payload: dict) -> dict:
-        """MQTT commands delegated by the link (``session_start`` / ``session_stop``)."""
+        """MQTT commands delegated by the link (``session_start`` / ``session_stop`` /
+        ``erasure``), already verified by it (signature, target, time, nonce; ``by`` = the
+        signing key)."""
+        if name == "erasure":
+            args = erasure_args(payload)
+            return self.erase(args["person_id"], args["by"], full=args["full"], reason="central",
+                              request_id=args["erasure_id"])
         action = {"session_start": "start", "session_stop": "stop", "session_cancel": "cancel"}.get(name)
         if action is None:
             raise CommandError(f"unknown command {name!r}")
         return self.session_command(action, str(payload.get("session_id", "")), str(payload.get("by", "mqtt")))
+
+
+def erasure_args(payload: dict) -> dict:
+    """The fields of a verified ``cmd/erasure``: ``erasure_id`` (the centre's request, also
+    the device's de-duplication key), ``person_id``, ``full``, ``by`` (signing key, plus
+    ``requested_by`` when the centre names a person); CommandError when one is wrong."""
+    person_id, erasure_id = payload.get("person_id"), payload.get("erasure_id")
+    if not isinstance(person_id, str) or not 0 < len(person_id) <= 64:
+        raise CommandError("erasure: person_id is missing")
+    if not isinstance(erasure_id, str) or not 0 < len(erasure_id) <= 64:
+        raise CommandError("erasure: erasure_id is missing (the centre matches confirmations by it)")
+    full = payload.get("full", False)
+    if not isinstance(full, bool):
+        raise CommandError("erasure: full must be true or false")
+    requested = payload.get("requested_by")
+    if requested is not None and (not isinstance(requested, str) or not 0 < len(requested) <= 40):
+        raise CommandError("erasure: requested_by must be a short text")
+    by = str(payload.get("by") or "central")
+    by = f"{requested} via {by}"[:80] if requested else by[:80]
+    return {"person_id": person_id, "erasure_id": erasure_id, "full": full, "by": by}
+
+
+def clock_warnings(clock: dict) -> list[str]:
+    """Operator-facing lines about the clock (empty when all is well)."""
+    out = []
+    if not clock.get("synced"):
+        out.append(f"clock not synchronised (source: {clock.get('source')}): events are marked "
+                   "clock_synced=false and sessions do not start by schedule; check the network / NTP")
+    if clock.get("behind_s"):
+        out.append(f"system clock is {clock['behind_s']:.0f} s behind the newest recorded time "
+                   f"({clock.get('lower_bound')}): times are held there until it catches up")
+    return out
 
 
 def kiosk_prompt(shown: str, status: str | None) -> str:

@@ -84,7 +84,7 @@ def test_operator_gets_403_on_every_admin_route(admin, console_env):
 
 def test_operator_runs_sessions_and_marks_but_not_enrolment(admin, console_env):
     store = console_env.store
-    admin.post("/people", {"name": "Ann"})
+    admin.post("/people", {"name": "Ann", "basis": "consent"})
     pid = store.people.list()[0]["id"]
     roster = store.rosters.create("Y9", [{"person_id": pid, "seat": "B4"}])
     session = store.sessions.create(roster["id"], "lab", "Maths", time.time() - 60, time.time() + 3600)
@@ -227,7 +227,7 @@ def test_audit_times_are_local_not_utc(console_env):
 
 
 def test_person_name_and_student_number_edited_and_audited(admin, console_env):
-    admin.post("/people", {"name": "Bea", "external_id": "S-1"})
+    admin.post("/people", {"name": "Bea", "external_id": "S-1", "basis": "consent"})
     pid = console_env.store.people.list()[0]["id"]
     admin.get(f"/people/{pid}")
     assert admin.post(f"/people/{pid}/edit", {"name": "Beatrice", "external_id": "S-100"}).status == 303

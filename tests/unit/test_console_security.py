@@ -85,7 +85,7 @@ def test_csrf_missing_or_wrong_is_refused(admin, console_env):
     assert admin.post("/people", {"name": "Mallory"}, csrf=False).status == 403
     assert admin.post("/people", [("name", "Mallory"), ("csrf", "x" * 43)], csrf=False).status == 403
     assert console_env.store.people.list() == []
-    assert admin.post("/people", {"name": "Alice"}).status == 303
+    assert admin.post("/people", {"name": "Alice", "basis": "consent"}).status == 303
     assert [p["name"] for p in console_env.store.people.list()] == ["Alice"]
 
 
@@ -163,14 +163,14 @@ def test_security_headers(admin):
 
 def test_xss_in_names_is_escaped(admin, console_env):
     evil = '<script>alert(1)</script><img src=x onerror=alert(2)>'
-    assert admin.post("/people", {"name": evil}).status == 303
+    assert admin.post("/people", {"name": evil, "basis": "consent"}).status == 303
     page = admin.get("/people").text
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<img src=x" not in page
 
 
 def _person(admin, console_env) -> str:
-    admin.post("/people", {"name": "Bob"})
+    admin.post("/people", {"name": "Bob", "basis": "consent"})
     return console_env.store.people.list()[0]["id"]
 
 
