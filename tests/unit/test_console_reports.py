@@ -111,7 +111,7 @@ def test_session_page_exports_every_member_with_seat_number_and_local_time(paris
     assert len(list(xlsx.active.values)) == 5
 
 
-def test_edit_and_delete_people_leave_a_completed_session_unchanged(paris, office):
+def test_edit_and_erase_people_leave_a_completed_session_unchanged(paris, office):
     store = paris.store
     ids, roster, sessions = _school(store, sessions=1)
     sid = sessions[0]["id"]
@@ -122,8 +122,10 @@ def test_edit_and_delete_people_leave_a_completed_session_unchanged(paris, offic
     client = ControlClient(paris.root / "control.sock")
     client.post(f"/v1/people/{ids[1]}", {"name": "Someone Else", "external_id": "X-9"})
     office.get(f"/people/{ids[0]}")
-    assert office.post(f"/people/{ids[0]}/delete").status == 303
-    assert store.people.get(ids[0]) is None
+    # "Erase face data" (photos, templates, crops; the name stays for the records). The
+    # console's "Delete" is a full erasure (issue 15) that removes attendance records too.
+    assert office.post(f"/people/{ids[0]}/erase").status == 303
+    assert store.people.embeddings("m1", [ids[0]])[0] == []
 
     grid_after = json.loads(office.get(f"/api/sessions/{sid}/grid").body)
     assert grid_after["rows"] == grid_before["rows"] and grid_after["counts"] == grid_before["counts"]

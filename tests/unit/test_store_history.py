@@ -25,7 +25,7 @@ class Clock:
 
 
 def _school(store: Store) -> tuple[list[str], dict]:
-    ids = [store.people.add(f"p{i}", f"Pupil {i}", f"S-{i:03d}")["id"] for i in range(4)]
+    ids = [store.people.add(f"p{i}", f"Pupil {i}", f"S-{i:03d}", consent="consent")["id"] for i in range(4)]
     roster = store.rosters.create("Year 9", [{"person_id": p, "seat": str(10 - i)}
                                              for i, p in enumerate(ids)])
     return ids, roster
