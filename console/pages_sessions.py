@@ -60,7 +60,8 @@ def _session_form(ctx, form) -> dict:
     return {"roster_id": form.get("roster_id", ""), "name": form.get("name", "").strip(),
             "room": form.get("room", "").strip() or ctx.config.device.room,
             "scheduled_start": start, "scheduled_end": end,
-            "late_after": start + timedelta(minutes=late_min).total_seconds()}
+            "late_after": start + timedelta(minutes=late_min).total_seconds(),
+            "liveness_policy": form.get("liveness_policy") or None}
 
 
 def register(app: bottle.Bottle, ctx) -> None:
@@ -110,8 +111,11 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.post("/sessions/<session_id>/<action:re:start|stop|cancel>")
     def session_command(session_id: str, action: str):
-        if fw_call(ctx, ctx.client.post, f"/v1/sessions/{q(session_id)}/{action}",
-                   {"by": ctx.user()}):  # the store audits the transition with `by`
+        body = {"by": ctx.user()}  # the store audits the transition with `by`
+        policy = bottle.request.forms.decode().get("liveness_policy") or None
+        if action == "start" and policy:
+            body["liveness_policy"] = policy
+        if fw_call(ctx, ctx.client.post, f"/v1/sessions/{q(session_id)}/{action}", body):
             ctx.flash(f"Session {action} done.")
         bottle.redirect(f"/sessions/{q(session_id)}")
 

@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from firmware.domain.liveness_measures import face_gray_crop, sharpness
@@ -23,6 +24,9 @@ from firmware.domain.liveness_measures import face_gray_crop, sharpness
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
+# Camera orientations the cooperative simulation also measures a clip in: a camera turned
+# 90 degrees sees a real left/right head turn as an up/down move of the nose in its image.
+TRANSFORMS = {"": None, "rot90cw": cv2.ROTATE_90_CLOCKWISE, "rot90ccw": cv2.ROTATE_90_COUNTERCLOCKWISE}
 MIN_PRESENCE = 0.5  # Face Mesh face-presence score below which a detection is dropped
 
 
@@ -52,9 +56,9 @@ class ClipMeasures:
         return (len(self.timestamps) / self.fps) if self.fps else 0.0
 
 
-def _key(path: Path, detector_id: str) -> str:
+def _key(path: Path, detector_id: str, transform: str = "") -> str:
     st = path.stat()
-    raw = f"{CACHE_VERSION}|{path.resolve()}|{st.st_size}|{int(st.st_mtime)}|{detector_id}"
+    raw = f"{CACHE_VERSION}|{path.resolve()}|{st.st_size}|{int(st.st_mtime)}|{detector_id}|{transform}"
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -98,17 +102,22 @@ def measure_frames(pipe, frames: list[np.ndarray], stamps: list[float], fps: flo
     return ClipMeasures(name, fps, list(stamps), faces)
 
 
-def clip_measures(pipe, path: Path, read_video, cache_dir: Path | None) -> ClipMeasures:
-    """The measurements of the clip at ``path``, from ``cache_dir`` when there (else
-    measured with ``pipe`` and stored there). ``read_video(path)`` -> (frames, stamps, fps)."""
-    target = cache_dir / f"{path.stem}-{_key(path, pipe.detector_id)}.npz" if cache_dir else None
+def clip_measures(pipe, path: Path, read_video, cache_dir: Path | None, transform: str = "") -> ClipMeasures:
+    """The measurements of the clip at ``path`` (its frames rotated by ``transform``, a key
+    of TRANSFORMS), from ``cache_dir`` when there (else measured with ``pipe`` and stored
+    there). ``read_video(path)`` -> (frames, stamps, fps)."""
+    name = path.name + (f"[{transform}]" if transform else "")
+    key = _key(path, pipe.detector_id, transform)
+    target = cache_dir / f"{path.stem}-{key}.npz" if cache_dir else None
     if target is not None and target.is_file():
         try:
-            return _load(target, path.name)
+            return _load(target, name)
         except (OSError, ValueError, KeyError) as exc:
             logger.warning("cache %s unreadable (%s); measuring again", target, exc)
     frames, stamps, fps = read_video(path)
-    clip = measure_frames(pipe, frames, stamps, fps, path.name)
+    if TRANSFORMS[transform] is not None:
+        frames = [cv2.rotate(f, TRANSFORMS[transform]) for f in frames]
+    clip = measure_frames(pipe, frames, stamps, fps, name)
     if target is not None:
         _save(target, clip)
     return clip

@@ -109,7 +109,8 @@ def play_replay(clip: ClipInputs, config: LivenessConfig, offset: int, seed: int
             state = track["tracker"].update(ts, face.openness, face.gate)
             passed |= state.verdict is Verdict.LIVE
             spoof |= state.verdict is Verdict.SPOOF
-        if passed:
+            track["done"] = state.verdict in (Verdict.LIVE, Verdict.SPOOF)
+        if passed or (tracks and all(t.get("done") for t in tracks) and max(map(len, clip.frames)) <= 1):
             break
     return passed, spoof
 
@@ -186,14 +187,11 @@ def cut_footage(clip: ClipInputs, config: LivenessConfig) -> Footage:
         if j >= len(poses) or poses[j] is None:
             i = j + 1
             continue
-        start = max(i, j - 1)
-        while start > i and neutral(start - 1) is False:
-            start -= 1
-        k = j
-        while k < len(poses) and poses[k] is not None and not neutral(k) and k - j < 3 * clip.fps:
+        k = j  # the way back to neutral (frames without a face may be on it)
+        while k < len(poses) and not neutral(k) and k - j < 3 * clip.fps:
             k += 1
-        if k < len(poses) and poses[k] is not None and neutral(k):
-            moves[_direction(*poses[j], config)].append(list(range(j - max(1, int(0.3 * clip.fps)), k + 1)))
+        lead = max(i, j - int(0.5 * clip.fps))
+        moves[_direction(*poses[j], config)].append(list(range(lead, min(k, len(poses) - 1) + 1)))
         i = k + 1
     for start_s, end_s in clip.blinks:
         a, b = int(round((start_s - 0.2) * clip.fps)), int(round((end_s + 0.3) * clip.fps))
@@ -243,13 +241,17 @@ def cooperative_run(footage: Footage, config: LivenessConfig, seed: int) -> floa
         ts = k / footage.clip.fps
         if not queue:
             key = (state.failures, state.step, state.prompt_code) if state is not None else None
-            if state is not None and state.prompt_code in {p.value for p in Prompt} and key not in answered:
+            known = {p.value for p in footage.moves}  # prompts this person's footage can answer
+            if state is not None and state.prompt_code in known and key not in answered:
                 answered.add(key)
                 queue = (_neutral_run(footage, REACTION_S, rng)
                          + list(rng.choice(footage.moves[Prompt(state.prompt_code)])))
             else:
                 queue = _neutral_run(footage, 1.0 / footage.clip.fps, rng)
-        face = footage.clip.frames[queue.pop(0)][0]
+        faces = footage.clip.frames[queue.pop(0)]
+        if not faces:
+            continue  # the camera lost the face on this frame (as in the clip)
+        face = faces[0]
         state = tracker.update(ts, face.openness, face.gate)
         if state.verdict is Verdict.LIVE:
             return ts
@@ -258,10 +260,37 @@ def cooperative_run(footage: Footage, config: LivenessConfig, seed: int) -> floa
     return None
 
 
+def person_of(clip_name: str) -> str:
+    """The source clip of a (possibly rotated) clip name: ``real.mov[rot90cw]`` -> ``real.mov``."""
+    return clip_name.split("[", 1)[0]
+
+
+def pool_footage(parts: list[Footage]) -> Footage:
+    """One person's footage from several camera orientations of the same clip (the
+    challenge's relative yaw/pitch and the eyelid ratio do not change with camera roll)."""
+    frames: list[list[FaceInput]] = []
+    neutral: list[int] = []
+    moves: dict[Prompt, list[list[int]]] = {}
+    for part in parts:
+        base = len(frames)
+        frames.extend(part.clip.frames)
+        neutral.extend(base + i for i in part.neutral)
+        for prompt, spans in part.moves.items():
+            moves.setdefault(prompt, []).extend([base + i for i in span] for span in spans)
+    first = parts[0].clip
+    return Footage(ClipInputs(person_of(first.name), first.fps, frames, first.blinks), neutral, moves)
+
+
 def cooperative_runs(clips: list[ClipInputs], config: LivenessConfig, runs: int, seed: int) -> dict:
-    """``runs`` simulated cooperative people: each draws a challenge and is played by a clip
-    whose footage answers every prompt of that draw."""
-    footage = [f for f in (cut_footage(c, config) for c in clips) if f.neutral]
+    """``runs`` simulated cooperative people: each draws a challenge and is played by a
+    person (one source clip, every camera orientation of it) whose footage answers every
+    prompt of that draw."""
+    by_person: dict[str, list[Footage]] = {}
+    for clip in clips:
+        part = cut_footage(clip, config)
+        if part.neutral:
+            by_person.setdefault(person_of(clip.name), []).append(part)
+    footage = [pool_footage(parts) for parts in by_person.values()]
     rng = random.Random(seed)
     times: list[float] = []
     fails = unanswerable = 0

@@ -78,6 +78,7 @@ class Decision:
     score: float = 0.0
     embedding: np.ndarray | None = None
     latency_s: float = 0.0
+    liveness_policy: str = ""  # the liveness policy this track was judged under
 
 
 @dataclass(slots=True)
@@ -96,6 +97,9 @@ class TrackState:
     last_embed_ts: float = float("-inf")
     decided: Decision | None = None
     person_id: str | None = None
+    liveness_policy: str = ""
+    liveness_state: object = None  # the liveness machine's last answer (prompt, steps...) for the kiosk
+    liveness_busy: bool = False    # a challenge is under way: no retry yet
 
     @property
     def stage(self) -> str:
@@ -128,6 +132,7 @@ class DecisionEngine:
         self.retry_after_s = retry_after_s
         self.embeddings_per_track = embeddings_per_track
         self.liveness_factory = liveness_factory
+        self.liveness_policy = "blink" if liveness_factory else "off"
         self.recheck_s = recheck_s
         self.swap_cosine = swap_cosine
         self.scope = Scope()
@@ -144,6 +149,7 @@ class DecisionEngine:
             state = TrackState(track_id, ts, embeddings=deque(maxlen=self.embeddings_per_track))
             state.liveness = self.liveness_factory() if self.liveness_factory else None
             state.verdict = "pending" if state.liveness else "live"
+            state.liveness_policy = self.liveness_policy if state.liveness else "off"
             self.tracks[track_id] = state
         return state
 
@@ -182,7 +188,7 @@ class DecisionEngine:
             decision = self._try_match(state, ts)
             if decision is not None or state.person_id is not None:
                 return decision
-        if ts - state.first_ts >= self.retry_after_s:
+        if ts - state.first_ts >= self.retry_after_s and not state.liveness_busy:
             return self._retry(state, ts)
         return None
 
@@ -195,6 +201,8 @@ class DecisionEngine:
         state.prompt = str(getattr(result, "prompt", "") or "")
         state.blinks = int(getattr(result, "blinks", 0) or 0)
         state.required_blinks = int(getattr(result, "required_blinks", 0) or 0)
+        state.liveness_state = result
+        state.liveness_busy = bool(getattr(result, "busy", False))
 
     def _try_match(self, state: TrackState, ts: float) -> Decision | None:
         scope = self.scope
@@ -222,7 +230,7 @@ class DecisionEngine:
             embedding = mean_embedding(state.embeddings)
         state.person_id = person
         state.decided = Decision(outcome, state.track_id, ts, self.scope.session_id, person, float(score),
-                                 embedding, ts - state.first_ts)
+                                 embedding, ts - state.first_ts, state.liveness_policy)
         return state.decided
 
     def _retry(self, state: TrackState, ts: float) -> Decision:

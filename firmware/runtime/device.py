@@ -24,7 +24,7 @@ from firmware.runtime.sessions import SessionKeeper
 from firmware.runtime.tuning import configure_engine
 from firmware.domain.decisions import Decision, DecisionEngine, Outcome
 from firmware.domain.types import Frame
-from firmware.errors import RollcallError
+from firmware.errors import CommandError, RollcallError
 from firmware.hal.display import annotate, crop_jpeg, encode_jpeg
 from firmware.runtime.loop import Overlay
 
@@ -96,7 +96,8 @@ class Device:
         try:
             if d.outcome is Outcome.ACCEPTED:
                 rec = self.store.attendance.record(d.session_id, d.person_id, None, d.score, frame.wall,
-                                                   {"track": d.track_id, "latency_ms": round(d.latency_s * 1000)})
+                                                   {"track": d.track_id, "latency_ms": round(d.latency_s * 1000)},
+                                                   liveness_policy=d.liveness_policy or None)
                 if rec.get("duplicate"):
                     logger.info("duplicate check-in ignored: %s already marked", d.person_id)
                     return "already"
@@ -168,7 +169,7 @@ class Device:
                "broker": self._broker_state(), "models": self.models["state"],
                "model_id": self.config.recognition.embedder, "firmware_version": __version__,
                "roster_version": self.sessions.roster_version, "session": session["session"],
-               "mode": session["mode"], "liveness_policy": self.config.liveness.policy,
+               "mode": session["mode"], "liveness_policy": self.sessions.policy,
                "gpio": self.indicators.status(), "uptime_s": round(self.clock() - self.started, 1)}
         out["warnings"] = self._warnings(cam, session)
         return out
@@ -241,8 +242,8 @@ class Device:
 
         return probe_broker(mqtt)
 
-    def session_command(self, action: str, session_id: str, by: str) -> dict:
-        result = self.sessions.command(action, session_id, by)
+    def session_command(self, action: str, session_id: str, by: str, liveness_policy: str | None = None) -> dict:
+        result = self.sessions.command(action, session_id, by, liveness_policy)
         self.indicators.show({"start": "session_start"}.get(action, "session_stop"))
         if self.link is not None:
             self.link.wake()
@@ -252,9 +253,12 @@ class Device:
         """MQTT commands delegated by the link (``session_start`` / ``session_stop``)."""
         action = {"session_start": "start", "session_stop": "stop", "session_cancel": "cancel"}.get(name)
         if action is None:
-            from firmware.errors import CommandError
             raise CommandError(f"unknown command {name!r}")
-        return self.session_command(action, str(payload.get("session_id", "")), str(payload.get("by", "mqtt")))
+        policy = payload.get("liveness_policy")
+        if policy is not None and not isinstance(policy, str):
+            raise CommandError("liveness_policy must be a string")
+        return self.session_command(action, str(payload.get("session_id", "")), str(payload.get("by", "mqtt")),
+                                    policy)
 
 
 def cpu_temp_c() -> float | None:

@@ -21,7 +21,7 @@ import numpy as np
 from firmware.config import Config
 from firmware.domain.decisions import DecisionEngine, Match, Scope
 from firmware.errors import CommandError, RollcallError
-from firmware.runtime.tuning import match_margin, match_threshold
+from firmware.runtime.tuning import match_margin, match_threshold, set_liveness_policy
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class SessionKeeper:
         self._last_refresh = float("-inf")
         self._last_schedule = float("-inf")
         self._error = ""
+        self.policy = config.liveness.policy  # the liveness policy in force (the session's or the config's)
 
     @property
     def roster_version(self) -> int | None:
@@ -85,11 +86,16 @@ class SessionKeeper:
             self.invalidate()
         return changes
 
-    def command(self, action: str, session_id: str, by: str) -> dict:
-        """start | stop | cancel a session (console, button, MQTT); returns the session."""
+    def command(self, action: str, session_id: str, by: str, liveness_policy: str | None = None) -> dict:
+        """start | stop | cancel a session (console, button, MQTT); returns the session.
+        ``liveness_policy`` (start only): set the session's liveness policy first."""
         if action not in ACTIONS:
             raise CommandError(f"action {action!r}: use start, stop or cancel")
+        if liveness_policy is not None and action != "start":
+            raise CommandError("liveness_policy can only be given when a session starts")
         with self.lock:
+            if liveness_policy is not None:
+                self.store.sessions.set_policy(session_id, liveness_policy, by)
             result = self.store.sessions.set_state(session_id, ACTIONS[action], by, self.wall())
             logger.info("session %s %s by %s", session_id, ACTIONS[action], by)
             self.invalidate()
@@ -133,7 +139,10 @@ class SessionKeeper:
             marked = {r["person_id"] for r in self.store.attendance.for_session(self.session["id"])
                       if r.get("status") != "absent"}
             self.engine.set_scope(Scope(self.session["id"], self._matcher(allowed), marked))
-        elif self.config.decisions.open_door:
+            self.policy = set_liveness_policy(self.engine, self.config, self.session.get("liveness_policy"))
+            return
+        self.policy = set_liveness_policy(self.engine, self.config, None)
+        if self.config.decisions.open_door:
             self.engine.set_scope(Scope(None, self._matcher(None), self.engine.scope.marked
                                         if self.engine.scope.session_id is None else set()))
         else:

@@ -11,14 +11,14 @@ import random
 
 from firmware.config import Config
 from firmware.domain.decisions import DecisionEngine
-from firmware.domain.liveness import LivenessTracker
+from firmware.domain.challenge import make_tracker
 from firmware.inference.embedder import default_margin, default_threshold, same_person_threshold
 
 # A track's new embedding this far below the match threshold is another face (a swap):
 # frames of one face score well above the threshold, different people (dlib ~0.8) below.
 SWAP_MARGIN = 0.07
 
-__all__ = ["SWAP_MARGIN", "configure_engine", "match_margin", "match_threshold", "same_person_threshold"]
+__all__ = ["SESSION_POLICIES", "SWAP_MARGIN", "configure_engine", "set_liveness_policy", "match_margin", "match_threshold", "same_person_threshold"]
 
 
 def match_threshold(config: Config) -> float:
@@ -41,5 +41,17 @@ def configure_engine(engine: DecisionEngine, config: Config, rng: random.Random 
     engine.retry_after_s = config.decisions.retry_after_s
     engine.embeddings_per_track = config.recognition.embeddings_per_track
     engine.swap_cosine = match_threshold(config) - SWAP_MARGIN
-    live_cfg = config.liveness
-    engine.liveness_factory = None if live_cfg.policy == "off" else (lambda: LivenessTracker(live_cfg, rng))
+    set_liveness_policy(engine, config, None, rng)
+
+
+SESSION_POLICIES = ("blink", "blink_challenge", "challenge")  # "off" can only come from the config file
+
+
+def set_liveness_policy(engine: DecisionEngine, config: Config, policy: str | None,
+                        rng: random.Random | None = None) -> str:
+    """Make new tracks use ``policy`` (a session's, one of SESSION_POLICIES) or, when None,
+    the config's ``liveness.policy``; returns the policy in force."""
+    live_cfg = config.liveness if policy is None else config.liveness.model_copy(update={"policy": policy})
+    engine.liveness_policy = live_cfg.policy
+    engine.liveness_factory = None if live_cfg.policy == "off" else (lambda: make_tracker(live_cfg, rng))
+    return live_cfg.policy
