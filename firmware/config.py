@@ -104,7 +104,7 @@ class LivenessConfig(_Section):
     challenge_tries: int = Field(2, ge=1, le=5, description="Failed tries after which the track is a spoof.")
     challenge_yaw_deg: float = Field(15.0, ge=5.0, le=45.0,
                                      description="Turn left/right: degrees of yaw from the person's neutral pose.")
-    challenge_pitch_deg: float = Field(12.0, ge=5.0, le=45.0,
+    challenge_pitch_deg: float = Field(10.0, ge=5.0, le=45.0,
                                        description="Look up/down: degrees of pitch from the person's neutral pose.")
     challenge_reaction_s: float = Field(0.2, ge=0.0, le=1.0,
                                         description="A move that starts sooner than this after its prompt is too early.")

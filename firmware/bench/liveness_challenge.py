@@ -136,7 +136,7 @@ def replay_pass_rate(clips: list[ClipInputs], config: LivenessConfig, offsets: i
 
 @dataclass
 class Footage:
-    """One clip's main face cut into neutral frames, excursions and blinks (frame indices)."""
+    """One person's frames cut into neutral frames, excursions and blinks (frame indices)."""
 
     clip: ClipInputs
     neutral: list[int]
@@ -153,7 +153,7 @@ def _direction(yaw: float, pitch: float, config: LivenessConfig) -> Prompt | Non
 
 
 def _poses(clip: ClipInputs) -> list[tuple[float, float] | None]:
-    """Main-face (yaw, pitch) per frame relative to the clip's first steady second's median."""
+    """Main-face (yaw, pitch) per frame relative to the clip's first second's median."""
     first = next((f[0].gate.shape for f in clip.frames if f and f[0].gate.shape is not None), None)
     raw: list[tuple[float, float] | None] = []
     for faces in clip.frames:
@@ -164,6 +164,87 @@ def _poses(clip: ClipInputs) -> list[tuple[float, float] | None]:
         return raw
     y0, p0 = float(np.median([p[0] for p in known])), float(np.median([p[1] for p in known]))
     return [None if p is None else (p[0] - y0, p[1] - p0) for p in raw]
+
+
+# ---- camera transforms of measurements (no new pixels, no model run) ----------------------
+
+_MIRROR = np.diag([-1.0, 1.0, 1.0])
+_ROLL = {+1: np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),
+         -1: np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])}
+
+
+def _transformed(face: FaceInput, matrix: np.ndarray, mirror: bool) -> FaceInput:
+    """``face`` as a camera mirrored and/or rolled by a quarter turn would measure it:
+    the rigid mesh shape is transformed (relative head rotations are conjugated with it:
+    a mirrored left turn is a right turn, a quarter-rolled left turn moves the nose
+    vertically), the eyes swap sides when mirrored, the quality gate is kept."""
+    g = face.gate
+    shape = None if g.shape is None else g.shape @ matrix.T
+    o = face.openness
+    if mirror:
+        o = EyeOpenness(o.left, o.right, o.source, o.face_aspect)
+    gate = GateResult(ok=g.ok, reason=g.reason, face_px=g.face_px, yaw_deg=g.yaw_deg, pitch_deg=g.pitch_deg,
+                      sharpness=g.sharpness, roll_deg=g.roll_deg, shape=shape)
+    return FaceInput(face.box, o, gate)
+
+
+def camera_variants(clip: ClipInputs) -> list[ClipInputs]:
+    """The clip as measured, mirrored, and each of those with the camera rolled a quarter
+    turn each way. Names: ``clip``, ``clip[roll+90]``, ``clip[mirror]``, ``clip[mirror][roll-90]``..."""
+    out = []
+    for tag, mirror in (("", False), ("[mirror]", True)):
+        for roll in ("", "+90", "-90"):
+            matrix = (_ROLL[int(roll[0] + "1")] if roll else np.eye(3)) @ (_MIRROR if mirror else np.eye(3))
+            if not mirror and not roll:
+                out.append(clip)
+                continue
+            frames = [[_transformed(f, matrix, mirror) for f in faces] for faces in clip.frames]
+            out.append(ClipInputs(f"{clip.name}{tag}" + (f"[roll{roll}]" if roll else ""), clip.fps, frames,
+                                  clip.blinks))
+    return out
+
+
+def person_of(clip_name: str) -> str:
+    """The person a variant shows: the clip, or its mirror image (a reflection cannot be
+    pooled with the original: no rotation maps one onto the other). ``real.mov[roll+90]``
+    -> ``real.mov``; ``real.mov[mirror][roll-90]`` -> ``real.mov[mirror]``."""
+    return clip_name.split("[roll", 1)[0]
+
+
+def pool_clips(parts: list[ClipInputs]) -> ClipInputs:
+    """One person's frames from several variants of the same clip, one after the other
+    with a few seconds of empty frames between them (no excursion spans two parts; all
+    poses are measured against the first part's neutral). Blinks: the first part's."""
+    frames: list[list[FaceInput]] = []
+    gap = int(4 * parts[0].fps)
+    for part in parts:
+        if frames:
+            frames.extend([] for _ in range(gap))
+        frames.extend(part.frames)
+    first = parts[0]
+    return ClipInputs(person_of(first.name), first.fps, frames, first.blinks)
+
+
+def _excursion(poses: list, neutral, i: int, j: int, config: LivenessConfig, fps: float) -> list[int] | None:
+    """Frames of the move that leaves neutral after frame ``i`` and crosses a threshold at
+    frame ``j``: from the last neutral frame before it, two frames past the threshold, then
+    the way back from the last frame still past it to neutral (a person who holds the turn
+    only briefly). None when the head does not come back within 3 s."""
+    axis = 0 if _direction(*poses[j], config) in (Prompt.LEFT, Prompt.RIGHT) else 1
+    limit = EXIT_FRACTION * (config.challenge_yaw_deg if axis == 0 else config.challenge_pitch_deg)
+
+    def back(x: int) -> bool:  # the moved axis is back near neutral
+        return poses[x] is not None and abs(poses[x][axis]) < limit
+
+    k = j
+    while k < len(poses) and not back(k) and k - j < 3 * fps:
+        k += 1
+    if k >= len(poses) or not back(k):
+        return None
+    lead = max(x for x in range(i, j) if neutral(x))
+    last_out = max(x for x in range(j, k) if poses[x] is not None and _direction(*poses[x], config))
+    way_out = list(range(lead, min(j + 2, last_out) + 1))
+    return way_out + list(range(max(last_out, way_out[-1] + 1), k + 1))
 
 
 def cut_footage(clip: ClipInputs, config: LivenessConfig) -> Footage:
@@ -187,12 +268,10 @@ def cut_footage(clip: ClipInputs, config: LivenessConfig) -> Footage:
         if j >= len(poses) or poses[j] is None:
             i = j + 1
             continue
-        k = j  # the way back to neutral (frames without a face may be on it)
-        while k < len(poses) and not neutral(k) and k - j < 3 * clip.fps:
-            k += 1
-        lead = max(i, j - int(0.5 * clip.fps))
-        moves[_direction(*poses[j], config)].append(list(range(lead, min(k, len(poses) - 1) + 1)))
-        i = k + 1
+        span = _excursion(poses, neutral, i, j, config, clip.fps)
+        if span is not None:
+            moves[_direction(*poses[j], config)].append(span)
+        i = span[-1] if span else j + 1
     for start_s, end_s in clip.blinks:
         a, b = int(round((start_s - 0.2) * clip.fps)), int(round((end_s + 0.3) * clip.fps))
         span = list(range(max(0, a), min(len(poses), b + 1)))
@@ -201,6 +280,25 @@ def cut_footage(clip: ClipInputs, config: LivenessConfig) -> Footage:
             moves[Prompt.BLINK].append(span)
     still = [i for i in range(len(poses)) if neutral(i)]
     return Footage(clip, still, {k: v for k, v in moves.items() if v})
+
+
+def blink_ratios(footage: list[Footage]) -> list[list[float]]:
+    """Every labelled blink as eyelid openness over the clip's median open level, per frame."""
+    out = []
+    for f in footage:
+        level = float(np.median([f.clip.frames[i][0].openness.mean for i in f.neutral]))
+        for span in f.moves.get(Prompt.BLINK, []):
+            out.append([f.clip.frames[i][0].openness.mean / level for i in span])
+    return out
+
+
+def _with_blink(frames: list[FaceInput], ratios: list[float]) -> list[FaceInput]:
+    """A person's neutral frames whose eyelid openness follows a donor blink's ratios."""
+    out = []
+    for face, r in zip(frames, ratios):
+        o = face.openness
+        out.append(FaceInput(face.box, EyeOpenness(o.right * r, o.left * r, o.source, o.face_aspect), face.gate))
+    return out
 
 
 def _neutral_run(footage: Footage, seconds: float, rng: random.Random) -> list[int]:
@@ -229,86 +327,88 @@ def _neutral_run(footage: Footage, seconds: float, rng: random.Random) -> list[i
     return out
 
 
-def cooperative_run(footage: Footage, config: LivenessConfig, seed: int) -> float | None:
-    """One simulated cooperative person; seconds from the first frame to ``live`` (None: failed)."""
+def _answer(footage: Footage, prompt: Prompt, donors: list[list[float]], rng: random.Random) -> list[FaceInput]:
+    """Frames answering ``prompt``: a reaction time at neutral, then the person's own real
+    move (or blink); a person with no labelled blink blinks with a donor's eyelid ratios."""
+    frames = footage.clip.frames
+    out = [frames[i][0] for i in _neutral_run(footage, REACTION_S, rng)]
+    if prompt in footage.moves:
+        return out + [frames[i][0] for i in rng.choice(footage.moves[prompt]) if frames[i]]
+    ratios = rng.choice(donors)
+    return out + _with_blink([frames[i][0] for i in _neutral_run(footage, len(ratios) / footage.clip.fps, rng)],
+                             ratios)
+
+
+def can_answer(footage: Footage, prompt: Prompt, donors: list[list[float]]) -> bool:
+    return prompt in footage.moves or (prompt is Prompt.BLINK and bool(donors))
+
+
+def cooperative_run(footage: Footage, config: LivenessConfig, seed: int,
+                    donors: list[list[float]] | None = None) -> tuple[float | None, str]:
+    """One simulated cooperative person: (seconds from the first frame to ``live`` or
+    None, the reason of the last failed try)."""
     rng = random.Random(seed)
+    donors = donors or []
     tracker = make_tracker(config, random.Random(seed))
-    queue: list[int] = []
+    queue: list[FaceInput] = []
     answered: set[tuple[int, int, str]] = set()
     state = None
     limit = int((challenge_seconds(config) + EXTRA_S) * footage.clip.fps)
     for k in range(limit):
         ts = k / footage.clip.fps
         if not queue:
-            key = (state.failures, state.step, state.prompt_code) if state is not None else None
-            known = {p.value for p in footage.moves}  # prompts this person's footage can answer
-            if state is not None and state.prompt_code in known and key not in answered:
+            code = state.prompt_code if state is not None else ""
+            key = (state.failures, state.step, code) if state is not None else None
+            if code in {p.value for p in Prompt} and can_answer(footage, Prompt(code), donors) \
+                    and key not in answered:
                 answered.add(key)
-                queue = (_neutral_run(footage, REACTION_S, rng)
-                         + list(rng.choice(footage.moves[Prompt(state.prompt_code)])))
+                queue = _answer(footage, Prompt(code), donors, rng)
             else:
-                queue = _neutral_run(footage, 1.0 / footage.clip.fps, rng)
-        faces = footage.clip.frames[queue.pop(0)]
-        if not faces:
-            continue  # the camera lost the face on this frame (as in the clip)
-        face = faces[0]
+                queue = [footage.clip.frames[i][0] for i in _neutral_run(footage, 1.0 / footage.clip.fps, rng)]
+        face = queue.pop(0)
         state = tracker.update(ts, face.openness, face.gate)
         if state.verdict is Verdict.LIVE:
-            return ts
+            return ts, ""
         if state.verdict is Verdict.SPOOF:
-            return None
-    return None
+            return None, state.reason
+    return None, "no verdict"
 
 
-def person_of(clip_name: str) -> str:
-    """The source clip of a (possibly rotated) clip name: ``real.mov[rot90cw]`` -> ``real.mov``."""
-    return clip_name.split("[", 1)[0]
-
-
-def pool_footage(parts: list[Footage]) -> Footage:
-    """One person's footage from several camera orientations of the same clip (the
-    challenge's relative yaw/pitch and the eyelid ratio do not change with camera roll)."""
-    frames: list[list[FaceInput]] = []
-    neutral: list[int] = []
-    moves: dict[Prompt, list[list[int]]] = {}
-    for part in parts:
-        base = len(frames)
-        frames.extend(part.clip.frames)
-        neutral.extend(base + i for i in part.neutral)
-        for prompt, spans in part.moves.items():
-            moves.setdefault(prompt, []).extend([base + i for i in span] for span in spans)
-    first = parts[0].clip
-    return Footage(ClipInputs(person_of(first.name), first.fps, frames, first.blinks), neutral, moves)
+def cooperative_footage(clips: list[ClipInputs], config: LivenessConfig) -> list[Footage]:
+    """One Footage per source clip (all its camera variants pooled)."""
+    by_person: dict[str, list[ClipInputs]] = {}
+    for clip in clips:
+        for variant in camera_variants(clip):
+            by_person.setdefault(person_of(variant.name), []).append(variant)
+    return [f for f in (cut_footage(pool_clips(parts), config) for parts in by_person.values()) if f.neutral]
 
 
 def cooperative_runs(clips: list[ClipInputs], config: LivenessConfig, runs: int, seed: int) -> dict:
     """``runs`` simulated cooperative people: each draws a challenge and is played by a
-    person (one source clip, every camera orientation of it) whose footage answers every
-    prompt of that draw."""
-    by_person: dict[str, list[Footage]] = {}
-    for clip in clips:
-        part = cut_footage(clip, config)
-        if part.neutral:
-            by_person.setdefault(person_of(clip.name), []).append(part)
-    footage = [pool_footage(parts) for parts in by_person.values()]
+    person (one source clip and its camera variants) whose footage answers every prompt."""
+    footage = cooperative_footage(clips, config)
+    donors = blink_ratios(footage)
     rng = random.Random(seed)
     times: list[float] = []
-    fails = unanswerable = 0
+    reasons: dict[str, int] = {}
+    unanswerable = 0
     for _ in range(runs):
         run_seed = rng.randrange(2**31)
         steps = make_tracker(config, random.Random(run_seed)).steps
-        able = [f for f in footage if all(p in f.moves for p in steps)]
+        able = [f for f in footage if all(can_answer(f, p, donors) for p in steps)]
         if not able:
             unanswerable += 1
             continue
-        t = cooperative_run(rng.choice(able), config, run_seed)
+        t, why = cooperative_run(rng.choice(able), config, run_seed, donors)
         if t is None:
-            fails += 1
+            key = why.split(" for ")[0]
+            reasons[key] = reasons.get(key, 0) + 1
         else:
             times.append(t)
-    judged = len(times) + fails
+    judged = len(times) + sum(reasons.values())
     return {"cooperative_pass_rate": len(times) / judged if judged else None,
             "cooperative_median_s": statistics.median(times) if times else None,
             "cooperative_p95_s": float(np.percentile(times, 95)) if times else None,
             "cooperative_runs": judged, "cooperative_unanswerable_draws": unanswerable,
+            "cooperative_failures": reasons,
             "cooperative_footage": {f.clip.name: {p.value: len(v) for p, v in f.moves.items()} for f in footage}}

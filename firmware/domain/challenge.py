@@ -7,7 +7,8 @@ time, each to be done within ``challenge_step_s`` seconds of being shown and in 
 
 Pose is measured relative to the person's own neutral pose (:mod:`firmware.domain.head_pose`):
 the tracker first waits for a steady frontal face (``NEUTRAL_S`` seconds whose yaw and
-pitch stay within ``NEUTRAL_SPREAD_DEG``) and takes its median as neutral. A *move* is an
+pitch stay within ``NEUTRAL_SPREAD_DEG``, or the last ``NEUTRAL_S`` once ``SETTLE_MAX_S``
+seconds of frontal face went by) and takes its median as neutral. A *move* is an
 excursion from neutral: it starts when the yaw (pitch) leaves neutral by
 ``challenge_yaw_deg`` (``challenge_pitch_deg``), its direction is the axis with the larger
 excursion relative to its threshold, and a new move can only start after the head came
@@ -43,8 +44,9 @@ logger = logging.getLogger(__name__)
 
 NEUTRAL_S = 0.4            # seconds of steady frontal pose that define neutral
 NEUTRAL_MIN_FRAMES = 3     # and at least this many frames
-NEUTRAL_SPREAD_DEG = 5.0   # largest yaw/pitch range (degrees) over that time
-EXIT_FRACTION = 0.5        # back to neutral below this fraction of the move thresholds
+NEUTRAL_SPREAD_DEG = 8.0   # largest yaw/pitch range (degrees) over that time
+SETTLE_MAX_S = 1.5         # after this long with a frontal face, take its recent median anyway
+EXIT_FRACTION = 0.7        # back to neutral below this fraction of the move thresholds
 RETRY_PAUSE_S = 1.0        # "try again" shown this long between tries
 MAX_POSE_DEG = 75.0        # a relative angle beyond this is a mesh failure, not a pose
 
@@ -102,6 +104,7 @@ class _Neutral:
         self.reference: np.ndarray | None = None
         self.value: tuple[float, float] | None = None
         self._recent: deque[tuple[float, float, float]] = deque()
+        self._first_ts: float | None = None
 
     def angles(self, shape: np.ndarray) -> tuple[float, float]:
         """(yaw, pitch) of ``shape`` relative to the first shape seen (degrees)."""
@@ -110,14 +113,18 @@ class _Neutral:
         return relative_yaw_pitch(self.reference, shape)
 
     def settle(self, ts: float, yaw: float, pitch: float) -> bool:
-        """Add a frontal sample; True once neutral is known."""
+        """Add a frontal sample; True once neutral is known (a steady stretch, or the
+        recent median once SETTLE_MAX_S seconds of frontal face went by)."""
+        if self._first_ts is None:
+            self._first_ts = ts
         self._recent.append((ts, yaw, pitch))
         while ts - self._recent[0][0] > NEUTRAL_S:
             self._recent.popleft()
         arr = np.asarray(self._recent)
         if len(arr) < NEUTRAL_MIN_FRAMES or ts - arr[0, 0] < NEUTRAL_S * 0.75:
             return False
-        if np.ptp(arr[:, 1]) > NEUTRAL_SPREAD_DEG or np.ptp(arr[:, 2]) > NEUTRAL_SPREAD_DEG:
+        steady = np.ptp(arr[:, 1]) <= NEUTRAL_SPREAD_DEG and np.ptp(arr[:, 2]) <= NEUTRAL_SPREAD_DEG
+        if not steady and ts - self._first_ts < SETTLE_MAX_S:
             return False
         self.value = (float(np.median(arr[:, 1])), float(np.median(arr[:, 2])))
         return True

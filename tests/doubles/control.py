@@ -267,7 +267,9 @@ class FakeDevice:
         self.calls.append(("broker", mqtt))
         return {"ok": False, "message": f"cannot connect to {mqtt.get('host') or '(no host)'}"}
 
-    def session_command(self, action: str, session_id: str, by: str) -> dict:
+    def session_command(self, action: str, session_id: str, by: str, liveness_policy: str | None = None) -> dict:
         self.calls.append(("session", action, session_id, by))
+        if liveness_policy is not None:
+            self.store.sessions.set_policy(session_id, liveness_policy, by)
         state = {"start": "in_progress", "stop": "completed", "cancel": "cancelled"}[action]
         return self.store.sessions.set_state(session_id, state, by, time.time())
