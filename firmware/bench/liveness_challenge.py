@@ -80,11 +80,12 @@ def challenge_seconds(config: LivenessConfig) -> float:
 
 # ---- replay ------------------------------------------------------------------------------
 
-def play_replay(clip: ClipInputs, config: LivenessConfig, offset: int, seed: int) -> tuple[bool, bool]:
-    """Play ``clip`` from frame ``offset`` (looping) for the longest challenge; returns
-    (any face passed, any face was judged spoof)."""
+def play_replay(clip: ClipInputs, config: LivenessConfig, offset: int, seed: int,
+                loop: bool = True) -> tuple[bool, bool]:
+    """Play ``clip`` from frame ``offset`` (looping, unless ``loop`` is False) for the
+    longest challenge; returns (any face passed, any face was judged spoof)."""
     n = len(clip.frames)
-    total = int((challenge_seconds(config) + EXTRA_S) * clip.fps)
+    total = int((challenge_seconds(config) + EXTRA_S) * clip.fps) if loop else n - offset
     tracks: list[dict] = []
     made = 0
     passed = spoof = False

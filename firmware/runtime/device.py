@@ -33,6 +33,17 @@ logger = logging.getLogger(__name__)
 KIOSK_HOLD_S = 3.0   # seconds a decision stays on the kiosk screen
 KIOSK_STATES = {"look": "look", "blink": "blink", "checking": "blink", "accepted": "accepted",
                 "already": "already", "unknown": "unknown", "spoof": "spoof"}
+CHALLENGE_CODES = {"turn_left", "turn_right", "look_up", "look_down", "blink", "hold_still", "try_again"}
+
+
+def challenge_view(liveness_state: object) -> dict | None:
+    """The kiosk's view of a head-pose challenge (None for other policies): the prompt code,
+    every step's code, how many are done and how many tries failed."""
+    code = str(getattr(liveness_state, "prompt_code", "") or "")
+    if getattr(liveness_state, "policy", "") != "challenge" or code not in CHALLENGE_CODES:
+        return None
+    return {"code": code, "steps": list(getattr(liveness_state, "steps", ())),
+            "step": int(getattr(liveness_state, "step", 0)), "failures": int(getattr(liveness_state, "failures", 0))}
 
 
 class Device:
@@ -61,7 +72,8 @@ class Device:
         self._frame: Frame | None = None
         self._overlays: list[Overlay] = []
         self._kiosk: dict = {"state": "idle", "name": None, "person_id": None, "seat": None, "prompt": "",
-                             "required_blinks": 0, "at": None}
+                             "required_blinks": 0, "at": None, "challenge": None}
+        self._challenge_code = ""
         self._kiosk_until = 0.0
         self._kiosk_track: int | None = None
         self._enrol_pipeline: Any = None
@@ -72,15 +84,26 @@ class Device:
         self._frame, self._overlays = frame, overlays
         main = max(overlays, key=lambda o: float(o.box[2] - o.box[0]), default=None)
         stage = main.stage if main is not None else "idle"
-        self.indicators.prompt(stage)
+        track = self.engine.tracks.get(main.track_id) if main else None
+        challenge = challenge_view(track.liveness_state) if track is not None and stage == "blink" else None
+        self._indicate_challenge(challenge)
+        self.indicators.prompt(challenge["code"] if challenge else stage)
         if self.clock() < self._kiosk_until or (main is not None and main.track_id == self._kiosk_track):
             return  # a decision stays up while its face is in view (and KIOSK_HOLD_S at least)
-        state = KIOSK_STATES.get(stage, "idle")
-        if state != self._kiosk["state"] or (main and main.prompt != self._kiosk["prompt"]):
-            track = self.engine.tracks.get(main.track_id) if main else None
+        state = "challenge" if challenge else KIOSK_STATES.get(stage, "idle")
+        if (state != self._kiosk["state"] or (main and main.prompt != self._kiosk["prompt"])
+                or challenge != self._kiosk.get("challenge")):
             self._kiosk = {"state": state, "name": None, "person_id": None, "seat": None,
                            "prompt": main.prompt if main else "",
-                           "required_blinks": track.required_blinks if track else 0, "at": None}
+                           "required_blinks": track.required_blinks if track else 0, "at": None,
+                           "challenge": challenge}
+
+    def _indicate_challenge(self, challenge: dict | None) -> None:
+        """Buzzer and red flash once when a challenge try fails."""
+        code = challenge["code"] if challenge else ""
+        if code == "try_again" and self._challenge_code != "try_again":
+            self.indicators.show("challenge_failed")
+        self._challenge_code = code
 
     def on_decision(self, decision: Decision, frame: Frame, box: np.ndarray) -> None:
         """Record, then indicate, then wake the MQTT link (record before you report)."""
@@ -127,7 +150,7 @@ class Device:
                   "no_session": "No session is running"}.get(shown, "")
         self._kiosk = {"state": shown, "name": person.get("name"), "person_id": d.person_id,
                        "seat": self.sessions.seat_of(d.person_id), "prompt": prompt,
-                       "required_blinks": 0, "at": frame.wall}
+                       "required_blinks": 0, "at": frame.wall, "challenge": None}
         self._kiosk_until = self.clock() + KIOSK_HOLD_S
         self._kiosk_track = d.track_id if d.outcome is not Outcome.RETRY else None
 
