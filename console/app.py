@@ -15,10 +15,12 @@ from typing import Callable
 
 import bottle
 
+from console import pages_attendance, pages_auth, pages_live, pages_people, pages_sessions, pages_settings
 from console.auth import AdminAccount, LoginLimiter, Sessions, load_or_make_key
 from console.context import Context
 from console.security import SecurityPlugin, install_hooks
-from firmware.config import config_path as resolve_config_path, load_config
+from firmware.config import config_path as resolve_config_path
+from firmware.config import load_config
 from firmware.control.client import ControlClient
 
 logger = logging.getLogger(__name__)
@@ -34,9 +36,6 @@ def create_app(config_path: str | os.PathLike | None = None, *, client=None,
     ``client`` defaults to a ControlClient on the config's (or ``socket_path``'s) socket;
     ``password_hasher`` to argon2-cffi's ``PasswordHasher()`` (tests pass cheaper parameters).
     """
-    from console import (pages_attendance, pages_auth, pages_live, pages_people,
-                         pages_sessions, pages_settings)
-
     path = resolve_config_path(config_path)
     config = load_config(path)
     secrets_dir = Path(config.console.secrets_dir)

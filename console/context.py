@@ -15,6 +15,7 @@ import bottle
 
 from console.auth import AdminAccount, LoginLimiter, Sessions
 from firmware.config import Config, load_config, parse_config, write_config_atomic
+from firmware.control.client import ControlClient
 from firmware.errors import ControlError
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ STATUS_TTL_S = 1.0
 class Context:
     config_path: Path
     config: Config
-    client: Any
+    client: ControlClient
     admin: AdminAccount
     sessions: Sessions
     limiter: LoginLimiter
@@ -51,6 +52,12 @@ class Context:
             session["flash"].append((kind, message))
 
     # --- firmware ------------------------------------------------------------------
+    @property
+    def fw(self) -> ControlClient:
+        """The firmware's control client acting for the logged-in user: the firmware's
+        store audits every change it makes with that name (same journal step)."""
+        return self.client.as_actor(self.user() or "anonymous")
+
     def firmware_status(self) -> tuple[dict | None, str | None]:
         """(status, None) or (None, error message); cached for a second."""
         with self._lock:
@@ -58,7 +65,7 @@ class Context:
             if time.monotonic() - at < STATUS_TTL_S:
                 return status, error
         try:
-            status, error = self.client.get("/v1/status", timeout=2), None
+            status, error = self.client.status(timeout=2), None
         except ControlError as exc:
             status, error = None, str(exc)
         with self._lock:
@@ -81,11 +88,12 @@ class Context:
             self._cache.pop(key, None)
 
     def audit(self, action: str, target: str | None = None, details: dict | None = None) -> None:
-        """Record a console action in the firmware's audit log (logged locally if it is down)."""
+        """Audit a console event that changes no stored data (login, logout, settings
+        file, download). Changes to people, rosters and sessions are audited by the
+        firmware's store itself. Logged locally if the firmware is down."""
         actor = self.user() or "anonymous"
         try:
-            self.client.post("/v1/audit", {"actor": actor, "action": action, "target": target,
-                                           "details": details or {}})
+            self.client.as_actor(actor).record_event(action, target, details)
         except ControlError as exc:
             logger.warning("audit entry %s by %s not stored: %s", action, actor, exc)
 
@@ -112,7 +120,7 @@ class Context:
         write_config_atomic(config, self.config_path)
         self.config = config
         try:
-            answer = self.client.post("/v1/config/reload")
+            answer = self.fw.reload_config()
             message = answer.get("message") or "the firmware reloaded the configuration"
         except ControlError as exc:
             message = f"saved; the firmware will use it when it starts ({exc})"

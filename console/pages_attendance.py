@@ -51,8 +51,8 @@ LOOKUP_TTL_S = 3.0
 
 
 def _fetch_lookups(ctx) -> tuple[dict, dict]:
-    people = ctx.client.get("/v1/people")["items"]
-    sessions = ctx.client.get("/v1/sessions")["items"]
+    people = ctx.fw.people()
+    sessions = ctx.fw.sessions()
     return ({p["id"]: p["name"] for p in people},
             {s["id"]: s.get("name") or s["id"] for s in sessions})
 
@@ -100,8 +100,7 @@ def export_rows(client, filters: dict, first: dict, chunk: int = EXPORT_CHUNK) -
         offset += len(items)
         if not items or len(items) < answer.get("limit", chunk):
             return
-        answer = client.get("/v1/attendance", {**filters, "order": "time", "offset": offset,
-                                               "limit": chunk}, timeout=30)
+        answer = client.attendance(timeout=30, **filters, order="time", offset=offset, limit=chunk)
 
 
 def _csv_chunks(ctx, rows: Iterator[dict], lookups: tuple[dict, dict], bom: bool) -> Iterator[bytes]:
@@ -125,9 +124,9 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/attendance")
     def attendance():
         filters, page = read_filters(ctx), page_number()
-        answer = fw_call(ctx, ctx.client.get, "/v1/attendance",
-                         {**filters, "order": "time", "newest": 1, "offset": (page - 1) * PAGE_ROWS,
-                          "limit": PAGE_ROWS}, fallback={"items": [], "total": 0})
+        answer = fw_call(ctx, ctx.fw.attendance, **filters, order="time", newest=1,
+                         offset=(page - 1) * PAGE_ROWS, limit=PAGE_ROWS,
+                         fallback={"items": [], "total": 0})
         names, sessions = _lookups(ctx)
         total, first = answer.get("total", 0), (page - 1) * PAGE_ROWS + 1
         return ctx.render("attendance.tpl", title="Attendance", nav="/attendance",
@@ -140,8 +139,8 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/attendance/export.csv")
     def attendance_export():
         filters = read_filters(ctx)
-        first = fw_call(ctx, ctx.client.get, "/v1/attendance",
-                        {**filters, "order": "time", "offset": 0, "limit": EXPORT_CHUNK}, timeout=30)
+        first = fw_call(ctx, ctx.fw.attendance, timeout=30, **filters, order="time", offset=0,
+                        limit=EXPORT_CHUNK)
         if first is None:
             raise bottle.HTTPError(503, "the firmware is not running; cannot export")
         ctx.audit("attendance.exported", None, {k: v for k, v in filters.items() if v})
@@ -149,5 +148,5 @@ def register(app: bottle.Bottle, ctx) -> None:
         bottle.response.content_type = "text/csv; charset=utf-8"
         bottle.response.set_header("Content-Disposition",
                                    f'attachment; filename="attendance-{q(stamp)}.csv"')
-        return _csv_chunks(ctx, export_rows(ctx.client, filters, first), _lookups(ctx),
+        return _csv_chunks(ctx, export_rows(ctx.fw, filters, first), _lookups(ctx),
                            bom=bottle.request.query.get("bom") == "1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import bottle
 
@@ -40,22 +41,21 @@ def health_rows(status: dict | None) -> list[tuple[str, str, str]]:
 
 def first_photo(ctx, person_id: str, cache: dict) -> str | None:
     """Id of the person's first enrolment photo (cached; the kiosk polls twice a second)."""
-    from urllib.parse import quote
-
     if person_id not in cache:
         if len(cache) > 1000:
             cache.clear()
         try:
-            photos = ctx.client.get(f"/v1/people/{quote(person_id, safe='')}", timeout=2)["photos"]
+            photos = ctx.client.person(person_id, timeout=2)["photos"]
             cache[person_id] = photos[0]["photo_id"] if photos else None
         except (ControlError, KeyError, IndexError):
             return None
     return cache[person_id]
 
 
-def proxy_jpeg(ctx, path: str):
+def proxy_jpeg(fetch: Callable[[], bytes]):
+    """A JPEG from the firmware (``fetch`` is a client call), or the firmware's error."""
     try:
-        data = ctx.client.get_bytes(path)
+        data = fetch()
     except ControlError as exc:
         raise bottle.HTTPError(503 if exc.status in (None, 503) else exc.status, str(exc))
     bottle.response.content_type = "image/jpeg"
@@ -78,12 +78,12 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/live/snapshot.jpg")
     def snapshot():
         annotated = bottle.request.query.get("annotated", "1")
-        return proxy_jpeg(ctx, f"/v1/snapshot.jpg?annotated={'0' if annotated == '0' else '1'}")
+        return proxy_jpeg(lambda: ctx.client.snapshot(annotated=annotated != "0"))
 
     @app.get("/live/stream.mjpg")
     def stream():
         try:
-            ctype, chunks = ctx.client.stream("/v1/stream.mjpg?max_s=600")
+            ctype, chunks = ctx.client.live_stream(max_s=600)
         except ControlError as exc:
             raise bottle.HTTPError(503, str(exc))
         bottle.response.content_type = ctype
@@ -99,7 +99,7 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/api/kiosk")
     def api_kiosk():
         try:
-            state = ctx.client.get("/v1/kiosk", timeout=2)
+            state = ctx.client.kiosk(timeout=2)
         except ControlError as exc:
             return {"state": "offline", "prompt": "Device starting…", "error": str(exc)}
         person_id = state.get("person_id")
@@ -109,12 +109,8 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.get("/people/<person_id>/photos/<photo_id>.jpg")
     def person_photo(person_id: str, photo_id: str):
-        from urllib.parse import quote
-
-        return proxy_jpeg(ctx, f"/v1/people/{quote(person_id, safe='')}/photos/{quote(photo_id, safe='')}")
+        return proxy_jpeg(lambda: ctx.client.photo(person_id, photo_id))
 
     @app.get("/unknowns/<unknown_id>/crop.jpg")
     def unknown_crop(unknown_id: str):
-        from urllib.parse import quote
-
-        return proxy_jpeg(ctx, f"/v1/unknowns/{quote(unknown_id, safe='')}/crop.jpg")
+        return proxy_jpeg(lambda: ctx.client.unknown_crop(unknown_id))

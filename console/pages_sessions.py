@@ -18,7 +18,7 @@ STATUSES = ("present", "late", "absent", "excused")
 
 
 def _people(ctx) -> list[dict]:
-    return fw_call(ctx, ctx.client.get, "/v1/people", fallback={"items": []})["items"]
+    return fw_call(ctx, ctx.fw.people, fallback=[])
 
 
 def _entries_from_form(form) -> list[dict]:
@@ -69,8 +69,8 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.get("/sessions")
     def sessions():
-        items = fw_call(ctx, ctx.client.get, "/v1/sessions", fallback={"items": []})["items"]
-        rosters = fw_call(ctx, ctx.client.get, "/v1/rosters", fallback={"items": []})["items"]
+        items = fw_call(ctx, ctx.fw.sessions, fallback=[])
+        rosters = fw_call(ctx, ctx.fw.rosters, fallback=[])
         items.sort(key=lambda s: s.get("scheduled_start") or 0, reverse=True)
         today = datetime.now(ZoneInfo(ctx.config.device.timezone)).strftime("%Y-%m-%d")
         return ctx.render("sessions.tpl", title="Sessions", nav="/sessions", items=items,
@@ -84,15 +84,14 @@ def register(app: bottle.Bottle, ctx) -> None:
         except ValueError as exc:
             ctx.flash(f"session not created: {exc}", "error")
             bottle.redirect("/sessions")
-        created = fw_call(ctx, ctx.client.post, "/v1/sessions", data)
+        created = fw_call(ctx, ctx.fw.create_session, **data)
         if created:
-            ctx.audit("session.created", created.get("id"), {"name": data["name"]})
             bottle.redirect(f"/sessions/{q(created['id'])}")
         bottle.redirect("/sessions")
 
     @app.get("/sessions/<session_id>")
     def session_page(session_id: str):
-        grid = fw_call(ctx, ctx.client.get, f"/v1/sessions/{q(session_id)}/grid")
+        grid = fw_call(ctx, ctx.fw.session_grid, session_id)
         if not grid:
             raise bottle.HTTPError(404, "no such session (or the firmware is down)")
         return ctx.render("session.tpl", title=grid["session"].get("name", "Session"),
@@ -102,7 +101,7 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/api/sessions/<session_id>/grid")
     def session_grid(session_id: str):
         try:
-            grid = ctx.client.get(f"/v1/sessions/{q(session_id)}/grid", timeout=3)
+            grid = ctx.fw.session_grid(session_id, timeout=3)
         except ControlError as exc:
             raise bottle.HTTPError(503 if exc.status is None else exc.status, str(exc))
         for row in grid["rows"]:
@@ -111,20 +110,17 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.post("/sessions/<session_id>/<action:re:start|stop|cancel>")
     def session_command(session_id: str, action: str):
-        body = {"by": ctx.user()}  # the store audits the transition with `by`
         policy = bottle.request.forms.decode().get("liveness_policy") or None
-        if action == "start" and policy:
-            body["liveness_policy"] = policy
-        if fw_call(ctx, ctx.client.post, f"/v1/sessions/{q(session_id)}/{action}", body):
+        if fw_call(ctx, ctx.fw.session_command, session_id, action,
+                   policy if action == "start" else None):  # audited by the store
             ctx.flash(f"Session {action} done.")
         bottle.redirect(f"/sessions/{q(session_id)}")
 
     @app.post("/sessions/<session_id>/status")
     def session_status(session_id: str):
         form = bottle.request.forms.decode()
-        body = {"person_id": form.get("person_id", ""), "status": form.get("status", ""),
-                "by": ctx.user()}
-        if fw_call(ctx, ctx.client.post, f"/v1/sessions/{q(session_id)}/attendance", body):
+        if fw_call(ctx, ctx.fw.set_attendance_status, session_id, form.get("person_id", ""),
+                   form.get("status", "")):
             ctx.flash("Status changed (recorded in the audit log).")
         bottle.redirect(f"/sessions/{q(session_id)}")
 
@@ -132,7 +128,7 @@ def register(app: bottle.Bottle, ctx) -> None:
 def register_rosters(app: bottle.Bottle, ctx) -> None:
     @app.get("/rosters")
     def rosters():
-        items = fw_call(ctx, ctx.client.get, "/v1/rosters", fallback={"items": []})["items"]
+        items = fw_call(ctx, ctx.fw.rosters, fallback=[])
         return ctx.render("rosters.tpl", title="Rosters", nav="/rosters", items=items,
                           people=_people(ctx), roster=None, q=q)
 
@@ -151,15 +147,14 @@ def register_rosters(app: bottle.Bottle, ctx) -> None:
             body["entries"] = entries
             for problem in problems[:20]:
                 ctx.flash(problem, "warn")
-        created = fw_call(ctx, ctx.client.post, "/v1/rosters", body)
+        created = fw_call(ctx, ctx.fw.create_roster, body["name"], body["entries"])
         if created:
-            ctx.audit("roster.created", created.get("id"), {"members": len(body["entries"])})
             ctx.flash(f"Roster {body['name']} saved with {len(body['entries'])} people.")
         bottle.redirect("/rosters")
 
     @app.get("/rosters/<roster_id>")
     def roster_page(roster_id: str):
-        roster = fw_call(ctx, ctx.client.get, f"/v1/rosters/{q(roster_id)}")
+        roster = fw_call(ctx, ctx.fw.roster, roster_id)
         if not roster:
             raise bottle.HTTPError(404, "no such roster")
         return ctx.render("rosters.tpl", title=roster["name"], nav="/rosters", items=[],
@@ -169,21 +164,19 @@ def register_rosters(app: bottle.Bottle, ctx) -> None:
     def roster_save(roster_id: str):
         form = bottle.request.forms.decode()
         body = {"name": form.get("name", "").strip(), "entries": _entries_from_form(form)}
-        if fw_call(ctx, ctx.client.post, f"/v1/rosters/{q(roster_id)}", body):
-            ctx.audit("roster.updated", roster_id, {"members": len(body["entries"])})
+        if fw_call(ctx, ctx.fw.update_roster, roster_id, **body):
             ctx.flash("Roster saved.")
         bottle.redirect(f"/rosters/{q(roster_id)}")
 
     @app.post("/rosters/<roster_id>/delete")
     def roster_delete(roster_id: str):
-        if fw_call(ctx, ctx.client.delete, f"/v1/rosters/{q(roster_id)}"):
-            ctx.audit("roster.deleted", roster_id)
+        if fw_call(ctx, ctx.fw.delete_roster, roster_id):
             ctx.flash("Roster deleted.")
         bottle.redirect("/rosters")
 
     @app.get("/rosters/<roster_id>/export.csv")
     def roster_export(roster_id: str):
-        roster = fw_call(ctx, ctx.client.get, f"/v1/rosters/{q(roster_id)}")
+        roster = fw_call(ctx, ctx.fw.roster, roster_id)
         if not roster:
             raise bottle.HTTPError(404, "no such roster")
         names = {p["id"]: p for p in _people(ctx)}

@@ -102,8 +102,8 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/settings/diagnostics.zip")
     def diagnostics():
         status, error = ctx.firmware_status()
-        audit = fw_call(ctx, ctx.client.get, "/v1/audit", {"limit": 200}, fallback={"items": None})
-        data = build_bundle(ctx.reload_config_file(), status, error, audit["items"])
+        audit = fw_call(ctx, ctx.fw.audit, 200)
+        data = build_bundle(ctx.reload_config_file(), status, error, audit)
         ctx.audit("diagnostics.downloaded")
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         bottle.response.content_type = "application/zip"
@@ -126,18 +126,18 @@ def register(app: bottle.Bottle, ctx) -> None:
     def broker_test():
         try:
             mqtt = _mqtt_from_form(bottle.request.forms.decode())
-            return ctx.client.post("/v1/broker/test", {"mqtt": mqtt}, timeout=15)
+            return ctx.fw.test_broker(mqtt)
         except (ValueError, ControlError) as exc:
             return {"ok": False, "message": str(exc)}
 
     @app.post("/api/indicators-test")
     def indicators_test():
         try:
-            return ctx.client.post("/v1/indicators/test", timeout=15)
+            return ctx.fw.test_indicators()
         except ControlError as exc:
             return {"ok": False, "message": str(exc)}
 
     @app.get("/audit")
     def audit():
-        items = fw_call(ctx, ctx.client.get, "/v1/audit", {"limit": 500}, fallback={"items": []})
-        return ctx.render("audit.tpl", title="Audit log", nav="/audit", items=items["items"])
+        items = fw_call(ctx, ctx.fw.audit, 500, fallback=[])
+        return ctx.render("audit.tpl", title="Audit log", nav="/audit", items=items)

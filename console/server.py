@@ -10,6 +10,7 @@ import threading
 
 from cheroot import wsgi
 
+from console.app import create_app
 from firmware.config import config_path, load_config
 from firmware.errors import ConfigError
 
@@ -40,8 +41,6 @@ def make_server(app, bind: str, port: int, config) -> wsgi.Server:
 
 
 def run(args: argparse.Namespace) -> int:
-    from console.app import create_app
-
     path = config_path(args.config)
     config = load_config(path)
     app = create_app(path, socket_path=args.socket)

@@ -1,19 +1,52 @@
-"""Client of the firmware's control API (HTTP+JSON over a Unix socket). Used by the console."""
+"""Client of the firmware's control API (HTTP+JSON over a Unix socket). Used by the console.
+
+:class:`ControlClient` has one typed method per route of the control API (each marked
+with :func:`route`, so a test can check that the client and the server's route table
+agree) and raises one error type, :class:`~firmware.errors.ControlError`. It carries the
+acting user in the ``X-Rollcall-Actor`` header (:meth:`ControlClient.as_actor`): the
+firmware's store audits every change with it, in the same journal step as the change.
+
+This module must not import the console, Bottle or the store: it only speaks HTTP+JSON.
+"""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any, Iterator
-from urllib.parse import urlencode
+from typing import Any, Callable, Iterator, TypeVar
+from urllib.parse import quote, urlencode
 
 from firmware.errors import ControlError
 
 logger = logging.getLogger(__name__)
+
+ACTOR_HEADER = "X-Rollcall-Actor"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def route(method: str, rule: str) -> Callable[[F], F]:
+    """Mark a client method as the caller of the server route ``method rule`` (the rule
+    exactly as the server declares it, e.g. ``/v1/people/<person_id>``)."""
+
+    def mark(fn: F) -> F:
+        fn.control_route = (method, rule)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def client_routes() -> set[tuple[str, str]]:
+    """Every (method, rule) that :class:`ControlClient` calls."""
+    return {fn.control_route for fn in vars(ControlClient).values() if hasattr(fn, "control_route")}
+
+
+def _q(value: str) -> str:
+    return quote(str(value), safe="")
 
 
 def control_error(message: str, status: int | None = None, field: str | None = None) -> ControlError:
@@ -46,9 +79,15 @@ class ControlClient:
     ``ControlError.field`` the offending field, if the firmware named one.
     """
 
-    def __init__(self, socket_path: str | os.PathLike, timeout: float = 5) -> None:
+    def __init__(self, socket_path: str | os.PathLike, timeout: float = 5,
+                 actor: str | None = None) -> None:
         self.socket_path = str(socket_path)
         self.timeout = timeout
+        self.actor = actor
+
+    def as_actor(self, actor: str | None) -> "ControlClient":
+        """The same client acting for ``actor`` (the user whose changes get audited)."""
+        return ControlClient(self.socket_path, self.timeout, actor)
 
     def _not_running(self, exc: OSError | None = None) -> ControlError:
         if isinstance(exc, PermissionError):
@@ -62,6 +101,8 @@ class ControlClient:
             raise self._not_running()
         conn = _UnixConnection(self.socket_path, timeout or self.timeout)
         headers = {"Content-Type": "application/json"} if body is not None else {}
+        if self.actor:
+            headers[ACTOR_HEADER] = self.actor
         try:
             try:
                 conn.request(method, path, body=body, headers=headers)
@@ -148,3 +189,165 @@ class ControlClient:
             return True
         except ControlError:
             return False
+
+    # ---- device -------------------------------------------------------------------------
+    @route("GET", "/v1/status")
+    def status(self, timeout: float | None = 2) -> dict:
+        """The device's status (camera, models, broker, sessions, warnings)."""
+        return self.get("/v1/status", timeout=timeout)
+
+    @route("GET", "/v1/kiosk")
+    def kiosk(self, timeout: float | None = 2) -> dict:
+        """What the door's display shows now."""
+        return self.get("/v1/kiosk", timeout=timeout)
+
+    @route("GET", "/v1/snapshot.jpg")
+    def snapshot(self, annotated: bool = True) -> bytes:
+        """The latest camera frame as JPEG (boxes drawn unless ``annotated`` is False)."""
+        return self.get_bytes("/v1/snapshot.jpg" + ("" if annotated else "?annotated=0"))
+
+    @route("GET", "/v1/stream.mjpg")
+    def live_stream(self, max_s: float = 600) -> tuple[str, Iterator[bytes]]:
+        """(content type, chunks) of the MJPEG live view, at most ``max_s`` seconds."""
+        return self.stream(f"/v1/stream.mjpg?max_s={max_s:g}")
+
+    @route("POST", "/v1/config/reload")
+    def reload_config(self) -> dict:
+        """Ask the firmware to re-read config.toml; ``restart_needed`` lists sections."""
+        return self.post("/v1/config/reload")
+
+    @route("POST", "/v1/indicators/test")
+    def test_indicators(self) -> dict:
+        return self.post("/v1/indicators/test", timeout=15)
+
+    @route("POST", "/v1/broker/test")
+    def test_broker(self, mqtt: dict) -> dict:
+        """Try a connection with these MQTT settings (not saved)."""
+        return self.post("/v1/broker/test", {"mqtt": mqtt}, timeout=15)
+
+    @route("GET", "/v1/audit")
+    def audit(self, limit: int = 200) -> list[dict]:
+        """Newest audit records first."""
+        return self.get("/v1/audit", {"limit": limit})["items"]
+
+    @route("POST", "/v1/audit")
+    def record_event(self, action: str, target: str | None = None, details: dict | None = None) -> dict:
+        """Audit an event that changes no stored data (a login, a download) as this actor."""
+        return self.post("/v1/audit", {"actor": self.actor or "anonymous", "action": action,
+                                       "target": target, "details": details or {}})
+
+    # ---- people and unknown faces --------------------------------------------------------
+    @route("GET", "/v1/people")
+    def people(self, search: str | None = None) -> list[dict]:
+        return self.get("/v1/people", {"q": search})["items"]
+
+    @route("POST", "/v1/people")
+    def create_person(self, name: str, person_id: str | None = None,
+                      external_id: str | None = None, **extra: Any) -> dict:
+        body = {"name": name, "person_id": person_id, "external_id": external_id, **extra}
+        return self.post("/v1/people", {k: v for k, v in body.items() if v is not None})
+
+    @route("GET", "/v1/people/<person_id>")
+    def person(self, person_id: str, timeout: float | None = None) -> dict:
+        """A person with their photos/templates."""
+        return self.get(f"/v1/people/{_q(person_id)}", timeout=timeout)
+
+    @route("POST", "/v1/people/<person_id>")
+    def update_person(self, person_id: str, **fields: Any) -> dict:
+        return self.post(f"/v1/people/{_q(person_id)}", fields)
+
+    @route("DELETE", "/v1/people/<person_id>")
+    def delete_person(self, person_id: str) -> dict:
+        return self.delete(f"/v1/people/{_q(person_id)}")
+
+    @route("POST", "/v1/people/<person_id>/photos")
+    def add_photos(self, person_id: str, images: list[bytes], timeout: float = 120, **extra: Any) -> dict:
+        """Enrol photos (JPEG/PNG bytes): ``{"results": [...], "accepted": n}``."""
+        body = {"images": [base64.b64encode(i).decode("ascii") for i in images], **extra}
+        return self.post(f"/v1/people/{_q(person_id)}/photos", body, timeout=timeout)
+
+    @route("GET", "/v1/people/<person_id>/photos/<photo_id>")
+    def photo(self, person_id: str, photo_id: str) -> bytes:
+        return self.get_bytes(f"/v1/people/{_q(person_id)}/photos/{_q(photo_id)}")
+
+    @route("GET", "/v1/unknowns")
+    def unknowns(self, kind: str | None = None, session_id: str | None = None,
+                 state: str | None = None) -> list[dict]:
+        return self.get("/v1/unknowns", {"kind": kind, "session_id": session_id, "state": state})["items"]
+
+    @route("GET", "/v1/unknowns/<unknown_id>")
+    def unknown(self, unknown_id: str) -> dict:
+        return self.get(f"/v1/unknowns/{_q(unknown_id)}")
+
+    @route("GET", "/v1/unknowns/<unknown_id>/crop.jpg")
+    def unknown_crop(self, unknown_id: str) -> bytes:
+        return self.get_bytes(f"/v1/unknowns/{_q(unknown_id)}/crop.jpg")
+
+    @route("POST", "/v1/unknowns/<unknown_id>/resolve")
+    def resolve_unknown(self, unknown_id: str, action: str, person_id: str | None = None,
+                        **extra: Any) -> dict:
+        """``assign`` (to ``person_id``) or ``discard`` an unknown/spoof face."""
+        body = {"action": action, "person_id": person_id, "by": self.actor or "console", **extra}
+        return self.post(f"/v1/unknowns/{_q(unknown_id)}/resolve", body, timeout=30)
+
+    # ---- rosters, sessions, attendance -----------------------------------------------------
+    @route("GET", "/v1/rosters")
+    def rosters(self) -> list[dict]:
+        return self.get("/v1/rosters")["items"]
+
+    @route("POST", "/v1/rosters")
+    def create_roster(self, name: str, entries: list[dict]) -> dict:
+        return self.post("/v1/rosters", {"name": name, "entries": entries})
+
+    @route("GET", "/v1/rosters/<roster_id>")
+    def roster(self, roster_id: str) -> dict:
+        return self.get(f"/v1/rosters/{_q(roster_id)}")
+
+    @route("POST", "/v1/rosters/<roster_id>")
+    def update_roster(self, roster_id: str, **changes: Any) -> dict:
+        """Change ``name`` and/or ``entries``."""
+        return self.post(f"/v1/rosters/{_q(roster_id)}", changes)
+
+    @route("DELETE", "/v1/rosters/<roster_id>")
+    def delete_roster(self, roster_id: str) -> dict:
+        return self.delete(f"/v1/rosters/{_q(roster_id)}")
+
+    @route("GET", "/v1/sessions")
+    def sessions(self, day: str | None = None, room: str | None = None,
+                 state: str | None = None) -> list[dict]:
+        return self.get("/v1/sessions", {"day": day, "room": room, "state": state})["items"]
+
+    @route("POST", "/v1/sessions")
+    def create_session(self, **fields: Any) -> dict:
+        """``roster_id``, ``room``, ``name``, ``scheduled_start``, ``scheduled_end``[, ``late_after``,
+        ``liveness_policy``]."""
+        return self.post("/v1/sessions", fields)
+
+    @route("GET", "/v1/sessions/<session_id>")
+    def session(self, session_id: str) -> dict:
+        return self.get(f"/v1/sessions/{_q(session_id)}")
+
+    @route("GET", "/v1/sessions/<session_id>/grid")
+    def session_grid(self, session_id: str, timeout: float | None = None) -> dict:
+        """Every roster member with their status in this session."""
+        return self.get(f"/v1/sessions/{_q(session_id)}/grid", timeout=timeout)
+
+    @route("POST", "/v1/sessions/<session_id>/<action:re:start|stop|cancel>")
+    def session_command(self, session_id: str, action: str, liveness_policy: str | None = None) -> dict:
+        """``start`` | ``stop`` | ``cancel`` a session; ``liveness_policy`` (start only) sets
+        the session's liveness policy first."""
+        body: dict[str, Any] = {"by": self.actor or "console"}
+        if liveness_policy:
+            body["liveness_policy"] = liveness_policy
+        return self.post(f"/v1/sessions/{_q(session_id)}/{_q(action)}", body)
+
+    @route("POST", "/v1/sessions/<session_id>/attendance")
+    def set_attendance_status(self, session_id: str, person_id: str, status: str) -> dict:
+        """Correct one person's status by hand (audited)."""
+        return self.post(f"/v1/sessions/{_q(session_id)}/attendance",
+                         {"person_id": person_id, "status": status, "by": self.actor or "console"})
+
+    @route("GET", "/v1/attendance")
+    def attendance(self, timeout: float | None = None, **filters: Any) -> dict:
+        """A page of attendance records: ``{"items", "total", "offset", "limit"}``."""
+        return self.get("/v1/attendance", filters, timeout=timeout)

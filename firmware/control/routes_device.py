@@ -9,7 +9,7 @@ from typing import Iterator
 
 import bottle
 
-from firmware.control.api import ApiError, field, query, read_json
+from firmware.control.web import ApiError, field, query, read_json
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import uuid
 
 import bottle
 
-from firmware.control.api import (MAX_BODY_BYTES, ApiError, field, must, query, read_json)
+from firmware.control.web import MAX_BODY_BYTES, ApiError, field, must, query, read_json
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from operator import itemgetter
 
 import bottle
 
-from firmware.control.api import ApiError, field, must, query, read_json
+from firmware.control.web import ApiError, field, must, query, read_json
 
 logger = logging.getLogger(__name__)
 

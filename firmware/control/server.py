@@ -17,6 +17,7 @@ from typing import Callable, Protocol
 
 from cheroot import wsgi
 
+from firmware.control.api import create_control_app as _create_control_app
 from firmware.errors import ControlError
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class DeviceAPI(Protocol):
 
     def test_broker(self, mqtt: dict) -> dict: ...
 
-    def session_command(self, action: str, session_id: str, by: str) -> dict: ...
+    def session_command(self, action: str, session_id: str, by: str, liveness_policy: str | None = None) -> dict: ...
 
 
 def _remove_stale_socket(path: Path) -> None:
@@ -76,8 +77,6 @@ class ControlServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> "ControlServer":
-        from firmware.control.api import create_control_app
-
         if self._server is not None:
             return self
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,6 +115,4 @@ class ControlServer:
 
 def create_control_app(store, device: DeviceAPI, *, clock: Callable[[], float] = time.monotonic):
     """The control API as a Bottle app (re-exported from ``firmware.control.api``)."""
-    from firmware.control.api import create_control_app as _create
-
-    return _create(store, device, clock=clock)
+    return _create_control_app(store, device, clock=clock)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from firmware.config import GpioConfig, PinConfig
+from firmware.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,6 @@ def make_pin_factory(name: str | None) -> Any:
 
     found = entry_points(group="gpiozero_pin_factories", name=name)
     if not found:
-        from firmware.errors import ConfigError
         raise ConfigError(f"gpio.pin_factory {name!r} is not an installed gpiozero pin factory (try lgpio or mock)")
     return next(iter(found)).load()()
 

@@ -29,6 +29,7 @@ import numpy as np
 from firmware.domain.types import Detection
 from firmware.errors import ImageError, ModelError
 from firmware.inference.runtime import TFLiteModel
+from models.registry import model_path
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,6 @@ def model_file(models_dir: str | os.PathLike, model_id: str) -> Path:
     """Path of a built model: the manifest's file name when the registry knows the id,
     else ``<models_dir>/<model_id>.tflite``."""
     try:
-        from models.registry import model_path
         return Path(model_path(model_id, Path(models_dir)))
     except (ImportError, KeyError, ValueError, ModelError, AttributeError, TypeError):
         return Path(models_dir) / f"{model_id}.tflite"

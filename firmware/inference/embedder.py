@@ -17,9 +17,9 @@ one more model run per face, ~4.5 ms on the dev box).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-import dataclasses
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,6 +28,7 @@ from firmware.errors import ImageError, ModelError
 from firmware.inference.align import AlignmentSpec, spec_for
 from firmware.inference.detector import model_file
 from firmware.inference.runtime import TFLiteModel
+from models.registry import get_spec
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ FALLBACK_SAME_PERSON = {"dlib_resnet": 0.925, "facenet": 0.5}
 def manifest_entry(model_id: str) -> dict[str, Any]:
     """The manifest's fields for ``model_id`` (empty when there is no manifest or no such id)."""
     try:
-        from models.registry import get_spec
         return dataclasses.asdict(get_spec(model_id))
     except (ImportError, ModelError, KeyError) as exc:
         logger.debug("no manifest entry for %s (%s); using built-in defaults", model_id, exc)

@@ -19,16 +19,24 @@ from pathlib import Path
 from typing import Any, Callable
 
 from firmware.config import Config
+from firmware.control.server import ControlServer
 from firmware.domain.decisions import DecisionEngine
-from firmware.runtime.tuning import configure_engine
 from firmware.errors import ModelError, ModelHashMismatch, RollcallError
+from firmware.hal.camera import Camera
+from firmware.hal.indicators import Indicators
+from firmware.hal.systemd import Notifier
+from firmware.link.mqtt import MqttLink
+from firmware.runtime.device import Device
+from firmware.runtime.loop import DeviceLoop, FrameAnalyser
+from firmware.runtime.tuning import configure_engine
+from firmware.store import Store
+from models.registry import verify_models
 
 logger = logging.getLogger(__name__)
 
 BUILD_HINT = "build them with `rollcall models build --out {dir}` (or `./install.sh`)"
 def check_models(config: Config) -> dict:
     """{"state": ok | missing, "message"}; raises ModelHashMismatch (refuse to start)."""
-    from models.registry import verify_models
 
     ids = [config.detection.model, "face_mesh", config.recognition.embedder]
     models_dir = config.paths.models_dir
@@ -65,7 +73,6 @@ class App:
 
     def start(self) -> App:
         """Start every component in order (see module doc)."""
-        from firmware.hal.systemd import Notifier
 
         cfg = self.config
         self.models = check_models(cfg)
@@ -86,18 +93,15 @@ class App:
         return self
 
     def _analyser(self) -> Any:
-        from firmware.runtime.loop import FrameAnalyser
 
         return FrameAnalyser(self.config, self.config.paths.models_dir)
 
     def _store(self) -> Any:
-        from firmware.store import Store
 
         return Store(self.config.paths.data_dir, config=self.config.store,
                      timezone=self.config.device.timezone)
 
     def _indicators(self) -> Any:
-        from firmware.hal.indicators import Indicators
 
         return Indicators(self.config.gpio, pin_factory=self.pin_factory, on_button=self._button)
 
@@ -108,19 +112,16 @@ class App:
             logger.warning("session button: %s", exc)
 
     def _camera(self) -> Any:
-        from firmware.hal.camera import Camera
 
         return Camera(self.config.camera, spec=self.source, source_factory=self.source_factory)
 
     def _device(self) -> Any:
-        from firmware.runtime.device import Device
 
         return Device(self.config, store=self.store, engine=self.engine, indicators=self.indicators,
                       camera=self.camera, analyser=self.analyser, models=self.models,
                       config_path=self.config_file)
 
     def _link(self) -> Any:
-        from firmware.link.mqtt import MqttLink
 
         link = MqttLink(self.config.mqtt, self.config.device, self.store, commands=self.device.commands,
                         status_provider=self.device.status, telemetry_provider=self.device.telemetry,
@@ -128,16 +129,10 @@ class App:
         return link.start()
 
     def _control(self) -> Any:
-        try:
-            from firmware.control.server import ControlServer
-        except ImportError as exc:
-            logger.warning("control server not available (%s); console cannot reach this device", exc)
-            return None
         return ControlServer(self.config.paths.control_socket, self.store, self.device).start()
 
     def run(self) -> str:
         """Run the loop on this thread until stopped; returns why it ended."""
-        from firmware.runtime.loop import DeviceLoop
 
         loop = DeviceLoop(camera=self.camera, engine=self.engine, sink=self.device, analyser=self.analyser,
                           notifier=self.notifier, max_frames=self.max_frames)

@@ -20,13 +20,14 @@ import numpy as np
 
 from firmware import __version__
 from firmware.config import Config, load_config
-from firmware.runtime.sessions import SessionKeeper
-from firmware.runtime.tuning import configure_engine
 from firmware.domain.decisions import Decision, DecisionEngine, Outcome
 from firmware.domain.types import Frame
 from firmware.errors import CommandError, RollcallError
 from firmware.hal.display import annotate, crop_jpeg, encode_jpeg
+from firmware.runtime.enrol import enrol_photos, probe_broker
 from firmware.runtime.loop import Overlay
+from firmware.runtime.sessions import SessionKeeper
+from firmware.runtime.tuning import configure_engine
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +234,6 @@ class Device:
         return dict(self._kiosk)
 
     def enrol_photos(self, person_id: str, images: list[bytes]) -> list[dict]:
-        from firmware.runtime.enrol import enrol_photos
 
         with self.lock:
             results = enrol_photos(self, person_id, images)
@@ -261,7 +261,6 @@ class Device:
         return self.indicators.test()
 
     def test_broker(self, mqtt: dict) -> dict:
-        from firmware.runtime.enrol import probe_broker
 
         return probe_broker(mqtt)
 

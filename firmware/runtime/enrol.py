@@ -10,7 +10,12 @@ import logging
 import threading
 from typing import Any
 
+from firmware.config import MqttConfig
+from firmware.domain.enrolment import ENROL_DETECTOR, check_and_embed
 from firmware.errors import LinkError, RollcallError
+from firmware.inference.embedder import same_person_threshold
+from firmware.inference.pipeline import FacePipeline
+from firmware.link.client import build_client, describe_connect_error, describe_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +30,6 @@ def _pipeline(device: Any) -> Any:
     """The enrolment pipeline (its own interpreters: the loop's are used by the loop's
     thread), created at the first enrolment and kept."""
     if device._enrol_pipeline is None:
-        from firmware.domain.enrolment import ENROL_DETECTOR
-        from firmware.inference.pipeline import FacePipeline
 
         cfg = device.config
         device._enrol_pipeline = FacePipeline(cfg.paths.models_dir, detector_id=ENROL_DETECTOR,
@@ -37,8 +40,6 @@ def _pipeline(device: Any) -> Any:
 
 def enrol_photos(device: Any, person_id: str, images: list[bytes]) -> list[dict]:
     """Check, embed and store photos of one person; per photo ``{"ok", "message", "photo_id"}``."""
-    from firmware.domain.enrolment import check_and_embed
-    from firmware.inference.embedder import same_person_threshold
 
     store, model_id = device.store, device.config.recognition.embedder
     if store.people.get(person_id) is None:
@@ -70,8 +71,6 @@ def probe_broker(mqtt: dict, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
     ``{"ok": bool, "message": str}``, never raises."""
     from pydantic import ValidationError
 
-    from firmware.config import MqttConfig
-    from firmware.link.client import build_client
 
     try:
         cfg = MqttConfig.model_validate(mqtt or {})
@@ -88,7 +87,6 @@ def probe_broker(mqtt: dict, timeout_s: float = PROBE_TIMEOUT_S) -> dict:
 
 def _connect_once(client: Any, cfg: Any, timeout_s: float) -> dict:
     """Connect, wait for the CONNACK up to ``timeout_s`` seconds, disconnect."""
-    from firmware.link.client import describe_connect_error, describe_refusal
 
     done, answer = threading.Event(), {}
 

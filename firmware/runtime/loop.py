@@ -24,8 +24,14 @@ import numpy as np
 
 from firmware.config import Config
 from firmware.domain.decisions import Decision, DecisionEngine
+from firmware.domain.liveness_measures import assess_face
 from firmware.domain.tracking import Tracker
 from firmware.domain.types import Detection, Frame
+from firmware.inference.align import align_face
+from firmware.inference.detector import FaceDetector, model_file
+from firmware.inference.embedder import Embedder
+from firmware.inference.eyelids import EyelidModel
+from firmware.inference.mesh import FaceMesh
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +57,6 @@ class FrameAnalyser:
     """
 
     def __init__(self, config: Config, models_dir: str | os.PathLike, *, num_threads: int = 2) -> None:
-        from firmware.domain.liveness_measures import assess_face
-        from firmware.inference.align import align_face
-        from firmware.inference.detector import FaceDetector, model_file
-        from firmware.inference.embedder import Embedder
-        from firmware.inference.mesh import FaceMesh
 
         self._assess, self._align = assess_face, align_face
 
@@ -68,7 +69,6 @@ class FrameAnalyser:
         self.embedder = Embedder(models_dir, config.recognition.embedder, num_threads=num_threads)
         self.eyelids = None
         if Path(model_file(models_dir, "iris_landmark")).is_file():
-            from firmware.inference.eyelids import EyelidModel
             self.eyelids = EyelidModel(models_dir, num_threads=num_threads)
         self.min_presence = 0.5
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from firmware.config import Config
 from firmware.domain.decisions import DecisionEngine, Match, Scope
+from firmware.domain.matching import Gallery
 from firmware.errors import CommandError, RollcallError
 from firmware.runtime.tuning import match_margin, match_threshold, set_liveness_policy
 
@@ -128,7 +129,6 @@ class SessionKeeper:
         self._last_refresh = self.clock()
 
     def _refresh(self) -> None:
-        from firmware.domain.matching import Gallery
 
         ids, matrix = self.store.people.embeddings(self.config.recognition.embedder)
         self.gallery = Gallery(ids, matrix, dtype=np.float32)

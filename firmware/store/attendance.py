@@ -20,7 +20,7 @@ from collections import OrderedDict
 
 from firmware.domain import sessions as rules
 from firmware.errors import SessionError
-from firmware.store.context import StoreContext, check_extra, check_score, check_text, locks_itself
+from firmware.store.context import StoreContext, audited, check_extra, check_score, check_text, locks_itself
 from firmware.store.daycache import DayCache, by_seq
 from firmware.store.errors import NotFound, StoreValueError
 from firmware.store.ids import DAY_RE, check_day, new_ulid, parse_time, to_iso
@@ -233,6 +233,7 @@ class Attendance:
             self._names |= {name for name, day in self._days.items() if day.records}
         return self._names
 
+    @audited("attendance.set_status", actor="by")
     def set_status(self, session_id: str, person_id: str, status: str, by: str) -> dict:
         """Correct a status by hand (audited with ``by``); creates a manual record if none."""
         session = self._sessions.require(session_id)
@@ -245,8 +246,7 @@ class Attendance:
         day = self._day(session["day"])
         event_id = day.by_key.get((session_id, person_id))
         old = day.records[event_id]["status"] if event_id else None
-        self._ctx.audit.log(by, "attendance.set_status", f"{session_id}/{person_id}",
-                            {"from": old, "to": status})
+        self._ctx.audit_note(f"{session_id}/{person_id}", **{"from": old, "to": status})
         if event_id is None:
             now = self._ctx.clock()
             rec = self._new_record(session, person_id, status, None, now, {"by": by}, "manual")

@@ -39,7 +39,7 @@ from firmware.store.outbox import Outbox
 from firmware.store.people import People
 from firmware.store.rosters import Rosters
 from firmware.store.sessions import Sessions
-from firmware.store.tinyfile import FILE_MODE, ensure_dir
+from firmware.store.tinyfile import FILE_MODE, ensure_dir, intercept_writes
 from firmware.store.unknowns import Unknowns
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 SEGMENT_MAX = 256
 CHECKPOINT_S = 2.0  # seconds between background checkpoints (0: only at close/when asked)
 LOST_COUNTER_JUMP = 1_000_000_000  # acked events leave no seq on disk: jump far past them
+EARLY_OPS = ("file.put", "audit.add")  # replayed before the parts read their files
 
 
 class _Locked:
@@ -71,7 +72,7 @@ class _Locked:
 
         @functools.wraps(attr)
         def call(*args: Any, **kwargs: Any) -> Any:
-            with self._store._lock:
+            with self._store._lock, intercept_writes(self._store._ctx.journal_file_write):
                 self._store._check_open()
                 return attr(*args, **kwargs)
 
@@ -126,6 +127,9 @@ class Store:
                            zone=self.zone, lock=self._lock)
         ctx.journal = Journal(self.data_dir / "journal", clock, self._corrupt)
         ctx.audit = Audit(ctx)
+        ctx.appliers.update({"file.put": ctx.apply_file_put, "audit.add": ctx.audit.apply_add})
+        steps = ctx.journal.replay()
+        _redo_file_writes(ctx, steps)  # before the parts load those files
         ctx.outbox = Outbox(self.data_dir / "outbox", seq, self.config, ctx.commit, clock,
                             segment_max, self._corrupt)
         self._ctx = ctx
@@ -140,7 +144,7 @@ class Store:
                              "att.update": self._attendance.apply_update})
         self._checkpointer = Checkpointer(self._lock, ctx.journal, self._deferred_logs,
                                           interval_s=checkpoint_s)
-        self.replayed = self._replay()
+        self.replayed = self._replay(steps)
         self._raise_seq_floor(seq)
         self.recovered = self._recover()
         for name in ("people", "rosters", "sessions", "attendance", "unknowns"):
@@ -157,18 +161,23 @@ class Store:
                          "jump over every seq that can have been used)", self.data_dir, floor + 1)
         seq.raise_floor(floor)
 
-    def _replay(self) -> int:
-        """Redo every journal step left by the previous process, then checkpoint."""
-        steps = self._ctx.journal.replay()
+    def _replay(self, steps: list) -> int:
+        """Redo every journal step left by the previous process (whole-file writes were
+        redone before the parts loaded), then checkpoint."""
         for ops in steps:
-            self._ctx.apply(ops)
+            self._ctx.apply([(name, arg) for name, arg in ops if name not in EARLY_OPS])
         self._checkpointer.run_once(force=True)
         if steps:
             logger.info("replayed %d journal steps from the previous run", len(steps))
         return len(steps)
 
     def _deferred_logs(self) -> list:
-        return [self._ctx.outbox.log, *self._attendance.logs()]
+        return [self._ctx.outbox.log, *self._attendance.logs(), *self._ctx.audit.logs()]
+
+    def acting(self, actor: str) -> Any:
+        """Context manager: every change this thread makes inside is audited as ``actor``
+        (the control API wraps each request in it, with the console user)."""
+        return self._ctx.acting(actor)
 
     def checkpoint(self) -> int:
         """Write journaled changes into the data files now; returns files written."""
@@ -193,7 +202,7 @@ class Store:
     def apply_retention(self, now: float | None = None) -> dict:
         """Delete attendance days, unknown crops, sessions and audit months past retention."""
         self.checkpoint()  # nothing journaled may point into a day being deleted
-        with self._lock:
+        with self._lock, intercept_writes(self._ctx.journal_file_write):
             self._check_open()
             now = self._ctx.clock() if now is None else now
             cutoff = self._ctx.day_of(now - self.config.retention_days * 86400)
@@ -243,6 +252,12 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _redo_file_writes(ctx: StoreContext, steps: list) -> None:
+    """Replay the whole-file writes and audit records of audited changes, oldest first."""
+    for ops in steps:
+        ctx.apply([(name, arg) for name, arg in ops if name in EARLY_OPS])
 
 
 def _take_lock(data_dir: Path) -> int:

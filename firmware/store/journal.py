@@ -60,6 +60,7 @@ class Journal:
         self._number = (numbers[-1] if numbers else 0) + 1
         self._fd: int | None = None
         self.lines = 0  # appended since the last rotation
+        self.pinned = False  # a journaled file write failed: keep every step until restart
 
     def numbers(self) -> list[int]:
         found = (WAL_RE.match(p.name) for p in self.directory.iterdir())
@@ -104,6 +105,8 @@ class Journal:
 
     def delete_upto(self, number: int) -> None:
         """Delete journal files up to ``number`` (their content is in the data files)."""
+        if self.pinned:
+            return
         for n in self.numbers():
             if n <= number:
                 self._path(n).unlink(missing_ok=True)

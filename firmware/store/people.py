@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from firmware.store.atomic import atomic_write_bytes, fsync_dir
-from firmware.store.context import ID_RE_TEXT, StoreContext, check_text
+from firmware.store.context import ID_RE_TEXT, StoreContext, audited, check_text
 from firmware.store.errors import NotFound, StoreValueError
 from firmware.store.ids import is_ulid, new_ulid, to_iso
 from firmware.store.tinyfile import DIR_MODE, FILE_MODE, DocFile, ensure_dir
@@ -72,6 +72,7 @@ class People:
             doc.close()
 
     # -- people ------------------------------------------------------------------
+    @audited("person.created", target="person_id")
     def add(self, person_id: str, name: str, external_id: str | None = None) -> dict:
         """Create a local person; the id must be new."""
         check_person_id(person_id)
@@ -82,6 +83,7 @@ class People:
                "external_id": None if external_id is None
                else check_text(external_id, "external_id", 120),
                "source": "local", "created_at": now, "updated_at": now}
+        self._ctx.audit_note(name=rec["name"])
         rec["_id"] = self._file.insert(rec)
         self._people[person_id], self._emb[person_id] = rec, []
         return _public(rec)
@@ -117,6 +119,7 @@ class People:
             self.require(person_id)
         return self._people[person_id]
 
+    @audited("person.updated", target="person_id")
     def update(self, person_id: str, **fields: object) -> dict:
         """Change ``name`` and/or ``external_id`` of a local person."""
         rec = self._require_local(person_id)
@@ -125,11 +128,13 @@ class People:
             raise StoreValueError(f"cannot update {sorted(bad)}; editable: {EDITABLE}", sorted(bad)[0])
         changes = {k: (None if v is None and k == "external_id" else check_text(v, k, 120))
                    for k, v in fields.items()}
+        self._ctx.audit_note(changes={k: [rec.get(k), v] for k, v in changes.items()})
         changes["updated_at"] = to_iso(self._ctx.clock())
         self._file.update(rec["_id"], changes)
         rec.update(changes)
         return _public(rec)
 
+    @audited("person.deleted", target="person_id")
     def delete(self, person_id: str) -> None:
         """Delete a local person with their embeddings and photos."""
         rec = self._require_local(person_id)
@@ -143,6 +148,7 @@ class People:
             hook(person_id)
 
     # -- embeddings and photos -----------------------------------------------------
+    @audited("person.photo_added", target="person_id")
     def add_embedding(self, person_id: str, vector: object, model_id: str,
                       photo_sha256: str | None = None, photo_jpeg: bytes | None = None) -> dict:
         """Store an L2-normalised float32 embedding (and its re-encoded photo).

@@ -17,7 +17,7 @@ from typing import Callable
 
 from firmware.errors import BundleError
 from firmware.store.atomic import atomic_write_bytes
-from firmware.store.context import ID_RE_TEXT, StoreContext, check_text
+from firmware.store.context import ID_RE_TEXT, StoreContext, audited, check_text
 from firmware.store.errors import NotFound, StoreValueError
 from firmware.store.ids import new_ulid, to_iso
 from firmware.store.people import People, check_person_id
@@ -78,6 +78,7 @@ class Rosters:
             out.append({"person_id": pid, "seat": _seat(item.get("seat"))})
         return out
 
+    @audited("roster.created", target="roster_id")
     def create(self, name: str, entries: list[dict], roster_id: str | None = None,
                version: int | None = None, source: str = "local") -> dict:
         """Create a local roster; ``roster_id`` defaults to a new ULID."""
@@ -92,6 +93,7 @@ class Rosters:
                "entries": self._entries(entries), "version": version or 1,
                "source": check_text(source, "source", 40), "created_at": to_iso(now),
                "updated_at": to_iso(now)}
+        self._ctx.audit_note(roster_id, name=rec["name"], members=len(rec["entries"]))
         rec["_id"] = self._file.insert(rec)
         self._local[roster_id] = rec
         return _public(rec)
@@ -118,6 +120,7 @@ class Rosters:
         rows += [dict(s["roster"]) for s in self._synced.values()]
         return sorted(rows, key=lambda r: (r["name"].lower(), r["id"]))
 
+    @audited("roster.updated", target="roster_id")
     def update(self, roster_id: str, name: str | None = None,
                entries: list[dict] | None = None) -> dict:
         """Rename and/or replace the entries of a local roster (version + 1)."""
@@ -130,10 +133,13 @@ class Rosters:
             changes["name"] = check_text(name, "name", 120)
         if entries is not None:
             changes["entries"] = self._entries(entries)
+        self._ctx.audit_note(**{k: v for k, v in changes.items() if k != "entries"},
+                             members=len(changes.get("entries", rec["entries"])))
         self._file.update(rec["_id"], changes)
         rec.update(changes)
         return _public(rec)
 
+    @audited("roster.deleted", target="roster_id")
     def delete(self, roster_id: str) -> None:
         """Delete a roster (local or synced) unless a scheduled/in-progress session uses it."""
         self.require(roster_id)

@@ -13,7 +13,7 @@ import logging
 import re
 
 from firmware.domain import sessions as rules
-from firmware.store.context import StoreContext, check_text
+from firmware.store.context import StoreContext, audited, check_text
 from firmware.store.errors import NotFound, StoreValueError
 from firmware.store.ids import check_day, new_ulid, parse_time, to_iso
 from firmware.store.rosters import Rosters
@@ -45,6 +45,7 @@ class Sessions:
         self.attendance = None  # set by Store (completion writes absent records)
         rosters.in_use = self._roster_in_use
 
+    @audited("session.created", target="roster_id")
     def create(self, roster_id: str, room: str, name: str, scheduled_start: object,
                scheduled_end: object, late_after: object = None, liveness_policy: str | None = None) -> dict:
         """A new ``scheduled`` session (``day``: local date of the start); times are ISO-8601
@@ -67,6 +68,7 @@ class Sessions:
                "state": rules.SCHEDULED, "created_at": to_iso(now), "history": [],
                "liveness_policy": liveness_policy,
                "event_id": None, "seq": None, "pending_event": False}
+        self._ctx.audit_note(rec["id"], name=rec["name"], room=room)
         rec["_id"] = self._file.insert(rec)
         self._all[rec["id"]] = rec
         return _public(rec)
@@ -100,8 +102,9 @@ class Sessions:
             return None
         return _public(max(running, key=lambda r: (r["history"][-1]["ts"], r["id"])))
 
+    @audited("session.set_policy", target="session_id", actor="by")
     def set_policy(self, session_id: str, liveness_policy: str | None, by: str = "system") -> dict:
-        """Set (None: clear) the session's liveness policy; audited."""
+        """Set (None: clear) the session's liveness policy; audited as ``by``."""
         rec = self._all.get(session_id)
         if rec is None:
             self.require(session_id)
@@ -109,11 +112,11 @@ class Sessions:
         if rec["state"] in rules.FINAL_STATES:
             raise StoreValueError(f"session {session_id} is {rec['state']}: its policy can no longer change",
                                   "liveness_policy")
-        self._ctx.audit.log(check_text(by, "by", 80), "session.set_policy", session_id,
-                            {"from": rec.get("liveness_policy"), "to": liveness_policy})
+        self._ctx.audit_note(**{"from": rec.get("liveness_policy"), "to": liveness_policy})
         self._write(rec, {"liveness_policy": liveness_policy})
         return _public(rec)
 
+    @audited("session.set_state", target="session_id", actor="by")
     def set_state(self, session_id: str, state: str, by: str = "system", at: object = None) -> dict:
         """Move a session to ``state``; returns the session (``summary`` when completed)."""
         rec = self._all.get(session_id)
@@ -129,8 +132,7 @@ class Sessions:
                                                 "by": by}]}
         if state == rules.COMPLETED:
             fields["roster_ids"] = self._rosters.member_ids(rec["roster_id"])
-        self._ctx.audit.log(by, "session.set_state", session_id,
-                            {"from": rec["state"], "to": state})
+        self._ctx.audit_note(**{"from": rec["state"], "to": state})
         self._write(rec, fields)  # commit point
         self._finish(rec)
         return _public(rec)

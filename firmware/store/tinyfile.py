@@ -17,9 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
@@ -33,6 +35,21 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 TABLE = "_default"
 CorruptHook = Callable[[Path, Path], None]
+# Takes over one whole-file write (path, new content) and returns True when it made it
+# durable itself (the store's audited steps journal it), False to let the write go ahead.
+WriteHook = Callable[[Path, dict], bool]
+_hooks = threading.local()
+
+
+@contextmanager
+def intercept_writes(hook: WriteHook) -> Iterator[None]:
+    """Route this thread's non-deferred file writes through ``hook`` for the block."""
+    previous = getattr(_hooks, "hook", None)
+    _hooks.hook = hook
+    try:
+        yield
+    finally:
+        _hooks.hook = previous
 
 
 def ensure_dir(path: Path) -> Path:
@@ -116,6 +133,10 @@ class AtomicJSONStorage(Storage):
     def write(self, data: dict) -> None:
         if self.deferred:
             self._cache, self._loaded, self.dirty = data, True, True
+            return
+        hook = getattr(_hooks, "hook", None)
+        if hook is not None and hook(self.path, data):
+            self._cache, self._loaded = data, True
             return
         try:
             atomic_write_bytes(self.path, dumps(data), mode=FILE_MODE, dir_mode=DIR_MODE)

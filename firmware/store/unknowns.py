@@ -21,7 +21,7 @@ import numpy as np
 from ulid import ULID
 
 from firmware.store.atomic import atomic_write_bytes
-from firmware.store.context import StoreContext, check_extra, check_text, locks_itself
+from firmware.store.context import StoreContext, audited, check_extra, check_text, locks_itself
 from firmware.store.daycache import DayCache
 from firmware.store.errors import NotFound, OutboxFull, StoreValueError
 from firmware.store.ids import DAY_RE, day_of, is_ulid, new_ulid, to_iso
@@ -140,6 +140,7 @@ class Unknowns:
         except FileNotFoundError:  # deleted by retention meanwhile
             return []
 
+    @audited("unknown.{action}", target="unknown_id", actor="by")
     def resolve(self, unknown_id: str, action: str, by: str, person_id: str | None = None) -> dict:
         """``assign`` (to ``person_id``; the embedding + crop enrol them) or ``discard``."""
         if action not in ACTIONS:
@@ -150,7 +151,7 @@ class Unknowns:
             raise StoreValueError(f"unknown face {unknown_id} is already {rec['state']}", "id")
         if action == "assign":
             self._people.require(person_id)
-        self._ctx.audit.log(by, f"unknown.{action}", unknown_id, {"person_id": person_id})
+        self._ctx.audit_note(person_id=person_id)
         if action == "assign" and rec.get("embedding_b64") and rec.get("model_id"):
             self._people.add_embedding(person_id, decode_b64(rec["embedding_b64"]), rec["model_id"],
                                        rec["crop_sha256"], self.crop_path(unknown_id).read_bytes())

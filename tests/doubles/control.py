@@ -1,7 +1,8 @@
 """In-memory stand-ins for ``Store`` and ``Device``, for PURE UNIT tests of the control API
 and the console only (integration and e2e tests use the real Store and firmware).
 
-They follow docs/interfaces.md closely enough for the routes; they validate little.
+They follow docs/interfaces.md closely enough for the routes; they validate little. Like
+the real store they audit each change with the actor of ``FakeStore.acting``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import itertools
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,6 +39,9 @@ class _Table:
             raise _NotFound(f"{key} not found")
         return self.rows[key]
 
+    def _audit(self, action, target, details=None, by=None):
+        self.owner.audit.log(by or self.owner.actor, action, target, details)
+
 
 class _People(_Table):
     def add(self, person_id, name, external_id=None):
@@ -44,6 +49,7 @@ class _People(_Table):
             raise ValueError("name must not be empty")
         self.rows[person_id] = {"id": person_id, "name": name, "external_id": external_id}
         self.owner.photo_store[person_id] = []
+        self._audit("person.created", person_id, {"name": name})
         return dict(self.rows[person_id])
 
     def list(self, search=None):
@@ -52,12 +58,14 @@ class _People(_Table):
 
     def update(self, person_id, **fields):
         self._need(person_id).update(fields)
+        self._audit("person.updated", person_id)
         return self.get(person_id)
 
     def delete(self, person_id):
         self._need(person_id)
         del self.rows[person_id]
         self.owner.photo_store.pop(person_id, None)
+        self._audit("person.deleted", person_id)
 
     def photos(self, person_id):
         return [{"id": pid} for pid, _ in self.owner.photo_store.get(person_id, [])]
@@ -74,6 +82,7 @@ class _Rosters(_Table):
         rid = roster_id or f"r{next(self.owner.ids)}"
         self.rows[rid] = {"id": rid, "name": name, "entries": list(entries), "version": version or 1,
                           "source": source}
+        self._audit("roster.created", rid, {"members": len(entries)})
         return self.get(rid)
 
     def list(self):
@@ -83,11 +92,13 @@ class _Rosters(_Table):
         row = self._need(roster_id)
         row.update(changes)
         row["version"] += 1
+        self._audit("roster.updated", roster_id)
         return self.get(roster_id)
 
     def delete(self, roster_id):
         self._need(roster_id)
         del self.rows[roster_id]
+        self._audit("roster.deleted", roster_id)
 
 
 class _Sessions(_Table):
@@ -96,6 +107,7 @@ class _Sessions(_Table):
         self.rows[sid] = {"id": sid, "roster_id": roster_id, "room": room, "name": name,
                           "scheduled_start": scheduled_start, "scheduled_end": scheduled_end,
                           "late_after": late_after, "state": "scheduled"}
+        self._audit("session.created", sid, {"name": name})
         return self.get(sid)
 
     def list(self, day=None, room=None, state=None):
@@ -109,6 +121,7 @@ class _Sessions(_Table):
         if state not in allowed.get(row["state"], set()):
             raise SessionError(f"a {row['state']} session cannot become {state}")
         row["state"] = state
+        self._audit("session.set_state", sid, {"to": state}, by=by)
         return self.get(sid)
 
     def active(self, room=None):
@@ -166,6 +179,7 @@ class _Unknowns(_Table):
         row = self._need(uid)
         row.update(state="assigned" if action == "assign" else "discarded", by=by,
                    person_id=person_id)
+        self._audit(f"unknown.{action}", uid, {"person_id": person_id}, by=by)
         return self.get(uid)
 
     def crop_path(self, uid):
@@ -203,6 +217,15 @@ class FakeStore:
         self.people, self.rosters = _People(self), _Rosters(self)
         self.sessions, self.attendance = _Sessions(self), _Attendance(self)
         self.unknowns, self.audit, self.outbox = _Unknowns(self), _Audit(self), _Outbox()
+        self.actor = "system"
+
+    @contextmanager
+    def acting(self, actor: str):
+        previous, self.actor = self.actor, actor
+        try:
+            yield
+        finally:
+            self.actor = previous
 
 
 class FakeDevice:
@@ -247,6 +270,7 @@ class FakeDevice:
             path = self.store.tmp / f"{digest[:12]}.jpg"
             path.write_bytes(data)
             self.store.photo_store.setdefault(person_id, []).append((digest[:12], path))
+            self.store.audit.log(self.store.actor, "person.photo_added", person_id)
             return digest[:12]
         import numpy as np  # a real Store: a deterministic fake embedding
 

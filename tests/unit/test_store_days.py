@@ -201,7 +201,9 @@ def test_journal_left_by_a_dead_process_is_replayed_before_the_days_move(tmp_pat
     subprocess.run([sys.executable, "-c", KILLED_WRITER, str(data), str(t)], check=True)
     assert list((data / "journal").glob("wal-*.jsonl")) and not (data / "attendance").exists()
     with _open(data, Clock(t), "Europe/Berlin") as store:
-        assert store.replayed == 1 and store.migration["rezone"]["records"] == 1
+        # two steps: the audited person.created (file + audit) and the attendance record
+        assert store.replayed == 2 and store.migration["rezone"]["records"] == 1
+        assert [a["action"] for a in store.audit.list()] == ["person.created"]
         [rec] = store.attendance.query(day_from="2026-11-21", day_to="2026-11-21")
         assert rec["person_id"] == "ann" and rec["captured_at"] == "2026-11-20T23:30:00.000Z"
         assert store.attendance.record(None, "ann")["duplicate"] is True
