@@ -240,6 +240,12 @@ class DecisionEngine:
         self._state(state.track_id, ts)  # start over: fresh liveness, no embeddings
         return decision
 
+    def restart_liveness(self) -> None:
+        """The liveness policy changed: tracks not decided yet start over under the new one
+        (a track must never pass a weaker policy than the one in force when it is decided)."""
+        for track_id in [t for t, s in self.tracks.items() if s.decided is None and s.person_id is None]:
+            del self.tracks[track_id]
+
     def end_track(self, track_id: int) -> None:
         """Forget a track that died (or was split after a swap)."""
         self.tracks.pop(track_id, None)

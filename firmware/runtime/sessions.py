@@ -12,6 +12,7 @@ marked stale and at most every ``REFRESH_S`` seconds otherwise.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from typing import Any, Callable
@@ -49,6 +50,7 @@ class SessionKeeper:
         self._last_schedule = float("-inf")
         self._error = ""
         self.policy = config.liveness.policy  # the liveness policy in force (the session's or the config's)
+        self.rng: random.Random | None = None  # draws challenges (None: the OS's random source)
 
     @property
     def roster_version(self) -> int | None:
@@ -139,9 +141,10 @@ class SessionKeeper:
             marked = {r["person_id"] for r in self.store.attendance.for_session(self.session["id"])
                       if r.get("status") != "absent"}
             self.engine.set_scope(Scope(self.session["id"], self._matcher(allowed), marked))
-            self.policy = set_liveness_policy(self.engine, self.config, self.session.get("liveness_policy"))
+            self.policy = set_liveness_policy(self.engine, self.config, self.session.get("liveness_policy"),
+                                              self.rng)
             return
-        self.policy = set_liveness_policy(self.engine, self.config, None)
+        self.policy = set_liveness_policy(self.engine, self.config, None, self.rng)
         if self.config.decisions.open_door:
             self.engine.set_scope(Scope(None, self._matcher(None), self.engine.scope.marked
                                         if self.engine.scope.session_id is None else set()))

@@ -52,6 +52,8 @@ def set_liveness_policy(engine: DecisionEngine, config: Config, policy: str | No
     """Make new tracks use ``policy`` (a session's, one of SESSION_POLICIES) or, when None,
     the config's ``liveness.policy``; returns the policy in force."""
     live_cfg = config.liveness if policy is None else config.liveness.model_copy(update={"policy": policy})
+    if live_cfg.policy != engine.liveness_policy:
+        engine.restart_liveness()
     engine.liveness_policy = live_cfg.policy
     engine.liveness_factory = None if live_cfg.policy == "off" else (lambda: make_tracker(live_cfg, rng))
     return live_cfg.policy
