@@ -28,7 +28,7 @@ import numpy as np
 
 from firmware.config import LivenessConfig
 from firmware.domain.challenge import EXIT_FRACTION, NEUTRAL_S, Prompt, make_tracker
-from firmware.domain.head_pose import relative_yaw_pitch
+from firmware.domain.head_pose import relative_yaw_pitch, rotation_between
 from firmware.domain.liveness import LOST_GAP_S, Verdict
 from firmware.domain.liveness_measures import EyeOpenness, GateResult, assess_measured
 from firmware.inference.detector import iou_one_to_many
@@ -38,6 +38,8 @@ from firmware.bench.liveness_cache import ClipMeasures
 REACTION_S = 0.4     # a cooperative person starts moving this long after the prompt
 TRACK_IOU = 0.3
 EXTRA_S = 3.0        # replay runs last the longest possible challenge plus this
+HOLD_FRACTION = 1.6  # a simulated move goes out to this multiple of the threshold, then back
+STILL_DEG = 4.0      # "holding still" frames: within this many degrees of the clip's neutral pose
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,55 +169,68 @@ def _poses(clip: ClipInputs) -> list[tuple[float, float] | None]:
     return [None if p is None else (p[0] - y0, p[1] - p0) for p in raw]
 
 
-# ---- camera transforms of measurements (no new pixels, no model run) ----------------------
+# ---- more moves from the same real frames ------------------------------------------------
 
 _MIRROR = np.diag([-1.0, 1.0, 1.0])
 _ROLL = {+1: np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),
          -1: np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])}
+VARIANTS = {"mirror": _MIRROR, "roll+90": _ROLL[+1], "roll-90": _ROLL[-1],
+            "mirror,roll+90": _ROLL[+1] @ _MIRROR, "mirror,roll-90": _ROLL[-1] @ _MIRROR}
 
 
-def _transformed(face: FaceInput, matrix: np.ndarray, mirror: bool) -> FaceInput:
-    """``face`` as a camera mirrored and/or rolled by a quarter turn would measure it:
-    the rigid mesh shape is transformed (relative head rotations are conjugated with it:
-    a mirrored left turn is a right turn, a quarter-rolled left turn moves the nose
-    vertically), the eyes swap sides when mirrored, the quality gate is kept."""
+def _neutral_shape(clip: ClipInputs) -> np.ndarray | None:
+    """The main face's shape at the frame closest to the clip's neutral pose."""
+    poses = _poses(clip)
+    known = [i for i, p in enumerate(poses) if p is not None]
+    if not known:
+        return None
+    best = min(known, key=lambda i: abs(poses[i][0]) + abs(poses[i][1]))
+    return clip.frames[best][0].gate.shape
+
+
+def _with_shape(face: FaceInput, shape: np.ndarray) -> FaceInput:
     g = face.gate
-    shape = None if g.shape is None else g.shape @ matrix.T
-    o = face.openness
-    if mirror:
-        o = EyeOpenness(o.left, o.right, o.source, o.face_aspect)
     gate = GateResult(ok=g.ok, reason=g.reason, face_px=g.face_px, yaw_deg=g.yaw_deg, pitch_deg=g.pitch_deg,
                       sharpness=g.sharpness, roll_deg=g.roll_deg, shape=shape)
-    return FaceInput(face.box, o, gate)
+    return FaceInput(face.box, face.openness, gate)
 
 
-def camera_variants(clip: ClipInputs) -> list[ClipInputs]:
-    """The clip as measured, mirrored, and each of those with the camera rolled a quarter
-    turn each way. Names: ``clip``, ``clip[roll+90]``, ``clip[mirror]``, ``clip[mirror][roll-90]``..."""
-    out = []
-    for tag, mirror in (("", False), ("[mirror]", True)):
-        for roll in ("", "+90", "-90"):
-            matrix = (_ROLL[int(roll[0] + "1")] if roll else np.eye(3)) @ (_MIRROR if mirror else np.eye(3))
-            if not mirror and not roll:
-                out.append(clip)
-                continue
-            frames = [[_transformed(f, matrix, mirror) for f in faces] for faces in clip.frames]
-            out.append(ClipInputs(f"{clip.name}{tag}" + (f"[roll{roll}]" if roll else ""), clip.fps, frames,
-                                  clip.blinks))
+def move_variants(clip: ClipInputs) -> list[ClipInputs]:
+    """The clip as measured, plus the same frames with each frame's measured head rotation
+    (relative to the person's neutral pose) conjugated with a mirror and/or a quarter turn
+    about the camera axis: a real turn to the right becomes a turn to the left (mirror) or
+    a look up / down (quarter turn). Only the rotation changes; the eyelids, the quality gate
+    and the timing are the frame's own. All variants share the person's neutral pose, so
+    they can follow each other in one simulated stream."""
+    neutral = _neutral_shape(clip)
+    if neutral is None:
+        return [clip]
+    out = [clip]
+    for name, c in VARIANTS.items():
+        inv = np.linalg.inv(c)
+        frames = []
+        for faces in clip.frames:
+            row = []
+            for f in faces:
+                if f.gate.shape is None:
+                    row.append(f)
+                    continue
+                turned = c @ rotation_between(neutral, f.gate.shape) @ inv
+                row.append(_with_shape(f, neutral @ turned.T))
+            frames.append(row)
+        out.append(ClipInputs(f"{clip.name}[{name}]", clip.fps, frames, clip.blinks))
     return out
 
 
 def person_of(clip_name: str) -> str:
-    """The person a variant shows: the clip, or its mirror image (a reflection cannot be
-    pooled with the original: no rotation maps one onto the other). ``real.mov[roll+90]``
-    -> ``real.mov``; ``real.mov[mirror][roll-90]`` -> ``real.mov[mirror]``."""
-    return clip_name.split("[roll", 1)[0]
+    """The source clip of a variant name: ``real.mov[mirror,roll+90]`` -> ``real.mov``."""
+    return clip_name.split("[", 1)[0]
 
 
 def pool_clips(parts: list[ClipInputs]) -> ClipInputs:
     """One person's frames from several variants of the same clip, one after the other
-    with a few seconds of empty frames between them (no excursion spans two parts; all
-    poses are measured against the first part's neutral). Blinks: the first part's."""
+    with a few seconds of empty frames between them (no excursion spans two parts).
+    Blinks: the first part's."""
     frames: list[list[FaceInput]] = []
     gap = int(4 * parts[0].fps)
     for part in parts:
@@ -228,9 +243,9 @@ def pool_clips(parts: list[ClipInputs]) -> ClipInputs:
 
 def _excursion(poses: list, neutral, i: int, j: int, config: LivenessConfig, fps: float) -> list[int] | None:
     """Frames of the move that leaves neutral after frame ``i`` and crosses a threshold at
-    frame ``j``: from the last neutral frame before it, two frames past the threshold, then
-    the way back from the last frame still past it to neutral (a person who holds the turn
-    only briefly). None when the head does not come back within 3 s."""
+    frame ``j``: from the last neutral frame before it out to HOLD_FRACTION x the threshold
+    (or the peak), then the way back from the last frame that far out (a person who does
+    not hold the turn for seconds). None when the head does not come back within 3 s."""
     axis = 0 if _direction(*poses[j], config) in (Prompt.LEFT, Prompt.RIGHT) else 1
     limit = EXIT_FRACTION * (config.challenge_yaw_deg if axis == 0 else config.challenge_pitch_deg)
 
@@ -243,9 +258,11 @@ def _excursion(poses: list, neutral, i: int, j: int, config: LivenessConfig, fps
     if k >= len(poses) or not back(k):
         return None
     lead = max(x for x in range(i, j) if neutral(x))
-    last_out = max(x for x in range(j, k) if poses[x] is not None and _direction(*poses[x], config))
-    way_out = list(range(lead, min(j + 2, last_out) + 1))
-    return way_out + list(range(max(last_out, way_out[-1] + 1), k + 1))
+    far = HOLD_FRACTION * (config.challenge_yaw_deg if axis == 0 else config.challenge_pitch_deg)
+    past = [x for x in range(j, k) if poses[x] is not None and abs(poses[x][axis]) >= far]
+    peak = max((x for x in range(j, k) if poses[x] is not None), key=lambda x: abs(poses[x][axis]))
+    out_end, back_start = (past[0], past[-1]) if past else (peak, peak)
+    return list(range(lead, out_end + 1)) + list(range(max(back_start, out_end + 1), k + 1))
 
 
 def cut_footage(clip: ClipInputs, config: LivenessConfig) -> Footage:
@@ -279,7 +296,7 @@ def cut_footage(clip: ClipInputs, config: LivenessConfig) -> Footage:
         if span and all(clip.frames[x] and poses[x] is not None and _direction(*poses[x], config) is None
                         for x in span):
             moves[Prompt.BLINK].append(span)
-    still = [i for i in range(len(poses)) if neutral(i)]
+    still = [i for i in range(len(poses)) if neutral(i) and max(map(abs, poses[i])) < STILL_DEG]
     return Footage(clip, still, {k: v for k, v in moves.items() if v})
 
 
@@ -302,42 +319,46 @@ def _with_blink(frames: list[FaceInput], ratios: list[float]) -> list[FaceInput]
     return out
 
 
-def _neutral_run(footage: Footage, seconds: float, rng: random.Random) -> list[int]:
-    """``seconds`` of neutral frames: a random stretch of consecutive neutral frames,
-    played forwards then backwards if it is short."""
-    n = max(1, int(round(seconds * footage.clip.fps)))
-    runs, run = [], [footage.neutral[0]]
-    for a, b in zip(footage.neutral, footage.neutral[1:]):
-        if b == a + 1:
-            run.append(b)
-        else:
-            runs.append(run)
-            run = [b]
-    runs.append(run)
-    run = max(runs, key=len) if rng.random() < 0.5 else rng.choice(runs)
-    if len(run) < 2:
-        run = max(runs, key=len)
-    out, forward, i = [], True, rng.randrange(len(run))
-    while len(out) < n:
-        out.append(run[i])
-        if len(run) == 1:
-            continue
-        if (forward and i + 1 >= len(run)) or (not forward and i == 0):
-            forward = not forward
-        i += 1 if forward else -1
-    return out
+class Holder:
+    """A person holding still: the frames of the clip's longest stretch of still frames,
+    played forwards and backwards from a random start, continuing where it left off (so
+    consecutive still frames are consecutive real frames)."""
+
+    def __init__(self, footage: Footage, rng: random.Random) -> None:
+        runs, run = [], [footage.neutral[0]]
+        for a, b in zip(footage.neutral, footage.neutral[1:]):
+            if b == a + 1:
+                run.append(b)
+            else:
+                runs.append(run)
+                run = [b]
+        runs.append(run)
+        self.run = max(runs, key=len)
+        self.i, self.step = rng.randrange(len(self.run)), 1
+
+    def take(self, n: int) -> list[int]:
+        """The next ``n`` frame indices."""
+        out = []
+        for _ in range(max(1, n)):
+            out.append(self.run[self.i])
+            if len(self.run) > 1:
+                if not 0 <= self.i + self.step < len(self.run):
+                    self.step = -self.step
+                self.i += self.step
+        return out
 
 
-def _answer(footage: Footage, prompt: Prompt, donors: list[list[float]], rng: random.Random) -> list[FaceInput]:
-    """Frames answering ``prompt``: a reaction time at neutral, then the person's own real
+def _answer(footage: Footage, prompt: Prompt, donors: list[list[float]], rng: random.Random,
+            holder: Holder) -> list[FaceInput]:
+    """Frames answering ``prompt``: a reaction time holding still, then the person's own real
     move (or blink); a person with no labelled blink blinks with a donor's eyelid ratios."""
-    frames = footage.clip.frames
-    out = [frames[i][0] for i in _neutral_run(footage, REACTION_S, rng)]
+    frames, fps = footage.clip.frames, footage.clip.fps
+    reaction = holder.take(int(round(REACTION_S * fps)))
     if prompt in footage.moves:
-        return out + [frames[i][0] for i in rng.choice(footage.moves[prompt]) if frames[i]]
+        return [frames[i][0] for i in reaction] + [frames[i][0] for i in rng.choice(footage.moves[prompt])
+                                                   if frames[i]]
     ratios = rng.choice(donors)
-    return out + _with_blink([frames[i][0] for i in _neutral_run(footage, len(ratios) / footage.clip.fps, rng)],
-                             ratios)
+    return [frames[i][0] for i in reaction] + _with_blink([frames[i][0] for i in holder.take(len(ratios))], ratios)
 
 
 def can_answer(footage: Footage, prompt: Prompt, donors: list[list[float]]) -> bool:
@@ -350,6 +371,7 @@ def cooperative_run(footage: Footage, config: LivenessConfig, seed: int,
     None, the reason of the last failed try)."""
     rng = random.Random(seed)
     donors = donors or []
+    holder = Holder(footage, rng)
     tracker = make_tracker(config, random.Random(seed))
     queue: list[FaceInput] = []
     answered: set[tuple[int, int, str]] = set()
@@ -363,9 +385,9 @@ def cooperative_run(footage: Footage, config: LivenessConfig, seed: int,
             if code in {p.value for p in Prompt} and can_answer(footage, Prompt(code), donors) \
                     and key not in answered:
                 answered.add(key)
-                queue = _answer(footage, Prompt(code), donors, rng)
+                queue = _answer(footage, Prompt(code), donors, rng, holder)
             else:
-                queue = [footage.clip.frames[i][0] for i in _neutral_run(footage, 1.0 / footage.clip.fps, rng)]
+                queue = [footage.clip.frames[i][0] for i in holder.take(1)]
         face = queue.pop(0)
         state = tracker.update(ts, face.openness, face.gate)
         if state.verdict is Verdict.LIVE:
@@ -379,14 +401,15 @@ def cooperative_footage(clips: list[ClipInputs], config: LivenessConfig) -> list
     """One Footage per source clip (all its camera variants pooled)."""
     by_person: dict[str, list[ClipInputs]] = {}
     for clip in clips:
-        for variant in camera_variants(clip):
+        for variant in move_variants(clip):
             by_person.setdefault(person_of(variant.name), []).append(variant)
     return [f for f in (cut_footage(pool_clips(parts), config) for parts in by_person.values()) if f.neutral]
 
 
 def cooperative_runs(clips: list[ClipInputs], config: LivenessConfig, runs: int, seed: int) -> dict:
     """``runs`` simulated cooperative people: each draws a challenge and is played by a
-    person (one source clip and its camera variants) whose footage answers every prompt."""
+    person (one source clip and its move variants) whose footage answers every kind of
+    prompt (so a second try can be answered too), else at least every prompt of the draw."""
     footage = cooperative_footage(clips, config)
     donors = blink_ratios(footage)
     rng = random.Random(seed)
@@ -396,7 +419,8 @@ def cooperative_runs(clips: list[ClipInputs], config: LivenessConfig, runs: int,
     for _ in range(runs):
         run_seed = rng.randrange(2**31)
         steps = make_tracker(config, random.Random(run_seed)).steps
-        able = [f for f in footage if all(can_answer(f, p, donors) for p in steps)]
+        complete = [f for f in footage if all(can_answer(f, p, donors) for p in Prompt)]
+        able = complete or [f for f in footage if all(can_answer(f, p, donors) for p in steps)]
         if not able:
             unanswerable += 1
             continue
