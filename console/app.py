@@ -15,7 +15,8 @@ from typing import Callable
 
 import bottle
 
-from console import pages_attendance, pages_auth, pages_live, pages_people, pages_sessions, pages_settings
+from console import (pages_attendance, pages_auth, pages_enrol, pages_live, pages_people, pages_sessions,
+                     pages_settings)
 from console.auth import AdminAccount, LoginLimiter, Sessions, load_or_make_key
 from console.context import Context
 from console.security import SecurityPlugin, install_hooks
@@ -49,7 +50,7 @@ def create_app(config_path: str | os.PathLike | None = None, *, client=None,
     app.config["rollcall.ctx"] = ctx
     install_hooks(app, ctx)
     app.install(SecurityPlugin(ctx))
-    for module in (pages_auth, pages_live, pages_people, pages_sessions, pages_attendance,
+    for module in (pages_auth, pages_live, pages_enrol, pages_people, pages_sessions, pages_attendance,
                    pages_settings):
         module.register(app, ctx)
     return app

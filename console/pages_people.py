@@ -13,6 +13,7 @@ from firmware.errors import ControlError, ImageError
 logger = logging.getLogger(__name__)
 
 MAX_FILES = 10
+CAPTURE_FRAMES = (3, 5, 8)   # choices for "Enrol from camera"
 
 
 def q(value: str) -> str:
@@ -45,16 +46,17 @@ def validate_uploads(ctx, uploads) -> tuple[list[bytes], list[str], list[dict]]:
     return images, names, rejected
 
 
-def enrol(ctx, person_id: str, uploads) -> list[dict]:
-    """Per-photo results {"name", "ok", "message"} for the uploaded files."""
+def enrol(ctx, person_id: str, uploads, confirm_duplicate: bool = False) -> list[dict]:
+    """Per-photo results {"name", "ok", "message", "reason"} for the uploaded files;
+    ``confirm_duplicate``: the admin confirmed that a look-alike is a different person."""
     images, names, results = validate_uploads(ctx, uploads)
     if not uploads:
         return [{"name": "-", "ok": False, "message": "choose at least one photo"}]
     if images:
         try:
-            answer = ctx.fw.add_photos(person_id, images, timeout=60)
+            answer = ctx.fw.add_photos(person_id, images, timeout=60, confirm_duplicate=confirm_duplicate)
             for name, res in zip(names, answer.get("results", [])):
-                results.append({"name": name, "ok": bool(res.get("ok")),
+                results.append({"name": name, "ok": bool(res.get("ok")), "reason": res.get("reason", ""),
                                 "message": res.get("message", "")})
         except ControlError as exc:
             results.extend({"name": n, "ok": False, "message": str(exc)} for n in names)
@@ -98,17 +100,18 @@ def register(app: bottle.Bottle, ctx) -> None:
         if not found:
             raise bottle.HTTPError(404, "no such person")
         return ctx.render("person.tpl", title=found["name"], nav="/people", person=found,
-                          results=None, secure=secure_context(ctx), q=q)
+                          results=None, secure=secure_context(ctx), q=q, frames=CAPTURE_FRAMES)
 
     @app.post("/people/<person_id>/photos")
     def person_photos(person_id: str):
-        results = enrol(ctx, person_id, bottle.request.files.getall("photos"))
+        confirm = bottle.request.forms.get("confirm_duplicate") == "1"
+        results = enrol(ctx, person_id, bottle.request.files.getall("photos"), confirm)
         if _wants_json():
             return {"results": results}
         found = fw_call(ctx, ctx.fw.person, person_id) or {
             "id": person_id, "name": person_id, "photos": []}
         return ctx.render("person.tpl", title=found["name"], nav="/people", person=found,
-                          results=results, secure=secure_context(ctx), q=q)
+                          results=results, secure=secure_context(ctx), q=q, frames=CAPTURE_FRAMES)
 
     @app.post("/people/<person_id>/delete")
     def person_delete(person_id: str):
@@ -121,13 +124,16 @@ def register(app: bottle.Bottle, ctx) -> None:
         kind = bottle.request.query.get("kind") or None
         items = fw_call(ctx, ctx.fw.unknowns, kind=kind, fallback=[])
         people_list = fw_call(ctx, ctx.fw.people, fallback=[])
-        return ctx.render("unknowns.tpl", title="Unknown faces", nav="/unknowns",
-                          items=items, people=people_list, kind=kind or "", q=q)
+        names = {p["id"]: p["name"] for p in people_list}
+        return ctx.render("unknowns.tpl", title="Unknown faces", nav="/unknowns", items=items,
+                          people=people_list, names=names, kind=kind or "", q=q)
 
     @app.post("/unknowns/<unknown_id>/resolve")
     def unknown_resolve(unknown_id: str):
         form = bottle.request.forms.decode()
         action = "assign" if form.get("action") == "assign" else "discard"
-        if fw_call(ctx, ctx.fw.resolve_unknown, unknown_id, action, form.get("person_id") or None):
+        confirm = {"confirm_spoof": form.get("confirm_spoof") == "1",
+                   "confirm_duplicate": form.get("confirm_duplicate") == "1"}
+        if fw_call(ctx, ctx.fw.resolve_unknown, unknown_id, action, form.get("person_id") or None, **confirm):
             ctx.flash("Face added to the person's enrolment." if action == "assign" else "Discarded.")
         bottle.redirect("/unknowns")

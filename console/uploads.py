@@ -1,85 +1,86 @@
-"""Uploaded photos: size and format checks, then decode and re-encode server-side.
+"""Uploaded files: photos (admitted by :mod:`firmware.inference.images`, the one set of
+image limits, then decoded and re-encoded server-side) and the zip of photos a bulk
+enrolment comes with.
 
-The client's file name is only ever shown (escaped), never used as a path. Dimensions are
-read from the header BEFORE decoding, so a small file claiming a huge image (a
-decompression bomb) is refused without allocating it.
+The client's file names are only ever shown (escaped) or looked up in the zip's own
+directory, never used as a path. A zip is refused before anything is extracted when it
+declares too many files or too many bytes, and each member is read with a hard limit (a
+zip bomb can lie about its sizes): a member that inflates past the limit, or more than
+``MAX_RATIO`` times its compressed size, is refused.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-import struct
-
-import cv2
-import numpy as np
+import zipfile
 
 from firmware.errors import ImageError
+from firmware.inference import images
 
 logger = logging.getLogger(__name__)
 
-MAX_PIXELS = 24_000_000
-MAX_SIDE = 8000
-MIN_SIDE = 64
-OUT_MAX_SIDE = 1600
-JPEG_QUALITY = 92
+MAX_ZIP_MEMBERS = 2000
+MAX_ZIP_TOTAL = 512 * 1024 * 1024   # bytes, uncompressed, declared
+MAX_RATIO = 100                     # uncompressed / compressed per member (JPEGs barely compress)
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            pos += 1
-            continue
-        marker = data[pos + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-            pos += 1 if marker == 0xFF else 2
-            continue
-        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
-            if pos + 9 > len(data):
-                break
-            height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
-            return width, height
-        pos += 2 + length
-    raise ImageError("the JPEG has no readable size (truncated or corrupt)")
-
-
-def image_size(data: bytes) -> tuple[str, int, int]:
-    """(format, width, height) from the header; ImageError for anything but JPEG/PNG."""
-    if data[:3] == b"\xff\xd8\xff":
-        return ("jpeg", *_jpeg_size(data))
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", data[16:24])
-        return "png", width, height
-    raise ImageError("not a JPEG or PNG image")
+class ZipRejected(ValueError):
+    """The zip cannot be used (corrupt, too big, a bomb); the message says why."""
 
 
 def clean_image(data: bytes, max_bytes: int) -> bytes:
     """Validated, re-encoded JPEG bytes of an uploaded photo (raises ImageError with a reason)."""
-    if not data:
-        raise ImageError("the file is empty")
-    if len(data) > max_bytes:
-        raise ImageError(f"the file is too large ({len(data) / 1048576:.1f} MiB; limit "
-                         f"{max_bytes / 1048576:g} MiB)")
-    _fmt, width, height = image_size(data)
-    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
-        raise ImageError(f"the image is too big ({width}x{height} pixels; limit {MAX_SIDE} per side)")
-    if min(width, height) < MIN_SIDE:
-        raise ImageError(f"the image is too small ({width}x{height} pixels; need {MIN_SIDE}+)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None or image.shape[0] != height or image.shape[1] != width:
-        raise ImageError("the image could not be decoded (corrupt or not really an image)")
-    scale = OUT_MAX_SIDE / max(width, height)
-    if scale < 1:
-        image = cv2.resize(image, (round(width * scale), round(height * scale)),
-                           interpolation=cv2.INTER_AREA)
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise ImageError("the image could not be re-encoded")
-    return encoded.tobytes()
+    return images.clean_jpeg(data, max_bytes=max_bytes)
 
 
 def display_name(filename: str | None, index: int) -> str:
     """A short label for messages; never used as a path."""
     name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
     return name[:80] or f"photo {index + 1}"
+
+
+class PhotoZip:
+    """Photos of a bulk upload, looked up by the names in the CSV (``a/b.jpg`` or just
+    ``b.jpg`` when that base name is unique in the zip)."""
+
+    def __init__(self, data: bytes, max_member_bytes: int = images.MAX_BYTES) -> None:
+        try:
+            self._zip = zipfile.ZipFile(io.BytesIO(data))
+            infos = [i for i in self._zip.infolist() if not i.is_dir()]
+        except (zipfile.BadZipFile, ValueError, OSError) as exc:
+            raise ZipRejected(f"the zip file is corrupt or not a zip ({exc})") from None
+        if len(infos) > MAX_ZIP_MEMBERS:
+            raise ZipRejected(f"the zip holds {len(infos)} files; the limit is {MAX_ZIP_MEMBERS}")
+        total = sum(i.file_size for i in infos)
+        if total > MAX_ZIP_TOTAL:
+            raise ZipRejected(f"the zip would unpack to {total / 2**20:.0f} MiB; the limit is "
+                              f"{MAX_ZIP_TOTAL / 2**20:.0f} MiB")
+        self.max_member_bytes = max_member_bytes
+        self._by_name = {i.filename.lstrip("/"): i for i in infos}
+        bases: dict[str, list[zipfile.ZipInfo]] = {}
+        for info in infos:
+            bases.setdefault(info.filename.rsplit("/", 1)[-1], []).append(info)
+        self._by_base = {base: found[0] for base, found in bases.items() if len(found) == 1}
+
+    def read(self, name: str) -> bytes:
+        """The bytes of member ``name``; KeyError when absent, ValueError when refused."""
+        info = self._by_name.get(name) or self._by_base.get(name)
+        if info is None:
+            raise KeyError(f"{name} is not in the zip")
+        if info.file_size > self.max_member_bytes:
+            raise ValueError(f"{name} is too large ({info.file_size / 2**20:.1f} MiB)")
+        try:
+            with self._zip.open(info) as member:
+                data = member.read(self.max_member_bytes + 1)
+        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
+            raise ValueError(f"{name} cannot be unpacked ({exc})") from None
+        if len(data) > self.max_member_bytes or len(data) > MAX_RATIO * max(info.compress_size, 1):
+            raise ValueError(f"{name} inflates far beyond its compressed size (a zip bomb?): refused")
+        return data
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+__all__ = ["ImageError", "PhotoZip", "ZipRejected", "clean_image", "display_name"]

@@ -34,6 +34,10 @@ class EnrolmentError(RollcallError, ValueError):
     """An enrolment photo was rejected (no face, several faces, different person...)."""
 
 
+class CaptureError(EnrolmentError):
+    """An enrolment capture at the door cannot start or be kept (no such person, one is running...)."""
+
+
 class CameraError(RollcallError, OSError):
     """The camera could not be opened or stopped delivering frames."""
 

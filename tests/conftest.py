@@ -80,3 +80,30 @@ def pytest_collection_modifyitems(config, items):
         rel = Path(str(item.fspath)).resolve().relative_to(REPO).as_posix()
         if rel in ARM64_SUBSET:
             item.add_marker(pytest.mark.arm64)
+
+
+from firmware.bench.postgres import Postgres, PostgresUnavailable  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL for the test session (a private port, a temp data dir)."""
+    try:
+        server = Postgres().start()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres(postgres_server, request):
+    """A fresh, empty database on the session's PostgreSQL; yields its URL."""
+    import psycopg
+
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:40]
+    admin = postgres_server.url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.url.rsplit("/", 1)[0] + "/" + name

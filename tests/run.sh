@@ -5,7 +5,8 @@
 #   ./tests/run.sh -m "not e2e"    extra arguments go to pytest (and skip the arm64 check)
 #
 # As root on Debian it apt-get installs the missing test tools (mosquitto, chromium,
-# the shell linter, systemd-analyze); otherwise the tests that need them skip.
+# the shell linter, systemd-analyze, the PostgreSQL server); otherwise the tests that need
+# them skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,10 +22,15 @@ mosquitto mosquitto
 chromium chromium
 shellcheck shellcheck
 systemd-analyze systemd
+initdb postgresql
 LIST
 }
 
 have_tool() {
+    if [[ "$1" == initdb ]]; then  # Debian keeps the server binaries out of PATH
+        compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+        return
+    fi
     command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" ]] || [[ -x "/usr/bin/$1" ]]
 }
 

@@ -169,6 +169,32 @@ function wireCamera() {
   });
 }
 
+function wireCapture() {
+  /* "Enrol from camera": follow the device's capture, add each kept frame with a keep box. */
+  const card = document.getElementById("capture");
+  if (!card) return;
+  const frames = document.getElementById("capture-frames");
+  poll(card.dataset.capture, 700, c => {
+    if (!c || c.person_id !== card.dataset.person) return;
+    document.getElementById("capture-state").textContent = c.state;
+    document.getElementById("capture-kept").textContent = c.kept;
+    document.getElementById("capture-prompt").textContent = c.prompt || "";
+    document.getElementById("capture-message").textContent = c.message || "";
+    (c.frames || []).forEach(f => {
+      if (frames.querySelector('input[value="' + f.index + '"]')) return;
+      const label = document.createElement("label");
+      label.className = "thumb";
+      const img = document.createElement("img");
+      img.src = "/capture/frames/" + f.index + ".jpg";
+      img.alt = "camera frame " + (f.index + 1);
+      const box = document.createElement("input");
+      box.type = "checkbox"; box.name = "keep"; box.value = String(f.index); box.checked = true;
+      label.append(img, box, " keep");
+      frames.appendChild(label);
+    });
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  wireButtons(); wireKiosk(); wireGrid(); wireCamera();
+  wireButtons(); wireKiosk(); wireGrid(); wireCamera(); wireCapture();
 });

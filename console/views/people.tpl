@@ -25,5 +25,6 @@
   <label>External id <small>(student / staff number, optional)</small> <input name="external_id" maxlength="64"></label>
   <button type="submit">Add</button>
 </form>
+<p><a href="/people/bulk" id="bulk-link">Enrol many people at once (CSV + zip of photos)</a></p>
 </section>
 </div>

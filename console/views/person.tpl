@@ -15,13 +15,14 @@
 <h2>Photos ({{len(person.get('photos') or [])}})</h2>
 <div class="thumbs">
 % for ph in person.get('photos') or []:
-<img src="/people/{{q(person['id'])}}/photos/{{q(ph.get('id') or ph.get('photo_id') or '')}}.jpg" alt="enrolment photo" loading="lazy">
+<figure class="thumb" data-source="{{ph.get('source') or 'photo'}}"><img src="/people/{{q(person['id'])}}/photos/{{q(ph.get('id') or ph.get('photo_id') or '')}}.jpg" alt="enrolment photo" loading="lazy"><figcaption>{{'door camera' if ph.get('source') == 'device' else 'photo'}}</figcaption></figure>
 % end
 </div>
 <form method="post" action="/people/{{q(person['id'])}}/photos" enctype="multipart/form-data" id="upload-form">
   <input type="hidden" name="csrf" value="{{csrf}}">
   <label>Add photos <small>(JPEG or PNG, one face each, the same person; 3-5 photos work best)</small>
   <input type="file" name="photos" accept="image/jpeg,image/png" multiple required></label>
+  <label class="check"><input type="checkbox" name="confirm_duplicate" value="1"> This is a different person from anyone it looks like (enrol a look-alike anyway)</label>
   <button type="submit">Upload and check</button>
 </form>
 </section>
@@ -38,6 +39,21 @@
 % end
 </section>
 </div>
+<section class="card" id="camera-enrol">
+<h2>Enrol from camera</h2>
+<p class="muted">The person stands in front of the door's camera and follows the prompts on its screen
+("look straight", "turn slightly left"...). The device keeps good frames that pass the quality and
+liveness checks; you then keep or discard each one.</p>
+<form method="post" action="/people/{{q(person['id'])}}/capture" id="capture-form">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <label>Frames to keep <select name="frames">
+  % for n in get('frames', (3, 5, 8)):
+    <option value="{{n}}" {{'selected' if n == 5 else ''}}>{{n}}</option>
+  % end
+  </select></label>
+  <button type="submit" id="capture-start">Enrol from camera</button>
+</form>
+</section>
 <section class="card danger-zone">
 <form method="post" action="/people/{{q(person['id'])}}/delete" data-confirm="Delete {{person['name']}} with all photos and face data?">
   <input type="hidden" name="csrf" value="{{csrf}}">

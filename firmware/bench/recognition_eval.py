@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware.domain.matching import Gallery, l2_normalise
+from firmware.inference.detector import model_file
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ def rss_mb_with(pipeline) -> float:
 
 
 def model_available(models_dir: Path, model_id: str) -> bool:
-    from firmware.inference.detector import model_file
     return model_file(models_dir, model_id).is_file()
 
 

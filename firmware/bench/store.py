@@ -25,6 +25,7 @@ from pathlib import Path
 
 from firmware.config import StoreConfig
 from firmware.store import Store
+from firmware.store.atomic import atomic_write_bytes
 from firmware.store.facade import SEGMENT_MAX
 from firmware.store.ids import SEQ_BLOCK, day_of, new_ulid, to_iso
 from firmware.store.segments import segment_name
@@ -150,7 +151,6 @@ def _time_queries(store: Store) -> dict:
 def _fsync_baseline(work: Path, n: int) -> tuple[list[float], list[float]]:
     """Same-disk references in ms: a bare 1 KiB atomic write (fsync file + rename + fsync
     dir), and a bare 1 KiB append + fdatasync."""
-    from firmware.store.atomic import atomic_write_bytes
 
     atomic, append = [], []
     fd = os.open(work / "baseline.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -1,31 +1,45 @@
-"""`rollcall enroll --person ID --name NAME IMG...`: enrol a person from photos.
+"""`rollcall enroll`: enrol people from photos, one person or many.
 
-Prints one line per photo (accepted / rejected / duplicate, with the reason) and stores
-the accepted embeddings (with a JPEG of the face) in the firmware's data dir. Run it while
-the firmware is stopped: the firmware is the single writer of the data dir.
+- ``rollcall enroll --person ID --name NAME IMG...`` prints one line per photo (accepted /
+  rejected / duplicate, with the reason) and stores the accepted faces;
+- ``rollcall enroll --csv people.csv --photos DIR`` enrols every row of the CSV (see
+  :mod:`firmware.domain.bulk` for the columns), shows a progress bar on stderr and prints
+  one report line per row (ok / already enrolled / no face / two faces / different person
+  / duplicate ...). Running it again changes nothing.
+
+A photo whose face looks like ANOTHER enrolled person (at the door's accept threshold) is
+refused with that person's name; ``--confirm-duplicates`` enrols it anyway. Run it while
+the firmware is stopped: the firmware is the single writer of the data dir (the console
+does the same through the running firmware). Project modules are imported lazily so that
+``rollcall --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
-
-import numpy as np
-
-from firmware.config import load_config
-from firmware.domain.enrolment import ENROL_DETECTOR, PhotoResult, check_and_embed
+from typing import TextIO
 
 logger = logging.getLogger(__name__)
 
+BAR_WIDTH = 30
+
+
 def register(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--person", required=True, help="person id (letters, digits, . _ -)")
-    parser.add_argument("--name", required=True, help="the person's name as shown in the console")
+    parser.add_argument("--person", help="person id (letters, digits, . _ -)")
+    parser.add_argument("--name", help="the person's name as shown in the console")
+    parser.add_argument("--csv", type=Path, help="bulk: a CSV with the columns name, photos "
+                                                 "[, person_id, external_id]")
+    parser.add_argument("--photos", type=Path, help="bulk: the folder the CSV's photo names are in")
+    parser.add_argument("--confirm-duplicates", action="store_true",
+                        help="enrol a face even when it looks like another enrolled person")
     parser.add_argument("--config", help="config file (default: $ROLLCALL_CONFIG or /etc/rollcall/config.toml)")
     parser.add_argument("--data-dir", type=Path, help="data dir (default: paths.data_dir of the config)")
     parser.add_argument("--models-dir", type=Path, help="built models (default: paths.models_dir of the config)")
     parser.add_argument("--embedder", help="embedder model id (default: recognition.embedder of the config)")
-    parser.add_argument("images", nargs="+", type=Path, help="photos (JPEG or PNG), one person each")
+    parser.add_argument("images", nargs="*", type=Path, help="photos (JPEG or PNG), one person each")
     parser.set_defaults(func=run)
 
 
@@ -41,51 +55,125 @@ def _read(paths: list[Path]) -> tuple[list[Path], list[bytes]]:
     return ok, contents
 
 
-def format_result(path: Path, result: PhotoResult) -> str:
-    """One human line for a photo's verdict."""
+def format_result(path: Path, result) -> str:
+    """One human line for a photo's verdict (a :class:`~firmware.domain.enrolment.PhotoResult`)."""
     if result.status == "accepted":
         extra = f" (similarity to the other photos {result.score:.2f})" if result.score is not None else ""
         return f"accepted   {path}{extra}"
     return f"{result.status:<10} {path}: {result.message}"
 
 
-def _existing(store, person_id: str, model_id: str) -> tuple[np.ndarray | None, list[str]]:
-    if store.people.get(person_id) is None:
-        return None, []
-    _, matrix = store.people.embeddings(model_id, [person_id])
-    shas = [p["photo_sha256"] for p in store.people.photos(person_id) if p.get("photo_sha256")]
-    return matrix, shas
+class Progress:
+    """A plain-text progress bar: redrawn in place on a terminal, a line per 10 % otherwise."""
+
+    def __init__(self, out: TextIO = sys.stderr) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self._last_decile = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        filled = BAR_WIDTH * done // max(total, 1)
+        line = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total} rows"
+        if self.tty:
+            self.out.write("\r" + line + ("\n" if done == total else ""))
+        elif 10 * done // max(total, 1) != self._last_decile or done == total:
+            self._last_decile = 10 * done // max(total, 1)
+            self.out.write(line + "\n")
+        self.out.flush()
 
 
-def _save(store, args: argparse.Namespace, model_id: str, paths: list[Path], results: list[PhotoResult]) -> None:
-    """Create the person if needed (only when a photo is accepted), store accepted photos, print."""
-    if any(r.accepted for r in results) and store.people.get(args.person) is None:
-        store.people.add(args.person, args.name)
-        print(f"new person {args.person} ({args.name})")
-    for path, result in zip(paths, results):
-        if result.accepted:
-            store.people.add_embedding(args.person, result.embedding, model_id,
-                                       photo_sha256=result.sha256, photo_jpeg=result.face_jpeg)
-        print(format_result(path, result))
+def _check_args(args: argparse.Namespace) -> str | None:
+    if args.csv:
+        if not args.photos:
+            return "--csv needs --photos DIR (the folder with the photos the CSV names)"
+        if args.person or args.images:
+            return "use either --csv/--photos or --person/--name IMG..., not both"
+        return None
+    if not (args.person and args.name and args.images):
+        return "give --person ID --name NAME and at least one photo, or --csv FILE --photos DIR"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
-    from firmware.inference.embedder import same_person_threshold
-    from firmware.inference.pipeline import FacePipeline
+    from firmware.config import load_config
+    from firmware.runtime.enrol import Enroller
     from firmware.store import Store
 
+    problem = _check_args(args)
+    if problem:
+        print(f"rollcall enroll: {problem}", file=sys.stderr)
+        return 2
     config = load_config(args.config)
-    data_dir = args.data_dir or config.paths.data_dir
-    models_dir = args.models_dir or config.paths.models_dir
-    model_id = args.embedder or config.recognition.embedder
-    with FacePipeline(models_dir, detector_id=ENROL_DETECTOR, embedder_id=model_id, min_face_px=24,
-                      score_threshold=config.detection.score_threshold, max_faces=10) as pipeline, \
-            Store(data_dir) as store:
-        existing, shas = _existing(store, args.person, model_id)
-        paths, contents = _read(args.images)
-        results = check_and_embed(contents, existing, shas, pipeline,
-                                  same_person_threshold=same_person_threshold(model_id))
-        _save(store, args, model_id, paths, results)
+    with Store(args.data_dir or config.paths.data_dir) as store:
+        enroller = Enroller(config, store, models_dir=args.models_dir, model_id=args.embedder)
+        try:
+            return _bulk(args, enroller, store) if args.csv else _single(args, enroller, store)
+        finally:
+            enroller.close()
+
+
+def _single(args: argparse.Namespace, enroller, store) -> int:
+    """One person from the photos on the command line."""
+    paths, contents = _read(args.images)
+    existing = store.people.get(args.person) is not None and bool(store.people.photos(args.person))
+    results = enroller.check(args.person, contents, confirm_duplicate=args.confirm_duplicates)
+    if any(r.accepted for r in results) and store.people.get(args.person) is None:
+        store.people.add(args.person, args.name)
+        print(f"new person {args.person} ({args.name})")
+    enroller.save(args.person, results)
+    for path, result in zip(paths, results):
+        print(format_result(path, result))
     accepted = sum(r.accepted for r in results)
-    print(f"{accepted} of {len(args.images)} photos enrolled for {args.person} with {model_id}")
-    return 0 if accepted or (existing is not None and len(existing)) else 1
+    print(f"{accepted} of {len(args.images)} photos enrolled for {args.person} with {enroller.model_id}")
+    return 0 if accepted or existing else 1
+
+
+class StoreTarget:
+    """:class:`~firmware.domain.bulk.BulkTarget` straight on the store (the CLI)."""
+
+    def __init__(self, enroller, store) -> None:
+        self.enroller, self.store = enroller, store
+
+    def exists(self, person_id: str) -> bool:
+        return self.store.people.get(person_id) is not None
+
+    def create(self, person_id: str, name: str, external_id: str | None) -> None:
+        self.store.people.add(person_id, name, external_id=external_id)
+
+    def delete(self, person_id: str) -> None:
+        self.store.people.delete(person_id)
+
+    def enrol(self, person_id: str, photos: list[bytes], confirm_duplicate: bool) -> list[dict]:
+        return self.enroller.enrol_photos(person_id, photos, confirm_duplicate=confirm_duplicate)
+
+
+def _photo_reader(folder: Path):
+    root = folder.resolve()
+
+    def read(name: str) -> bytes:
+        path = (root / name).resolve()
+        if root not in path.parents:
+            raise ValueError("outside the photo folder")
+        return path.read_bytes()
+    return read
+
+
+def _bulk(args: argparse.Namespace, enroller, store) -> int:
+    """Every row of ``--csv``; exit 0 when no row failed (``ok`` / ``already`` only)."""
+    from firmware.domain import bulk
+
+    try:
+        rows = bulk.parse_csv(args.csv.read_bytes())
+    except (OSError, bulk.BulkError) as exc:
+        print(f"rollcall enroll: {exc}", file=sys.stderr)
+        return 2
+    if not args.photos.is_dir():
+        print(f"rollcall enroll: {args.photos} is not a folder", file=sys.stderr)
+        return 2
+    reports = bulk.run_bulk(rows, _photo_reader(args.photos), StoreTarget(enroller, store),
+                            confirm_duplicate=args.confirm_duplicates, progress=Progress())
+    for report in reports:
+        print(f"line {report.line:<4} {report.person_id:<24} {report.label:<17} {report.message}")
+    counts = bulk.summary(reports)
+    print(", ".join(f"{n} {bulk.LABELS.get(s, s)}" for s, n in sorted(counts.items())) + f" ({len(reports)} rows)")
+    return 0 if set(counts) <= {"ok", "already"} else 1

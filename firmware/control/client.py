@@ -290,6 +290,31 @@ class ControlClient:
         body = {"action": action, "person_id": person_id, "by": self.actor or "console", **extra}
         return self.post(f"/v1/unknowns/{_q(unknown_id)}/resolve", body, timeout=30)
 
+    # ---- enrolment at the door (capture mode) ---------------------------------------------
+    @route("POST", "/v1/capture")
+    def start_capture(self, person_id: str, frames: int = 5, timeout_s: float = 60.0) -> dict:
+        """Start keeping ``frames`` good frames of the person in front of the camera."""
+        return self.post("/v1/capture", {"person_id": person_id, "frames": frames, "timeout_s": timeout_s})
+
+    @route("GET", "/v1/capture")
+    def capture(self, timeout: float | None = 3) -> dict:
+        """The running or last capture (ControlError 404 when there is none)."""
+        return self.get("/v1/capture", timeout=timeout)
+
+    @route("POST", "/v1/capture/cancel")
+    def cancel_capture(self) -> dict:
+        return self.post("/v1/capture/cancel")
+
+    @route("GET", "/v1/capture/frames/<index:int>")
+    def capture_frame(self, index: int) -> bytes:
+        """JPEG of kept frame ``index``."""
+        return self.get_bytes(f"/v1/capture/frames/{int(index)}", timeout=3)
+
+    @route("POST", "/v1/capture/keep")
+    def keep_capture(self, keep: list[int], confirm_duplicate: bool = False) -> dict:
+        """Store the kept frames ``keep`` as ``device`` templates; the rest are discarded."""
+        return self.post("/v1/capture/keep", {"keep": keep, "confirm_duplicate": confirm_duplicate}, timeout=60)
+
     # ---- rosters, sessions, attendance -----------------------------------------------------
     @route("GET", "/v1/rosters")
     def rosters(self) -> list[dict]:

@@ -94,8 +94,10 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
     @app.post("/v1/people/<person_id>/photos")
     def photos_add(person_id: str):
         must(store.people.get(person_id), "person")
-        images = _decode_images(read_json(limit=MAX_BODY_BYTES))
-        results = device.enrol_photos(person_id, images)
+        data = read_json(limit=MAX_BODY_BYTES)
+        images = _decode_images(data)
+        confirm = field(data, "confirm_duplicate", bool, required=False, default=False)
+        results = device.enrol_photos(person_id, images, confirm_duplicate=confirm)
         return {"results": results, "accepted": sum(1 for r in results if r.get("ok"))}
 
     @app.get("/v1/people/<person_id>/photos/<photo_id>")
@@ -127,8 +129,13 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
             raise ApiError(400, "action must be assign or discard", "action")
         person_id = field(data, "person_id")
         must(store.people.get(person_id), "person")
+        record = store.unknowns.get(unknown_id)
+        if record.get("kind") == "spoof" and not field(data, "confirm_spoof", bool, required=False, default=False):
+            raise ApiError(409, "this face FAILED the liveness check (a photo or a screen?): confirm that it "
+                                "is a live person to add it", "confirm_spoof")
         crop = _read_crop(store, unknown_id)
-        result = device.enrol_photos(person_id, [crop])[0]
+        confirm = field(data, "confirm_duplicate", bool, required=False, default=False)
+        result = device.enrol_photos(person_id, [crop], source="device", confirm_duplicate=confirm)[0]
         if not result.get("ok"):
             raise ApiError(422, f"the face was not added: {result.get('message')}", "person_id")
         resolved = store.unknowns.resolve(unknown_id, "assign", by, person_id=person_id)

@@ -45,10 +45,12 @@ class LivenessLike(Protocol):
 @dataclass(frozen=True, slots=True)
 class Match:
     """Result of matching one embedding: ``person_id`` None means no one passed the
-    threshold and margin; ``score`` is the best cosine similarity."""
+    threshold and margin; ``score`` is the best cosine similarity and ``closest`` the
+    person who scored it (also when they were not accepted)."""
 
     person_id: str | None
     score: float
+    closest: str | None = None
 
 
 Matcher = Callable[[np.ndarray], Match]
@@ -68,7 +70,8 @@ class Scope:
 @dataclass(slots=True)
 class Decision:
     """What was decided for one track. ``latency_s``: seconds from the track's first
-    detection to this decision. ``embedding``: the averaged, L2-normalised vector."""
+    detection to this decision. ``embedding``: the averaged, L2-normalised vector.
+    ``closest``: for an ``unknown``, the enrolled person it looked most like (``score``)."""
 
     outcome: Outcome
     track_id: int
@@ -78,6 +81,7 @@ class Decision:
     score: float = 0.0
     embedding: np.ndarray | None = None
     latency_s: float = 0.0
+    closest: str | None = None
     liveness_policy: str = ""  # the liveness policy this track was judged under
 
 
@@ -213,7 +217,9 @@ class DecisionEngine:
         vector = mean_embedding(state.embeddings)
         match = scope.matcher(vector)
         if match.person_id is None:
-            return self._decide(state, Outcome.UNKNOWN, ts, score=match.score, embedding=vector)
+            decision = self._decide(state, Outcome.UNKNOWN, ts, score=match.score, embedding=vector)
+            decision.closest = match.closest
+            return decision
         person = match.person_id
         last = self._last_decided.get(person)
         self._last_decided[person] = ts
@@ -230,7 +236,7 @@ class DecisionEngine:
             embedding = mean_embedding(state.embeddings)
         state.person_id = person
         state.decided = Decision(outcome, state.track_id, ts, self.scope.session_id, person, float(score),
-                                 embedding, ts - state.first_ts, state.liveness_policy)
+                                 embedding, ts - state.first_ts, liveness_policy=state.liveness_policy)
         return state.decided
 
     def _retry(self, state: TrackState, ts: float) -> Decision:

@@ -1,31 +1,34 @@
-"""Enrolment rules: which uploaded photos of a person are good enough to keep.
+"""Enrolment rules: which faces of a person are good enough to keep. Pure, no I/O.
 
-:func:`check_and_embed` is pure apart from running the face pipeline it is given: it
-decodes each photo, insists on exactly one large-enough face, embeds it, ignores exact
-duplicates (SHA-256) and rejects photos that do not show the same person as the rest.
-Storing the accepted embeddings is the caller's job (``rollcall enroll`` or the console
-through the firmware's control API).
+A photo is kept when it shows exactly one large-enough face (:func:`judge_faces`), is not
+a file already enrolled (SHA-256), looks like the person's other photos
+(:func:`reject_outliers`, cosine to the mean of the rest >= the embedder's same-person
+threshold) and does not look like ANOTHER enrolled person (:func:`other_identity`,
+cosine >= the accept threshold), unless an admin confirmed that it is a different person.
+Decoding photos and running the face pipeline is :class:`firmware.runtime.enrol.Enroller`'s
+job; bulk enrolment's CSV rules are :mod:`firmware.domain.bulk`.
+
+Every verdict has a stable ``reason`` code (shown in bulk reports and returned by the
+control API) and a human ``message``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import struct
 from dataclasses import dataclass
-from typing import Literal, Protocol, Sequence
+from typing import Literal, Sequence
 
-import cv2
 import numpy as np
 
-from firmware.errors import EnrolmentError, ImageError
-
-logger = logging.getLogger(__name__)
+from firmware.errors import EnrolmentError
 
 ENROL_DETECTOR = "blazeface_full"  # finds small background faces too, so group photos are rejected
 MIN_FACE_PX = 80               # face box width, pixels
-MAX_PIXELS = 20_000_000        # 20 megapixels
 Status = Literal["accepted", "rejected", "duplicate"]
+# reason codes: ok | already (same file enrolled) | bad_image | no_face | two_faces |
+# small_face | different_person | duplicate (looks like another enrolled person)
+REASONS = ("ok", "already", "bad_image", "no_face", "two_faces", "small_face", "different_person",
+           "duplicate")
+SOURCES = ("photo", "device", "unknown", "roster")   # where a template came from
 
 
 @dataclass(slots=True)
@@ -39,81 +42,37 @@ class PhotoResult:
     embedding: np.ndarray | None = None   # L2-normalised, float32, when accepted
     score: float | None = None            # cosine to the mean of the person's other photos
     face_jpeg: bytes | None = None        # JPEG crop around the face, for the console
+    reason: str = "ok"                    # one of REASONS
+    other_person: str | None = None       # reason "duplicate": the person it looks like
+    other_score: float | None = None      # and the cosine to them
 
     @property
     def accepted(self) -> bool:
         return self.status == "accepted"
 
-
-class _Pipeline(Protocol):
-    def analyse(self, image_bgr: np.ndarray, with_embeddings: bool = True) -> list: ...
-
-
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) read from a PNG or JPEG header without decoding; None if unknown."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return struct.unpack(">II", data[16:24])
-    if data[:2] != b"\xff\xd8":
-        return None
-    pos = 2
-    while pos + 9 <= len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
-            return width, height
-        pos += 2 + length
-    return None
+    def reject(self, reason: str, message: str) -> None:
+        """Turn this verdict into a rejection (drops the embedding)."""
+        self.status, self.reason, self.message, self.embedding = "rejected", reason, message, None
 
 
-def decode_photo(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """BGR uint8 image from JPEG/PNG/... bytes; :class:`ImageError` says what is wrong."""
-    if not data:
-        raise ImageError("empty file: upload a JPEG or PNG photo")
-    size = image_size(data)
-    if size and size[0] * size[1] > max_pixels:
-        raise ImageError(f"photo is {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.0f} MP); "
-                         f"the limit is {max_pixels / 1e6:.0f} MP: resize it")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageError("not an image or a corrupt file: upload a JPEG or PNG photo")
-    h, w = image.shape[:2]
-    if h * w > max_pixels:
-        raise ImageError(f"photo is {w}x{h}; the limit is {max_pixels / 1e6:.0f} MP: resize it")
-    if min(h, w) < MIN_FACE_PX:
-        raise ImageError(f"photo is only {w}x{h} pixels: the face must be at least {MIN_FACE_PX} px wide")
-    return image
+class FaceRejected(EnrolmentError):
+    """A photo's faces are not usable; ``reason`` is a code from :data:`REASONS`."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
-def _face_jpeg(image: np.ndarray, box: np.ndarray) -> bytes:
-    """JPEG of the face box grown by 30 % on each side (clipped to the image)."""
-    x1, y1, x2, y2 = box
-    pad = 0.3 * (x2 - x1)
-    h, w = image.shape[:2]
-    crop = image[int(max(0, y1 - pad)):int(min(h, y2 + pad)), int(max(0, x1 - pad)):int(min(w, x2 + pad))]
-    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return buf.tobytes() if ok else b""
-
-
-def embed_one_face(data: bytes, pipeline: _Pipeline, min_face_px: int = MIN_FACE_PX) -> tuple[np.ndarray, bytes]:
-    """(embedding, face JPEG) of the single face in a photo; raises ImageError/EnrolmentError."""
-    image = decode_photo(data)
-    faces = pipeline.analyse(image, with_embeddings=True)
-    if not faces:
-        raise EnrolmentError("no face found: use a well-lit, frontal photo of the person")
-    if len(faces) > 1:
-        raise EnrolmentError(f"{len(faces)} faces found: use a photo with only this person in it")
-    face = faces[0]
-    width = face.detection.width
-    if width < min_face_px:
-        raise EnrolmentError(f"face too small ({width:.0f} px wide, need {min_face_px}): "
-                             "use a closer or larger photo")
-    return np.asarray(face.embedding, np.float32), _face_jpeg(image, face.detection.box)
+def judge_faces(widths: Sequence[float], min_face_px: int = MIN_FACE_PX) -> None:
+    """Raise :class:`FaceRejected` unless there is exactly one face at least
+    ``min_face_px`` pixels wide (``widths``: each face box width in pixels)."""
+    if not widths:
+        raise FaceRejected("no_face", "no face found: use a well-lit, frontal photo of the person")
+    if len(widths) > 1:
+        raise FaceRejected("two_faces", f"{len(widths)} faces found: use a photo with only this person in it")
+    if widths[0] < min_face_px:
+        raise FaceRejected("small_face", f"face too small ({widths[0]:.0f} px wide, need {min_face_px}): "
+                                         "use a closer or larger photo")
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -149,34 +108,10 @@ def reject_outliers(candidates: dict[int, np.ndarray], existing: np.ndarray,
     return dropped
 
 
-def check_and_embed(images: Sequence[bytes], existing_embeddings: np.ndarray | None,
-                    existing_sha256s: Sequence[str], pipeline: _Pipeline, *,
-                    same_person_threshold: float, min_face_px: int = MIN_FACE_PX) -> list[PhotoResult]:
-    """Verdict per photo, in input order. ``existing_embeddings`` (N, D) are the person's
-    already-enrolled embeddings; ``same_person_threshold`` is the cosine a photo must reach
-    against the mean of the person's other photos."""
-    seen = set(existing_sha256s)
-    results: list[PhotoResult] = []
-    candidates: dict[int, np.ndarray] = {}
-    for index, data in enumerate(images):
-        digest = hashlib.sha256(data).hexdigest()
-        if digest in seen:
-            results.append(PhotoResult(index, digest, "duplicate", "same file as a photo already enrolled: ignored"))
-            continue
-        seen.add(digest)
-        try:
-            embedding, jpeg = embed_one_face(data, pipeline, min_face_px)
-        except (ImageError, EnrolmentError) as exc:
-            results.append(PhotoResult(index, digest, "rejected", str(exc)))
-            continue
-        candidates[index] = embedding
-        results.append(PhotoResult(index, digest, "accepted", "ok", embedding=embedding, face_jpeg=jpeg))
-    _apply_consistency(results, candidates, existing_embeddings, same_person_threshold)
-    return results
-
-
-def _apply_consistency(results: list[PhotoResult], candidates: dict[int, np.ndarray],
-                       existing: np.ndarray | None, threshold: float) -> None:
+def apply_consistency(results: list[PhotoResult], existing: np.ndarray | None, threshold: float) -> None:
+    """Reject accepted results that do not look like the same person as the rest (and the
+    person's ``existing`` (N, D) embeddings); set ``score`` on the ones kept."""
+    candidates = {r.index: r.embedding for r in results if r.accepted and r.embedding is not None}
     rows = [] if existing is None else [_unit(e) for e in np.asarray(existing, np.float32) if e.size]
     existing = np.array(rows, np.float32) if rows else np.zeros((0, 1), np.float32)
     kept = dict(candidates)
@@ -185,9 +120,28 @@ def _apply_consistency(results: list[PhotoResult], candidates: dict[int, np.ndar
     for result in results:
         if result.index in dropped:
             score = dropped[result.index]
-            result.status, result.embedding = "rejected", None
-            result.message = (f"does not look like the same person as the other photos "
-                              f"(similarity {score:.2f}, need {threshold:.2f})")
+            result.reject("different_person", f"does not look like the same person as the other photos "
+                                              f"(similarity {score:.2f}, need {threshold:.2f})")
             result.score = score
         elif result.index in final:
             result.score = final[result.index]
+
+
+def other_identity(embedding: np.ndarray, person_ids: Sequence[str], matrix: np.ndarray, person_id: str,
+                   threshold: float) -> tuple[str, float] | None:
+    """(other person id, cosine) when ``embedding`` scores at least ``threshold`` against
+    an enrolled template of someone other than ``person_id``; the best such person."""
+    if not len(person_ids) or matrix.size == 0 or matrix.shape[1] != embedding.shape[0]:
+        return None
+    scores = matrix @ np.asarray(embedding, np.float32)
+    best: tuple[str, float] | None = None
+    for pid, score in zip(person_ids, scores):
+        if pid != person_id and score >= threshold and (best is None or score > best[1]):
+            best = (pid, float(score))
+    return best
+
+
+def duplicate_message(name: str, other_id: str, score: float, threshold: float) -> str:
+    """The refusal an admin sees for a face that looks like someone already enrolled."""
+    return (f"looks like {name} ({other_id}), already enrolled: similarity {score:.3f} >= the accept "
+            f"threshold {threshold:.3f}. If this really is a different person, confirm to enrol anyway")

@@ -7,12 +7,31 @@ Times are UNIX seconds (floats). No I/O here: the Store enforces these rules.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Iterable
 
 from firmware.errors import SessionError
 
-SCHEDULED, IN_PROGRESS, COMPLETED, CANCELLED = "scheduled", "in_progress", "completed", "cancelled"
-STATES = (SCHEDULED, IN_PROGRESS, COMPLETED, CANCELLED)
+class SessionState(StrEnum):
+    """A session's state (stored and published as its plain string value)."""
+
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class Status(StrEnum):
+    """A person's attendance outcome in a session."""
+
+    PRESENT = "present"
+    LATE = "late"
+    ABSENT = "absent"
+    EXCUSED = "excused"
+
+
+SCHEDULED, IN_PROGRESS, COMPLETED, CANCELLED = SessionState
+STATES = tuple(SessionState)
 FINAL_STATES = frozenset({COMPLETED, CANCELLED})
 TRANSITIONS: dict[str, frozenset[str]] = {
     SCHEDULED: frozenset({IN_PROGRESS, CANCELLED}),
@@ -21,8 +40,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     CANCELLED: frozenset(),
 }
 
-PRESENT, LATE, ABSENT, EXCUSED = "present", "late", "absent", "excused"
-STATUSES = (PRESENT, LATE, ABSENT, EXCUSED)
+PRESENT, LATE, ABSENT, EXCUSED = Status
+STATUSES = tuple(Status)
 
 
 def check_state(state: object) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable
 
@@ -62,6 +63,21 @@ def open_source(spec: str, cfg: CameraConfig, **kw: Any) -> FrameSource:
     return FileSource(spec, realtime=cfg.replay_realtime, loop=cfg.replay_loop, fps=cfg.fps, **kw)
 
 
+class CameraState(StrEnum):
+    """What the camera is doing (``Camera.state``; shown in status and telemetry)."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    LOST = "lost"            # was running or should be there: retried with backoff
+    NO_CAMERA = "no_camera"  # none found (auto); the console and MQTT keep working
+    ENDED = "ended"          # a replayed file finished
+    STOPPED = "stopped"
+
+
+IDLE_STATES = frozenset({CameraState.NO_CAMERA, CameraState.LOST, CameraState.STARTING,
+                         CameraState.ENDED, CameraState.STOPPED})  # no frames, and status says why
+
+
 class Camera:
     """Capture thread + reconnection with backoff. ``source_factory()`` makes a new,
     unstarted source (default: :func:`open_source` on ``spec``); frames go into ``slot``.
@@ -75,7 +91,7 @@ class Camera:
         self.source_factory = source_factory or (lambda: open_source(self.spec, cfg))
         self.retry_min_s = retry_min_s
         self.retry_max_s = cfg.retry_max_s
-        self.state = "stopped"
+        self.state = CameraState.STOPPED
         self.message = ""
         self.source_name = ""
         self.frames = 0
@@ -95,7 +111,7 @@ class Camera:
         if self._thread is not None:
             return
         self._stop.clear()
-        self._set_state("starting", "")
+        self._set_state(CameraState.STARTING, "")
         self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
         self._thread.start()
 
@@ -103,17 +119,17 @@ class Camera:
         if state == self.state and message == self.message:
             return
         previous, self.state, self.message = self.state, state, message
-        if state == "running" and previous in ("lost", "no_camera"):
+        if state == CameraState.RUNNING and previous in (CameraState.LOST, CameraState.NO_CAMERA):
             logger.warning("camera back: %s", self.source_name)
-        elif state == "running":
+        elif state == CameraState.RUNNING:
             logger.info("camera running: %s", self.source_name)
-        elif state == "lost" and previous != "lost":
+        elif state == CameraState.LOST and previous != CameraState.LOST:
             self.losses += 1
             logger.warning("camera lost (%s); retrying every %g..%g s", message,
                            self.retry_min_s, self.retry_max_s)
-        elif state == "no_camera" and previous != "no_camera":
+        elif state == CameraState.NO_CAMERA and previous != CameraState.NO_CAMERA:
             logger.warning("%s", message)
-        elif state == "ended":
+        elif state == CameraState.ENDED:
             logger.info("replay finished: %s", self.source_name)
 
     def _run(self) -> None:
@@ -134,21 +150,21 @@ class Camera:
         try:
             source = self.source_factory()
         except NoCameraFound as exc:
-            self._set_state("no_camera", str(exc))
+            self._set_state(CameraState.NO_CAMERA, str(exc))
             return "failed"
         except (CameraError, OSError) as exc:
-            self._set_state("lost", str(exc))
+            self._set_state(CameraState.LOST, str(exc))
             return "failed"
         self.source_name = source.name
         try:
             source.start()
             return self._pump(source)
         except (CameraError, OSError) as exc:
-            self._set_state("no_camera" if isinstance(exc, NoCameraFound) else "lost", str(exc))
+            self._set_state(CameraState.NO_CAMERA if isinstance(exc, NoCameraFound) else CameraState.LOST, str(exc))
             return "failed"
         except Exception as exc:  # a driver bug must not kill the capture thread: retry like a loss
             logger.debug("camera source raised", exc_info=True)
-            self._set_state("lost", f"{type(exc).__name__}: {exc}")
+            self._set_state(CameraState.LOST, f"{type(exc).__name__}: {exc}")
             return "failed"
         finally:
             source.close()
@@ -160,14 +176,14 @@ class Camera:
             try:
                 frame = source.read()
             except (CameraError, OSError) as exc:
-                self._set_state("lost", str(exc))
+                self._set_state(CameraState.LOST, str(exc))
                 return "failed" if first else "lost"
             if frame is None:
-                self._set_state("ended", "replay finished")
+                self._set_state(CameraState.ENDED, "replay finished")
                 self.slot.close()
                 return "ended"
             if first:
-                self._set_state("running", "")
+                self._set_state(CameraState.RUNNING, "")
                 first = False
             self.frames += 1
             while not self.slot.put(frame, block=not source.live, timeout=0.5):
@@ -186,8 +202,8 @@ class Camera:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout=5.0)
-            if self.state != "ended":
-                self._set_state("stopped", "")
+            if self.state != CameraState.ENDED:
+                self._set_state(CameraState.STOPPED, "")
 
     def close(self) -> None:
         """Stop; safe twice."""

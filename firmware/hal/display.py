@@ -1,7 +1,8 @@
-"""Pictures for people: the annotated live view and face crops, as JPEG bytes.
+"""The annotated live view, as JPEG bytes.
 
-Called from the control API's threads (live view) and on decisions (crops), never per
-frame on the loop's path. Boxes are (x1, y1, x2, y2) in full-frame pixels.
+Called from the control API's threads, never per frame on the loop's path. Boxes are
+(x1, y1, x2, y2) in full-frame pixels. Face crops are
+:func:`firmware.inference.images.face_jpeg` (the one crop helper).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Any, Iterable
 import cv2
 import numpy as np
 
+from firmware.inference import images
+
 JPEG_QUALITY = 80
-CROP_MARGIN = 0.25  # fraction of the box size added around a face crop
 
 # BGR colours per stage
 COLOURS = {"accepted": (60, 180, 60), "already": (60, 180, 60), "unknown": (40, 40, 220),
@@ -21,25 +23,8 @@ COLOURS = {"accepted": (60, 180, 60), "already": (60, 180, 60), "unknown": (40, 
 
 
 def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    """BGR image -> JPEG bytes."""
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return buf.tobytes()
-
-
-def crop_box(image: np.ndarray, box: np.ndarray, margin: float = CROP_MARGIN) -> np.ndarray:
-    """The face plus ``margin`` of its size on each side, clipped to the image."""
-    h, w = image.shape[:2]
-    bw, bh = float(box[2] - box[0]), float(box[3] - box[1])
-    x1, y1 = max(0, int(box[0] - margin * bw)), max(0, int(box[1] - margin * bh))
-    x2, y2 = min(w, int(box[2] + margin * bw)), min(h, int(box[3] + margin * bh))
-    return image[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]
-
-
-def crop_jpeg(image: np.ndarray, box: np.ndarray) -> bytes:
-    """JPEG of the face crop."""
-    return encode_jpeg(crop_box(image, box))
+    """BGR image -> JPEG bytes (the live view's quality)."""
+    return images.encode_jpeg(image, quality)
 
 
 def annotate(image: np.ndarray, overlays: Iterable[Any], names: dict[str, str] | None = None) -> np.ndarray:

@@ -68,7 +68,10 @@ class Drain:
             self.stats.acked += 1
         else:
             self.stats.refused += 1
-            logger.warning("broker refused event %s; the window will be re-sent", event_id)
+            if not self._refused:  # once per window, not once per event
+                logger.warning("broker did not take event %s (refused, or no subscriber such as a "
+                               "central collector); the window is re-sent in %.0f s", event_id,
+                               self.refused_retry_s)
             self._refused = True
             self._resend_at = now + self.refused_retry_s
             return True

@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -27,7 +28,8 @@ from firmware.link.client import (RECONNECT_MAX_S, RECONNECT_MIN_S, build_client
 from firmware.link.commands import CommandDispatcher
 from firmware.link.drain import Drain
 from firmware.link.roster import RosterSync
-from firmware.link.state import Backoff, LinkState
+from firmware.hal.clock import clock_synced
+from firmware.link.state import Backoff, ConnectionSeq, LinkState
 from firmware.link.topics import Topics
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,20 @@ logger = logging.getLogger(__name__)
 LOOP_TIMEOUT_S = 0.05
 IDLE_FILL_S = 1.0
 WARN_FRACTION = 0.8
+CONN_SEQ_FILE = "link-connection-seq"
+NO_MATCHING_SUBSCRIBERS = 0x10
+
+
+def delivered(reason_code: Any) -> bool:
+    """Does this PUBACK mean the broker took the event for someone?
+
+    MQTT v5 PUBACK 0x10 "No matching subscribers" is not a failure code, but nobody got the
+    event: e.g. right after a broker restart mosquitto has not yet restored the collectors'
+    shared subscription. The event stays in the outbox and is re-sent (``Drain`` refusal path).
+    """
+    if reason_code is None:
+        return True
+    return not reason_code.is_failure and getattr(reason_code, "value", 0) != NO_MATCHING_SUBSCRIBERS
 
 
 class MqttLink:
@@ -65,6 +81,8 @@ class MqttLink:
             "telemetry_now": self._cmd_telemetry_now}, commands)
         self.state = LinkState(f"{mqtt_cfg.host}:{mqtt_cfg.port}")
         self._backoff = Backoff(min_s=RECONNECT_MIN_S, max_s=reconnect_max_s)
+        data_dir = getattr(store, "data_dir", None)
+        self._conn_seq = ConnectionSeq(Path(data_dir) / CONN_SEQ_FILE if data_dir else None)
         self._client: Any = None
         self._socket_open = False
         self._connected = False
@@ -146,7 +164,7 @@ class MqttLink:
         self._events.append(("disconnected", str(reason_code)))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        self._acks.append((mid, not reason_code.is_failure))
+        self._acks.append((mid, delivered(reason_code)))
 
     def _on_message(self, client, userdata, message) -> None:
         self._inbox.append(message)
@@ -205,6 +223,8 @@ class MqttLink:
         if not self._backoff.ready(now):
             return
         try:
+            self._client.will_set(self.topics.status, payloads.encode(
+                payloads.will(self._device.id, conn_seq=self._conn_seq.next())), qos=1, retain=True)
             self._client.connect(self._cfg.host, self._cfg.port, keepalive=self._cfg.keepalive_s,
                                  clean_start=True)
             set_nodelay(self._client)
@@ -240,7 +260,7 @@ class MqttLink:
         self._client.subscribe(subs)
 
     def _publish_event(self, entry: dict) -> int | None:
-        message = payloads.event_message(entry, self._device.id, self.model_id)
+        message = payloads.event_message(entry, self._device.id, self.model_id, self._device.room or None)
         topic = self.topics.event(payloads.wire_suffix(entry))
         info = self._client.publish(topic, payloads.encode(message), qos=1)
         return info.mid if info.rc == 0 else None
@@ -261,7 +281,8 @@ class MqttLink:
         return version if isinstance(version, int) else None
 
     def _publish_birth(self) -> None:
-        status = payloads.birth(self._status(), self._device.id, self.model_id, self.roster.version)
+        status = payloads.birth(self._status(), self._device.id, self.model_id, self.roster.version,
+                                conn_seq=self._conn_seq.last or None, room=self._device.room or None)
         self._publish(self.topics.status, status, retain=True)
         if self._cfg.ha_discovery:
             for topic, config in payloads.ha_discovery(self.topics, self._device.name):
@@ -275,6 +296,7 @@ class MqttLink:
             logger.exception("telemetry_provider failed")
         values.update(extra)
         values.update(self._outbox_health())
+        values.setdefault("clock_synced", clock_synced())
         stats = self.drain.stats
         values.update({"device_id": self._device.id, "at": payloads.utc_iso(),
                        "published": stats.published, "acked": stats.acked,
@@ -361,7 +383,8 @@ class MqttLink:
         if self._client is None:
             return
         if self._connected:
-            self._publish(self.topics.status, payloads.will(self._device.id, "shutdown"), retain=True)
+            self._publish(self.topics.status, payloads.will(self._device.id, "shutdown", self._conn_seq.last),
+                          retain=True)
             deadline = time.monotonic() + 2.0  # let the window's PUBACKs in: fewer re-sends later
             while (self.drain.inflight or self._client.want_write()) and self._connected \
                     and time.monotonic() < deadline:

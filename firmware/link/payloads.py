@@ -22,9 +22,15 @@ def encode(payload: dict) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def event_message(entry: dict, device_id: str, model_id: str) -> dict:
-    """The wire form of an outbox entry: its payload plus the fields every event carries."""
+def event_message(entry: dict, device_id: str, model_id: str, room: str | None = None) -> dict:
+    """The wire form of an outbox entry: its payload plus the fields every event carries.
+
+    ``room``: the device's room, filled in when the record has none (an open-door arrival
+    has no session to take it from), so the central side can group by room.
+    """
     payload = dict(entry.get("payload") or {})
+    if room and "room" in payload and payload["room"] is None:
+        payload["room"] = room
     payload["event_id"] = entry["event_id"]
     payload["seq"] = entry["seq"]
     payload["device_id"] = device_id
@@ -41,21 +47,32 @@ def wire_suffix(entry: dict) -> str:
     return topic
 
 
-def birth(status: dict, device_id: str, model_id: str, roster_version: int | None) -> dict:
-    """Retained ``status`` published on every connect (and on ``rebirth``)."""
+def birth(status: dict, device_id: str, model_id: str, roster_version: int | None,
+          conn_seq: int | None = None, room: str | None = None) -> dict:
+    """Retained ``status`` published on every connect (and on ``rebirth``).
+
+    ``conn_seq`` numbers the connection (the same number is in that connection's will).
+    """
     message = {k: v for k, v in status.items() if _json_safe(v)}
     message.update({
         "state": "online", "device_id": device_id, "contract": CONTRACT_VERSION,
         "firmware_version": status.get("firmware_version", __version__), "model_id": model_id,
         "roster_version": roster_version, "session": status.get("session"), "at": utc_iso(),
     })
+    if conn_seq is not None:
+        message["conn_seq"] = conn_seq
+    if room is not None:
+        message.setdefault("room", room)
     return message
 
 
-def will(device_id: str, reason: str = "connection lost") -> dict:
+def will(device_id: str, reason: str = "connection lost", conn_seq: int | None = None) -> dict:
     """Retained ``status`` the broker publishes when the device vanishes (or says goodbye)."""
-    return {"state": "offline", "device_id": device_id, "contract": CONTRACT_VERSION,
-            "reason": reason, "at": utc_iso()}
+    message = {"state": "offline", "device_id": device_id, "contract": CONTRACT_VERSION,
+               "reason": reason, "at": utc_iso()}
+    if conn_seq is not None:
+        message["conn_seq"] = conn_seq
+    return message
 
 
 def command_result(name: str, request_id: str | None, ok: bool, device_id: str,

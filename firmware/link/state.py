@@ -1,12 +1,18 @@
-"""Connection state of the link: reconnect backoff and logging broker down/up once.
+"""Connection state of the link: reconnect backoff, logging broker down/up once, and the
+per-connection sequence number of births and wills.
 
-Pure (an injected ``now``), so it is tested without sockets or sleeps.
+Backoff and LinkState are pure (an injected ``now``), so they are tested without sockets or sleeps.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from firmware.store.atomic import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -64,3 +70,38 @@ class LinkState:
             logger.debug("broker %s still unreachable: %s", self.broker, reason)
         self.up = False
         self.problem = reason
+
+
+class ConnectionSeq:
+    """The per-connection sequence number put in both the birth and the last will.
+
+    The central side keeps the highest one it has seen per device and ignores a status
+    message with a lower one, so a will of an old connection that the broker delivers after
+    the birth of a newer connection cannot mark the device offline. Each connect takes
+    ``max(last + 1, wall-clock ms)``: the stored ``last`` keeps it increasing across a reboot
+    with the clock set back (no RTC yet), the clock keeps it increasing after the data
+    directory was wiped. Persisted in ``path`` (a few bytes, written atomically) when given.
+    """
+
+    def __init__(self, path: Path | None = None, wall: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self._wall = wall
+        self.last = self._read()
+
+    def _read(self) -> int:
+        if self.path is None:
+            return 0
+        try:
+            return int(self.path.read_text(encoding="ascii").strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def next(self) -> int:
+        """The number for a new connection (persisted before it is used)."""
+        self.last = max(self.last + 1, int(self._wall() * 1000))
+        if self.path is not None:
+            try:
+                atomic_write_bytes(self.path, str(self.last).encode("ascii"), mode=0o600)
+            except OSError as exc:  # the clock part still orders connections
+                logger.warning("cannot persist the connection sequence in %s: %s", self.path, exc)
+        return self.last

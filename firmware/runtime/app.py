@@ -16,7 +16,9 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable, Protocol, TypeVar
+
+from gpiozero import Factory
 
 from firmware.config import Config
 from firmware.control.server import ControlServer
@@ -24,6 +26,7 @@ from firmware.domain.decisions import DecisionEngine
 from firmware.errors import ModelError, ModelHashMismatch, RollcallError
 from firmware.hal.camera import Camera
 from firmware.hal.indicators import Indicators
+from firmware.hal.sources import FrameSource
 from firmware.hal.systemd import Notifier
 from firmware.link.mqtt import MqttLink
 from firmware.runtime.device import Device
@@ -33,6 +36,15 @@ from firmware.store import Store
 from models.registry import verify_models
 
 logger = logging.getLogger(__name__)
+
+
+class Closeable(Protocol):
+    """A started part of the device: ``close()`` is safe twice."""
+
+    def close(self) -> None: ...
+
+
+P = TypeVar("P", bound=Closeable | None)
 
 BUILD_HINT = "build them with `rollcall models build --out {dir}` (or `./install.sh`)"
 def check_models(config: Config) -> dict:
@@ -61,13 +73,13 @@ class App:
     config_file: Path | None = None
     source: str | None = None
     max_frames: int | None = None
-    pin_factory: Any = None
-    notifier: Any = None
-    source_factory: Callable[[], Any] | None = None
+    pin_factory: Factory | None = None
+    notifier: Notifier | None = None
+    source_factory: Callable[[], FrameSource] | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
-    parts: list[tuple[str, Any]] = field(default_factory=list)
+    parts: list[tuple[str, Closeable | None]] = field(default_factory=list)
 
-    def _add(self, name: str, part: Any) -> Any:
+    def _add(self, name: str, part: P) -> P:
         self.parts.append((name, part))
         return part
 
@@ -92,16 +104,16 @@ class App:
         self.notifier = self._add("notifier", self.notifier or Notifier())
         return self
 
-    def _analyser(self) -> Any:
+    def _analyser(self) -> FrameAnalyser:
 
         return FrameAnalyser(self.config, self.config.paths.models_dir)
 
-    def _store(self) -> Any:
+    def _store(self) -> Store:
 
         return Store(self.config.paths.data_dir, config=self.config.store,
                      timezone=self.config.device.timezone)
 
-    def _indicators(self) -> Any:
+    def _indicators(self) -> Indicators:
 
         return Indicators(self.config.gpio, pin_factory=self.pin_factory, on_button=self._button)
 
@@ -111,31 +123,31 @@ class App:
         except RollcallError as exc:
             logger.warning("session button: %s", exc)
 
-    def _camera(self) -> Any:
+    def _camera(self) -> Camera:
 
         return Camera(self.config.camera, spec=self.source, source_factory=self.source_factory)
 
-    def _device(self) -> Any:
+    def _device(self) -> Device:
 
         return Device(self.config, store=self.store, engine=self.engine, indicators=self.indicators,
                       camera=self.camera, analyser=self.analyser, models=self.models,
                       config_path=self.config_file)
 
-    def _link(self) -> Any:
+    def _link(self) -> MqttLink:
 
         link = MqttLink(self.config.mqtt, self.config.device, self.store, commands=self.device.commands,
                         status_provider=self.device.status, telemetry_provider=self.device.telemetry,
                         model_id=self.config.recognition.embedder)
         return link.start()
 
-    def _control(self) -> Any:
+    def _control(self) -> ControlServer:
         return ControlServer(self.config.paths.control_socket, self.store, self.device).start()
 
     def run(self) -> str:
         """Run the loop on this thread until stopped; returns why it ended."""
 
         loop = DeviceLoop(camera=self.camera, engine=self.engine, sink=self.device, analyser=self.analyser,
-                          notifier=self.notifier, max_frames=self.max_frames)
+                          notifier=self.notifier, max_frames=self.max_frames, capture=self.device.enrol_capture)
         self.loop = loop
         self.device.loop_stats = loop.stats
         logger.info("device running (camera %s, models %s, broker %s)", self.camera.spec,

@@ -14,7 +14,8 @@ import logging
 import shutil
 import threading
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -22,12 +23,19 @@ from firmware import __version__
 from firmware.config import Config, load_config
 from firmware.domain.decisions import Decision, DecisionEngine, Outcome
 from firmware.domain.types import Frame
-from firmware.errors import CommandError, RollcallError
-from firmware.hal.display import annotate, crop_jpeg, encode_jpeg
-from firmware.runtime.enrol import enrol_photos, probe_broker
-from firmware.runtime.loop import Overlay
+from firmware.errors import CaptureError, CommandError, RollcallError
+from firmware.hal.camera import Camera, CameraState
+from firmware.hal.display import annotate, encode_jpeg
+from firmware.hal.indicators import Indicators
+from firmware.inference import images
+from firmware.link.mqtt import MqttLink
+from firmware.runtime.capture import DEFAULT_FRAMES, DEFAULT_TIMEOUT_S, EnrolCapture
+from firmware.runtime.enrol import Enroller, failed_views
+from firmware.runtime.loop import FrameAnalyser, LoopStats, Overlay
+from firmware.runtime.probe import probe_broker
 from firmware.runtime.sessions import SessionKeeper
-from firmware.runtime.tuning import configure_engine
+from firmware.runtime.tuning import configure_engine, match_threshold
+from firmware.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +59,9 @@ class Device:
     """Implements DeviceAPI. ``models`` is ``{"state": "ok"|"missing"|..., "message"}``;
     ``analyser`` the loop's FrameAnalyser (None when models are missing)."""
 
-    def __init__(self, config: Config, *, store: Any, engine: DecisionEngine, indicators: Any, camera: Any,
-                 link: Any = None, analyser: Any = None, models: dict | None = None,
-                 config_path: Any = None, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, config: Config, *, store: Store, engine: DecisionEngine, indicators: Indicators,
+                 camera: Camera, link: MqttLink | None = None, analyser: FrameAnalyser | None = None,
+                 models: dict | None = None, config_path: Path | None = None, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
         self.config = config
         self.store = store
@@ -68,7 +76,7 @@ class Device:
         self.started = clock()
         self.lock = threading.RLock()
         self.sessions = SessionKeeper(config, store, engine, lock=self.lock, wall=wall, clock=clock)
-        self.loop_stats: Any = None
+        self.loop_stats: LoopStats | None = None
         self.warnings_extra: list[str] = []
         self._frame: Frame | None = None
         self._overlays: list[Overlay] = []
@@ -77,12 +85,18 @@ class Device:
         self._challenge_code = ""
         self._kiosk_until = 0.0
         self._kiosk_track: int | None = None
-        self._enrol_pipeline: Any = None
+        self.enroller = Enroller(config, store)
+        self._capture: EnrolCapture | None = None
 
     # ---- loop sink -------------------------------------------------------------------
     def on_frame(self, frame: Frame, overlays: list[Overlay]) -> None:
         """Latest frame for the live view; amber prompt and kiosk follow the largest face."""
         self._frame, self._overlays = frame, overlays
+        capture = self._capture
+        if capture is not None and capture.active:
+            self._kiosk = {"state": "enrol", "name": capture.name, "person_id": None, "seat": None,
+                           "prompt": capture.prompt, "required_blinks": 0, "at": None}
+            return
         main = max(overlays, key=lambda o: float(o.box[2] - o.box[0]), default=None)
         stage = main.stage if main is not None else "idle"
         track = self.engine.tracks.get(main.track_id) if main else None
@@ -138,10 +152,14 @@ class Device:
         return d.outcome.value
 
     def _keep_face(self, d: Decision, frame: Frame, box: np.ndarray) -> None:
+        """Keep an unknown or spoof face for review, with why it was not recognised: the
+        closest enrolled person, their score and the accept threshold in force."""
         kind = "spoof" if d.outcome is Outcome.SPOOF else "unknown"
         full = encode_jpeg(frame.image) if self.config.decisions.save_unknown_frame else None
-        rec = self.store.unknowns.add(kind, d.session_id, d.embedding, crop_jpeg(frame.image, box), full,
-                                      {"track": d.track_id, "score": round(d.score, 4)})
+        extra = {"track": d.track_id, "score": round(d.score, 4), "closest_person_id": d.closest,
+                 "threshold": round(match_threshold(self.config), 4)}
+        rec = self.store.unknowns.add(kind, d.session_id, d.embedding, images.face_jpeg(frame.image, box), full,
+                                      extra)
         logger.info("%s face on track %d: %s", kind, d.track_id, "kept" if rec else "already kept")
 
     def _set_kiosk(self, shown: str, d: Decision, frame: Frame) -> None:
@@ -205,7 +223,7 @@ class Device:
 
     def _warnings(self, cam: dict, session: dict) -> list[str]:
         warnings = list(self.warnings_extra)
-        if cam["state"] in ("no_camera", "lost"):
+        if cam["state"] in (CameraState.NO_CAMERA, CameraState.LOST):
             warnings.append(cam.get("message") or "camera not available")
         if self.models["state"] != "ok":
             warnings.append(self.models["message"])
@@ -233,11 +251,70 @@ class Device:
     def kiosk_state(self) -> dict:
         return dict(self._kiosk)
 
-    def enrol_photos(self, person_id: str, images: list[bytes]) -> list[dict]:
-
-        with self.lock:
-            results = enrol_photos(self, person_id, images)
+    def enrol_photos(self, person_id: str, photos: list[bytes], *, source: str = "photo",
+                     confirm_duplicate: bool = False) -> list[dict]:
+        """Check, embed and store photos of one person (per photo: ok, status, reason,
+        message, photo_id, other_person...)."""
+        if self.store.people.get(person_id) is None:
+            return failed_views(len(photos), "no_person", f"person {person_id!r} does not exist: add them first")
+        if self.models["state"] != "ok":
+            return failed_views(len(photos), "no_models", f"cannot enrol: {self.models['message']}")
+        try:
+            with self.lock:
+                results = self.enroller.enrol_photos(person_id, photos, source=source,
+                                                     confirm_duplicate=confirm_duplicate)
+        except RollcallError as exc:
+            return failed_views(len(photos), "error", f"cannot enrol: {exc}")
         self.sessions.invalidate()
+        return results
+
+    # ---- enrolment at the door (capture mode) ----------------------------------------
+    def enrol_capture(self) -> EnrolCapture | None:
+        """The running or last capture (the loop feeds it while it is active)."""
+        return self._capture
+
+    def capture_start(self, person_id: str, frames: int = DEFAULT_FRAMES,
+                      timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
+        """Start keeping ``frames`` good frames of the person in front of the camera."""
+        person = self.store.people.get(person_id)
+        if person is None:
+            raise CaptureError(f"person {person_id!r} does not exist: add them first")
+        if self.models["state"] != "ok" or self.analyser is None:
+            raise CaptureError(f"cannot capture: {self.models['message'] or 'models are not loaded'}")
+        if self._capture is not None and self._capture.active:
+            raise CaptureError(f"a capture for {self._capture.name} is running: cancel it first")
+        # the door's own liveness check (the policy in force), as the decision engine runs it
+        self._capture = EnrolCapture(person_id, person.get("name", person_id), target=frames, timeout_s=timeout_s,
+                                     liveness_factory=self.engine.liveness_factory, clock=self.clock)
+        logger.info("enrolment capture started for %s (%d frames)", person_id, self._capture.target)
+        return self._capture.status()
+
+    def capture_status(self) -> dict | None:
+        return self._capture.status() if self._capture is not None else None
+
+    def capture_cancel(self) -> dict | None:
+        if self._capture is not None:
+            self._capture.cancel()
+        return self.capture_status()
+
+    def capture_frame_jpeg(self, index: int) -> bytes | None:
+        frame = self._capture.frame(index) if self._capture is not None else None
+        return frame.jpeg if frame is not None else None
+
+    def capture_keep(self, keep: list[int], *, confirm_duplicate: bool = False) -> list[dict]:
+        """Store the kept frames as ``device`` templates and end the capture."""
+        capture = self._capture
+        if capture is None:
+            raise CaptureError("no capture to keep frames from: start one first")
+        capture.cancel()
+        faces = capture.faces(keep)
+        results = []
+        if faces:
+            with self.lock:
+                results = self.enroller.enrol_faces(capture.person_id, faces, source="device",
+                                                    confirm_duplicate=confirm_duplicate)
+            self.sessions.invalidate()
+        self._capture = None
         return results
 
     def reload_config(self) -> dict:
@@ -251,6 +328,7 @@ class Device:
         with self.lock:
             self.config = new
             self.sessions.config = new
+            self.enroller.config = new
             configure_engine(self.engine, new)
             self.sessions.invalidate()
         message = "reloaded" + (f"; restart to apply: {', '.join(restart)}" if restart else "")
@@ -261,7 +339,6 @@ class Device:
         return self.indicators.test()
 
     def test_broker(self, mqtt: dict) -> dict:
-
         return probe_broker(mqtt)
 
     def session_command(self, action: str, session_id: str, by: str, liveness_policy: str | None = None) -> dict:

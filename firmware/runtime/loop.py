@@ -27,11 +27,14 @@ from firmware.domain.decisions import Decision, DecisionEngine
 from firmware.domain.liveness_measures import assess_face
 from firmware.domain.tracking import Tracker
 from firmware.domain.types import Detection, Frame
+from firmware.hal.camera import IDLE_STATES, Camera, CameraState
+from firmware.hal.systemd import Notifier
+from firmware.inference import images
 from firmware.inference.align import align_face
-from firmware.inference.detector import FaceDetector, model_file
-from firmware.inference.embedder import Embedder
+from firmware.inference.detector import model_file
 from firmware.inference.eyelids import EyelidModel
-from firmware.inference.mesh import FaceMesh
+from firmware.inference.pipeline import FacePipeline
+from firmware.runtime.capture import EnrolCapture
 
 logger = logging.getLogger(__name__)
 
@@ -50,27 +53,29 @@ class Overlay:
 
 
 class FrameAnalyser:
-    """Detector, mesh, eyelid model and embedder, loaded once from ``models_dir``.
+    """The device loop's view of the one face pipeline
+    (:class:`~firmware.inference.pipeline.FacePipeline`: detector, mesh, embedder, loaded
+    once from ``models_dir``) plus what liveness needs: the eyelid model and the quality gate.
 
     Detection runs on ``frame.lores`` (``camera.detect_width`` pixels wide); boxes are
     scaled back to full-frame pixels. ``min_face_px`` is in full-frame pixels.
     """
 
     def __init__(self, config: Config, models_dir: str | os.PathLike, *, num_threads: int = 2) -> None:
-
         self._assess, self._align = assess_face, align_face
 
         det = config.detection
         self.config = config
         self.min_face_px = det.min_face_px
-        self.detector = FaceDetector(models_dir, det.model, score_threshold=det.score_threshold,
-                                     max_faces=det.max_faces, num_threads=num_threads)
-        self.mesh = FaceMesh(models_dir, num_threads=num_threads)
-        self.embedder = Embedder(models_dir, config.recognition.embedder, num_threads=num_threads)
+        self.pipeline = FacePipeline(models_dir, detector_id=det.model, embedder_id=config.recognition.embedder,
+                                     min_face_px=0, score_threshold=det.score_threshold, max_faces=det.max_faces,
+                                     num_threads=num_threads)
+        self.detector, self.mesh = self.pipeline.detector, self.pipeline.mesh
+        self.embedder = self.pipeline.embedder   # loaded now: a missing model fails at start
         self.eyelids = None
         if Path(model_file(models_dir, "iris_landmark")).is_file():
             self.eyelids = EyelidModel(models_dir, num_threads=num_threads)
-        self.min_presence = 0.5
+        self.min_presence = self.pipeline.min_presence
 
     def detect(self, frame: Frame) -> list[Detection]:
         """Faces in the frame, boxes and keypoints in full-frame pixels."""
@@ -100,9 +105,9 @@ class FrameAnalyser:
 
     def close(self) -> None:
         """Release every interpreter (safe twice)."""
-        for part in (self.detector, self.mesh, self.embedder, self.eyelids):
-            if part is not None:
-                part.close()
+        self.pipeline.close()
+        if self.eyelids is not None:
+            self.eyelids.close()
 
 
 class Sink(Protocol):
@@ -157,13 +162,17 @@ class DeviceLoop:
     """Runs until ``stop`` is set, the replay ends, or ``max_frames`` frames were processed.
 
     ``analyser`` None = models missing: frames still feed the live view, nobody is
-    recognised. ``notifier`` is a :class:`~firmware.hal.systemd.Notifier`.
+    recognised. ``notifier`` is a :class:`~firmware.hal.systemd.Notifier`. ``capture``
+    returns the running enrolment capture, if any: it gets the largest face of each frame
+    instead of the decision engine.
     """
 
-    def __init__(self, *, camera: Any, engine: DecisionEngine, sink: Sink, analyser: FrameAnalyser | None,
-                 tracker: Tracker | None = None, notifier: Any = None, max_frames: int | None = None,
-                 housekeeping_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, camera: Camera, engine: DecisionEngine, sink: Sink, analyser: FrameAnalyser | None,
+                 tracker: Tracker | None = None, notifier: Notifier | None = None, max_frames: int | None = None,
+                 housekeeping_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 capture: Callable[[], EnrolCapture | None] | None = None) -> None:
         self.camera = camera
+        self.capture = capture
         self.engine = engine
         self.sink = sink
         self.analyser = analyser
@@ -180,7 +189,7 @@ class DeviceLoop:
     def healthy(self) -> bool:
         """Frames flowing, or idle for a reason the status already explains."""
         state = self.camera.state
-        if state in ("no_camera", "lost", "starting", "ended", "stopped"):
+        if state in IDLE_STATES:
             return True
         last = self.stats.last_frame_at if self.stats.last_frame_at is not None else self._started_at
         return last is not None and self.clock() - last < STALL_S
@@ -199,7 +208,7 @@ class DeviceLoop:
             self._housekeeping()
             if self.max_frames is not None and self.stats.frames >= self.max_frames:
                 return "max_frames"
-            if frame is None and self.camera.state == "ended":
+            if frame is None and self.camera.state == CameraState.ENDED:
                 return "replay_ended"
         return "stopped"
 
@@ -238,7 +247,12 @@ class DeviceLoop:
         pairs = self.tracker.update(detections, frame.ts)
         for track in self.tracker.ended:
             self.engine.end_track(track.id)
+        capture = self.capture() if self.capture is not None else None
+        enrolling = self._enrolled_face(capture, frame, pairs)
         for track, det in pairs:
+            if track.id == enrolling:
+                overlays.append(Overlay(det.box, track.id, "enrol", "", capture.prompt))
+                continue
             decision, track_id = self._face(frame, track.id, det)
             if decision is not None:
                 decisions.append(decision)
@@ -250,6 +264,23 @@ class DeviceLoop:
         self.sink.on_frame(frame, overlays)
         self.stats.frame(started)
         return decisions
+
+    def _enrolled_face(self, capture: EnrolCapture | None, frame: Frame, pairs: list) -> int | None:
+        """Offer the largest face to a running capture; its track id (None: no capture)."""
+        if capture is None or not capture.active or self.analyser is None:
+            return None
+        if not pairs:
+            capture.no_face()
+            return None
+        track, det = max(pairs, key=lambda pair: pair[1].width)
+        measured = self.analyser.measure(frame, det)
+        if measured is None:
+            capture.no_face()
+            return track.id
+        landmarks, openness, gate = measured
+        capture.offer(track.id, frame.ts, gate, openness, crop=lambda: images.face_jpeg(frame.image, det.box),
+                      embed=lambda: self.analyser.embed(frame, landmarks))
+        return track.id
 
     def _face(self, frame: Frame, track_id: int, det: Detection) -> tuple[Decision | None, int]:
         measured = self.analyser.measure(frame, det)

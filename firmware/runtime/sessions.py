@@ -15,7 +15,8 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Callable
+from enum import StrEnum
+from typing import Callable
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from firmware.domain.decisions import DecisionEngine, Match, Scope
 from firmware.domain.matching import Gallery
 from firmware.errors import CommandError, RollcallError
 from firmware.runtime.tuning import match_margin, match_threshold, set_liveness_policy
+from firmware.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +34,19 @@ REFRESH_S = 30.0
 ACTIONS = {"start": "in_progress", "stop": "completed", "cancel": "cancelled"}
 
 
+class DeviceMode(StrEnum):
+    """Who the device recognises now (``status()["mode"]``)."""
+
+    SESSION = "session"        # the running session's roster
+    OPEN_DOOR = "open_door"    # everyone enrolled (decisions.open_door)
+    NO_SESSION = "no_session"  # nobody: faces get "no session"
+    ERROR = "error"            # the roster could not be loaded
+
+
 class SessionKeeper:
     """Session state for one device (room ``config.device.room``)."""
 
-    def __init__(self, config: Config, store: Any, engine: DecisionEngine, *, lock: threading.RLock | None = None,
+    def __init__(self, config: Config, store: Store, engine: DecisionEngine, *, lock: threading.RLock | None = None,
                  wall: Callable[[], float] = time.time, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.store = store
@@ -44,7 +55,7 @@ class SessionKeeper:
         self.wall, self.clock = wall, clock
         self.session: dict | None = None
         self.roster: dict | None = None
-        self.gallery: Any = None
+        self.gallery: Gallery | None = None
         self._stale = True
         self._last_refresh = float("-inf")
         self._last_schedule = float("-inf")
@@ -158,7 +169,7 @@ class SessionKeeper:
 
         def match(vector: np.ndarray) -> Match:
             result = gallery.match(vector, threshold=threshold, margin=margin)
-            return Match(result.person_id, float(result.score or 0.0))
+            return Match(result.person_id, float(result.score or 0.0), result.best_person_id)
         return match
 
     def seat_of(self, person_id: str | None) -> str | None:
@@ -170,12 +181,12 @@ class SessionKeeper:
     def status(self) -> dict:
         """{"session": summary or None, "mode": session | open_door | no_session, "message"}."""
         if self._error:
-            return {"session": None, "mode": "error", "message": f"roster not loaded: {self._error}"}
+            return {"session": None, "mode": DeviceMode.ERROR, "message": f"roster not loaded: {self._error}"}
         if self.session is not None:
             s = self.session
             summary = {k: s.get(k) for k in ("id", "name", "room", "state", "scheduled_start", "scheduled_end")}
-            return {"session": summary, "mode": "session", "message": ""}
+            return {"session": summary, "mode": DeviceMode.SESSION, "message": ""}
         if self.config.decisions.open_door:
-            return {"session": None, "mode": "open_door", "message": ""}
-        return {"session": None, "mode": "no_session",
+            return {"session": None, "mode": DeviceMode.OPEN_DOOR, "message": ""}
+        return {"session": None, "mode": DeviceMode.NO_SESSION,
                 "message": "no session is running: start one in the console (or enable open-door mode)"}

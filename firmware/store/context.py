@@ -10,7 +10,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from firmware.config import StoreConfig
@@ -18,12 +18,9 @@ from firmware.errors import StoreError
 from firmware.store.atomic import atomic_write_bytes
 from firmware.store.errors import StoreValueError
 from firmware.store.ids import SeqCounter, local_day
+from firmware.store.journal import Journal
+from firmware.store.outbox import Outbox
 from firmware.store.tinyfile import DIR_MODE, FILE_MODE, CorruptHook, dumps, intercept_writes
-
-if TYPE_CHECKING:
-    from firmware.store.audit import Audit
-    from firmware.store.journal import Journal
-    from firmware.store.outbox import Outbox
 
 ID_RE_TEXT = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,6 +38,15 @@ def locks_itself(method: F) -> F:
     return method
 
 
+class AuditLog(Protocol):
+    """What the context needs of ``store.audit`` (``firmware.store.audit.Audit``, which
+    itself builds on this module)."""
+
+    def make(self, actor: str, action: str, target: object = None, details: dict | None = None) -> dict: ...
+
+    def apply_add(self, rec: dict) -> None: ...
+
+
 @dataclass
 class StoreContext:
     """Shared services, built once by ``Store`` and handed to each part."""
@@ -51,9 +57,9 @@ class StoreContext:
     seq: SeqCounter
     on_corrupt: CorruptHook
     segment_max: int
-    journal: "Journal" = field(default=None)  # type: ignore[assignment]
-    outbox: "Outbox" = field(default=None)  # type: ignore[assignment]
-    audit: "Audit" = field(default=None)  # type: ignore[assignment]
+    journal: Journal = field(default=None)  # type: ignore[assignment]
+    outbox: Outbox = field(default=None)  # type: ignore[assignment]
+    audit: AuditLog = field(default=None)  # type: ignore[assignment]
     appliers: dict[str, Callable[[Any], None]] = field(default_factory=dict)
     on_commit: Callable[[], None] = lambda: None
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # days are local dates

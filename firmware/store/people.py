@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 PERSON_ID_RE = re.compile(ID_RE_TEXT)
 EDITABLE = ("name", "external_id")
+SOURCES = ("photo", "device")   # where a template came from (see add_embedding)
 SyncedSource = Callable[[], dict[str, dict]]
 
 
@@ -150,12 +151,17 @@ class People:
     # -- embeddings and photos -----------------------------------------------------
     @audited("person.photo_added", target="person_id")
     def add_embedding(self, person_id: str, vector: object, model_id: str,
-                      photo_sha256: str | None = None, photo_jpeg: bytes | None = None) -> dict:
+                      photo_sha256: str | None = None, photo_jpeg: bytes | None = None,
+                      source: str = "photo") -> dict:
         """Store an L2-normalised float32 embedding (and its re-encoded photo).
 
+        ``source`` tags where the template came from: ``photo`` (an uploaded photo),
+        ``device`` (the door's own camera: a capture or an assigned unknown face).
         The same ``photo_sha256`` and ``model_id`` twice returns the first with ``duplicate``.
         """
         self._require_local(person_id)
+        if source not in SOURCES:
+            raise StoreValueError(f"source {source!r}: use one of {', '.join(SOURCES)}", "source")
         vec, model_id = to_vector(vector), check_model_id(model_id)
         sha = check_sha256(photo_sha256)
         self._check_dim(model_id, vec.shape[0])
@@ -165,7 +171,7 @@ class People:
         jpeg = reencode_jpeg(photo_jpeg) if photo_jpeg is not None else None
         now = self._ctx.clock()
         meta = {"id": new_ulid(now), "model_id": model_id, "dim": int(vec.shape[0]),
-                "photo_sha256": sha, "photo_id": None, "created_at": to_iso(now)}
+                "photo_sha256": sha, "photo_id": None, "created_at": to_iso(now), "source": source}
         if jpeg is not None:
             meta["photo_id"] = new_ulid(now)
             self._write_photo(person_id, meta["photo_id"], jpeg)
@@ -223,7 +229,8 @@ class People:
         """Photo metadata of a local person (id, sha256, model, created)."""
         self._require_local(person_id)
         return [{"photo_id": m["photo_id"], "photo_sha256": m["photo_sha256"],
-                 "embedding_id": m["id"], "model_id": m["model_id"], "created_at": m["created_at"]}
+                 "embedding_id": m["id"], "model_id": m["model_id"], "created_at": m["created_at"],
+                 "source": m.get("source", "photo")}
                 for m in self._emb[person_id] if m.get("photo_id")]
 
     def photo_path(self, person_id: str, photo_id: str) -> Path:

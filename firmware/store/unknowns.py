@@ -154,7 +154,8 @@ class Unknowns:
         self._ctx.audit_note(person_id=person_id)
         if action == "assign" and rec.get("embedding_b64") and rec.get("model_id"):
             self._people.add_embedding(person_id, decode_b64(rec["embedding_b64"]), rec["model_id"],
-                                       rec["crop_sha256"], self.crop_path(unknown_id).read_bytes())
+                                       rec["crop_sha256"], self.crop_path(unknown_id).read_bytes(),
+                                       source="device")
         fields = {"state": "assigned" if action == "assign" else "discarded",
                   "person_id": person_id, "resolved_by": by,
                   "resolved_at": to_iso(self._ctx.clock())}

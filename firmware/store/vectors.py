@@ -9,13 +9,12 @@ import re
 import numpy as np
 
 from firmware.errors import ImageError
+from firmware.inference import images
 from firmware.store.errors import StoreValueError
 
 MODEL_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_DIM = 4096
-MAX_PHOTO_BYTES = 20 * 1024 * 1024
-JPEG_QUALITY = 90
 
 
 def check_model_id(model_id: object) -> str:
@@ -75,20 +74,14 @@ def decode_b64(text: str, field: str = "vector") -> np.ndarray:
 
 
 def reencode_jpeg(data: object, field: str = "photo_jpeg") -> bytes:
-    """Decode an uploaded image and re-encode it as a fresh JPEG (drops metadata/payloads)."""
-    import cv2
-
+    """Admit an image (:mod:`firmware.inference.images`: JPEG/PNG, the common limits) and
+    re-encode it as a fresh JPEG (drops metadata/payloads)."""
     if not isinstance(data, (bytes, bytearray, memoryview)) or not data:
         raise ImageError(f"{field}: expected image bytes")
-    if len(data) > MAX_PHOTO_BYTES:
-        raise ImageError(f"{field}: larger than {MAX_PHOTO_BYTES // 2**20} MiB")
-    image = cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        raise ImageError(f"{field}: not a decodable image (use JPEG or PNG)")
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise ImageError(f"{field}: could not be re-encoded as JPEG")
-    return buf.tobytes()
+    try:
+        return images.clean_jpeg(bytes(data), min_side=images.MIN_CROP_SIDE, max_side=images.MAX_SIDE)
+    except ImageError as exc:
+        raise ImageError(f"{field}: {exc}") from None
 
 
 def check_jpeg(data: object, field: str) -> bytes:

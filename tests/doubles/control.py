@@ -249,19 +249,22 @@ class FakeDevice:
         return {"state": "idle", "name": None, "person_id": None, "seat": None,
                 "prompt": "Look at the camera", "required_blinks": 1, "at": None}
 
-    def enrol_photos(self, person_id: str, images: list[bytes]) -> list[dict]:
+    def enrol_photos(self, person_id: str, images: list[bytes], *, source: str = "photo",
+                     confirm_duplicate: bool = False) -> list[dict]:
         self.calls.append(("enrol", person_id, len(images)))
+        self.enrol_options = {"source": source, "confirm_duplicate": confirm_duplicate}
         out = []
         for data in images:
             digest = hashlib.sha256(data).hexdigest()
             if not data.startswith(b"\xff\xd8"):
-                out.append({"ok": False, "message": "not a JPEG image", "photo_id": None})
+                out.append({"ok": False, "reason": "bad_image", "message": "not a JPEG image",
+                            "photo_id": None})
             elif digest in self.seen:
-                out.append({"ok": False, "message": "duplicate of a photo already enrolled",
+                out.append({"ok": False, "reason": "already", "message": "duplicate of a photo already enrolled",
                             "photo_id": None})
             else:
                 self.seen.add(digest)
-                out.append({"ok": True, "message": "accepted",
+                out.append({"ok": True, "reason": "ok", "message": "accepted",
                              "photo_id": self._keep(person_id, digest, data)})
         return out
 
@@ -278,6 +281,39 @@ class FakeDevice:
         meta = self.store.people.add_embedding(person_id, vector / np.linalg.norm(vector),
                                                "fake_model", photo_sha256=digest, photo_jpeg=data)
         return meta["photo_id"]
+
+    # capture mode: a canned capture whose frames are ``self.jpeg``
+    capture: dict | None = None
+
+    def capture_start(self, person_id: str, frames: int = 5, timeout_s: float = 60.0) -> dict:
+        self.calls.append(("capture_start", person_id, frames, timeout_s))
+        self.capture = {"person_id": person_id, "name": person_id, "state": "capturing", "prompt": "Look straight",
+                        "message": "", "target": frames, "kept": 0, "elapsed_s": 0.0, "timeout_s": timeout_s,
+                        "frames": []}
+        return dict(self.capture)
+
+    def capture_fill(self, count: int) -> None:
+        """Pretend the loop kept ``count`` frames and finished."""
+        self.capture.update(state="done", kept=count, frames=[{"index": i, "prompt": "Look straight"}
+                                                              for i in range(count)])
+
+    def capture_status(self) -> dict | None:
+        return dict(self.capture) if self.capture else None
+
+    def capture_cancel(self) -> dict | None:
+        if self.capture and self.capture["state"] == "capturing":
+            self.capture["state"] = "cancelled"
+        return self.capture_status()
+
+    def capture_frame_jpeg(self, index: int) -> bytes | None:
+        return self.jpeg if self.capture and 0 <= index < self.capture["kept"] else None
+
+    def capture_keep(self, keep: list[int], *, confirm_duplicate: bool = False) -> list[dict]:
+        self.calls.append(("capture_keep", sorted(set(keep)), confirm_duplicate))
+        kept = self.capture["kept"]
+        self.capture = None
+        return [{"ok": True, "status": "accepted", "reason": "ok", "message": "ok", "photo_id": f"f{i}"}
+                for i in sorted(set(keep)) if 0 <= i < kept]
 
     def reload_config(self) -> dict:
         self.calls.append(("reload",))

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from firmware.cli import main
-from firmware.cli.enroll import ENROL_DETECTOR
-from firmware.domain.enrolment import check_and_embed
+from firmware.domain.enrolment import ENROL_DETECTOR
+from firmware.runtime.enrol import check_and_embed
 from firmware.inference.embedder import same_person_threshold
 from firmware.inference.pipeline import FacePipeline
 

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration
 
 
 def accept(device, person: str, policy: str) -> None:
-    d = Decision(Outcome.ACCEPTED, 1, 1.0, device.engine.scope.session_id, person, 0.9, None, 0.5, policy)
+    d = Decision(Outcome.ACCEPTED, 1, 1.0, device.engine.scope.session_id, person, 0.9, None, 0.5,
+                 liveness_policy=policy)
     device.on_decision(d, frame(), np.array([100, 60, 200, 180], np.float32))
 
 

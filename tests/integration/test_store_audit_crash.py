@@ -24,9 +24,10 @@ pytestmark = pytest.mark.integration
 KILLS = 25
 
 
-def _child(data_dir: Path, seed: int) -> None:
+def _child(data_dir: Path, seed: int, ready_fd: int) -> None:
     rng = random.Random(seed)
     store = Store(data_dir, segment_max=8, checkpoint_s=0.05)
+    os.write(ready_fd, b"open\n")  # the parent's random kill delay starts now
     n = seed * 10_000
     with store.acting("crash.admin"):
         while True:
@@ -57,13 +58,18 @@ def test_no_phantom_and_no_unaudited_change_after_sigkills(tmp_path):
     data = tmp_path / "d"
     rng = random.Random(7)
     for kill in range(KILLS):
+        ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child never returns
             try:
-                _child(data, kill + 1)
+                os.close(ready_r)
+                _child(data, kill + 1, ready_w)
             finally:
                 os._exit(1)
-        time.sleep(rng.uniform(0.05, 0.4))
+        os.close(ready_w)
+        assert os.read(ready_r, 16) == b"open\n"
+        os.close(ready_r)
+        time.sleep(rng.uniform(0.02, 0.3))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         with Store(data) as store:
@@ -73,5 +79,5 @@ def test_no_phantom_and_no_unaudited_change_after_sigkills(tmp_path):
         assert people == _expected_people(audit), f"after kill {kill + 1}"
         created = {a["target"] for a in audit if a["action"] == "roster.created"}
         assert rosters == created, f"after kill {kill + 1}"
-        assert {a["actor"] for a in audit} == {"crash.admin"}
+        assert {a["actor"] for a in audit} <= {"crash.admin"}
     assert len(audit) > KILLS  # the children got real work done between kills

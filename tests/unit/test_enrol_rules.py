@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from firmware.domain.types import Detection, FaceObservation
-from firmware.domain.enrolment import MIN_FACE_PX, check_and_embed, decode_photo, image_size
+from firmware.domain.enrolment import MIN_FACE_PX
+from firmware.inference.images import decode as decode_photo
+from firmware.inference.images import image_size
+from firmware.runtime.enrol import check_and_embed
 from firmware.errors import ImageError
 
 THRESHOLD = 0.8

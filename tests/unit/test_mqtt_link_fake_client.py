@@ -13,6 +13,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from firmware.config import DeviceConfig, MqttConfig
 from firmware.link.mqtt import MqttLink
+from firmware.store import Store
 from tests.unit.test_mqtt_drain import FakeOutbox
 
 DEVICE = DeviceConfig(id="dev1", site="site1", room="room1")
@@ -27,6 +28,9 @@ class FakeClient:
 
     def max_inflight_messages_set(self, value: int) -> None:
         self.max_inflight = value
+
+    def will_set(self, topic, payload, qos=0, retain=False) -> None:
+        self.will = (topic, json.loads(payload), qos, retain)
 
     def connect(self, host, port, keepalive, clean_start) -> None:
         self.connects += 1
@@ -145,3 +149,20 @@ def test_command_and_garbage_roster_get_results_without_crashing():
     assert client.on("cmd/telemetry_now/result")[0]["request_id"] == "t1"
     rejected = client.on("roster_sync/result")[0]
     assert rejected["ok"] is False and "no roster public key installed" in rejected["error"]
+
+
+def test_will_and_birth_share_a_conn_seq_that_grows_per_connection(tmp_path):
+    client = FakeClient()
+    with Store(tmp_path / "d") as store:
+        link = MqttLink(MqttConfig(host="x"), DeviceConfig(id="d1", site="s", room="r"), store, model_id="m1",
+                        client_factory=lambda *a, **k: client).start()
+        try:
+            deadline = time.monotonic() + 5
+            while not any(t.endswith("/status") for t, *_ in client.published) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            link.close()
+    births = [p for t, p, _, retain in client.published if t.endswith("/status") and p["state"] == "online"]
+    goodbye = [p for t, p, _, _ in client.published if t.endswith("/status") and p["state"] == "offline"]
+    assert births and births[0]["conn_seq"] == client.will[1]["conn_seq"] == goodbye[-1]["conn_seq"]
+    assert client.will[3] is True and (tmp_path / "d" / "link-connection-seq").read_text() == str(births[0]["conn_seq"])

@@ -1,0 +1,40 @@
+% rebase('layout.tpl')
+<h1>Bulk enrolment</h1>
+<section class="card">
+<p>Upload a CSV with a header row and the columns <code>name</code> and <code>photos</code> (file names in the
+zip, separated by <code>;</code>), optionally <code>person_id</code> and <code>external_id</code>, plus a zip
+of the photos. Running the same files again changes nothing.</p>
+<form method="post" action="/people/bulk" enctype="multipart/form-data" id="bulk-form">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <label>People (CSV) <input type="file" name="csv" accept=".csv,text/csv" required></label>
+  <label>Photos (zip) <input type="file" name="zip" accept=".zip,application/zip" required></label>
+  <label class="check"><input type="checkbox" name="confirm_duplicate" value="1"> Enrol faces that look like another enrolled person anyway (I checked they are different people)</label>
+  <button type="submit">Upload and enrol</button>
+</form>
+</section>
+% if error:
+<p class="flash error" id="bulk-error">{{error}}</p>
+% end
+% if reports:
+<section class="card" id="bulk-report">
+<h2>Report</h2>
+<p id="bulk-counts">{{', '.join(f'{n} {label}' for label, n in sorted(counts.items()))}}</p>
+<table>
+<thead><tr><th>Line</th><th>Person</th><th>Result</th><th>Details</th></tr></thead>
+<tbody>
+% for r in reports:
+<tr data-status="{{r['status']}}"><td>{{r['line']}}</td><td>{{r['name']}} <small>({{r['person_id']}})</small></td>
+<td class="{{'ok' if r['status'] in ('ok', 'already') else 'error'}}">{{r['label']}}</td><td>{{r['message']}}
+% if len(r['photos']) > 1:
+<ul class="photo-results">
+% for ph in r['photos']:
+<li>{{ph['file']}}: {{'ok' if ph.get('ok') else ph.get('message')}}</li>
+% end
+</ul>
+% end
+</td></tr>
+% end
+</tbody>
+</table>
+</section>
+% end
