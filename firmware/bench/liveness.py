@@ -11,12 +11,25 @@ Runs the real detector + Face Mesh + eyelid model + :class:`LivenessTracker` on:
 - ``--replay`` clips (a phone replaying a face) under the ``blink`` and ``challenge``
   policies, reported as they are (found with the full-range detector by default).
 
-Every face is followed by a small IoU tracker with its own LivenessTracker. Prints a
-table; ``--json`` keys: live_pass_rate, median_seconds_to_pass,
-max_seconds_from_first_blink, still_streams, still_false_passes, still_false_blinks,
-still_spoof_verdicts, flick_streams, flick_false_passes, replay_result_blink_policy, replay_result_challenge_policy,
-ms_per_frame_landmarks_median / _p95 (mesh + eyelids + gate + tracker per face per
-frame), and the per-clip rows. Paths default to ``../shared/data`` next to the repo (or
+Every face is followed by a small IoU tracker with its own LivenessTracker. The head-pose
+``challenge`` policy is measured on per-frame measurements taken once per clip and cached
+under ``--cache`` (:mod:`firmware.bench.liveness_cache`, :mod:`firmware.bench.liveness_challenge`):
+every clip (``--live``, ``--entry``, ``--replay``, ``--cooperative``) replayed from
+``--offsets`` random starts against a fresh challenge each, and ``--cooperative-runs``
+simulated cooperative people assembled from real frames. Stills are also replayed under
+the challenge policy. First blinks come from ``--labels`` (hand-labelled, kept next to
+this file) when a clip is labelled.
+
+Prints a table; ``--json`` keys: live_pass_rate, median_seconds_to_pass,
+max_seconds_from_first_blink, live_within_target (every live clip at both rates passed
+within FROM_BLINK_TARGET_S of its first blink), still_streams, still_false_passes,
+still_false_blinks, still_spoof_verdicts, flick_streams, flick_false_passes,
+still_challenge_false_passes, flick_challenge_false_passes, replay_result_blink_policy,
+replay_result_blink_challenge_policy, replay_pass_rate (+ replay_runs, replay_clips),
+cooperative_pass_rate, cooperative_median_s (+ cooperative_p95_s, cooperative_runs,
+cooperative_unanswerable_draws, cooperative_failures, cooperative_footage),
+ms_per_frame_landmarks_median / _p95 (mesh + eyelids + gate + tracker per face per frame),
+and the per-clip rows. Paths default to ``../shared/data`` next to the repo (or
 ``$ROLLCALL_SHARED_DATA``). Exit code 1 if a live clip fails or a still passes.
 """
 
