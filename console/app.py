@@ -19,6 +19,7 @@ from console import (pages_attendance, pages_auth, pages_enrol, pages_live, page
                      pages_settings)
 from console.auth import AdminAccount, LoginLimiter, Sessions, load_or_make_key
 from console.context import Context
+from console.throttle import PasswordGate
 from console.security import SecurityPlugin, install_hooks
 from firmware.config import config_path as resolve_config_path
 from firmware.config import load_config
@@ -46,6 +47,7 @@ def create_app(config_path: str | os.PathLike | None = None, *, client=None,
                   admin=AdminAccount(secrets_dir, password_hasher),
                   sessions=Sessions(load_or_make_key(secrets_dir), clock=clock),
                   limiter=LoginLimiter(clock=monotonic), clock=clock)
+    ctx.gate = PasswordGate(ctx.limiter, clock=monotonic)
     app = bottle.Bottle()
     app.config["rollcall.ctx"] = ctx
     install_hooks(app, ctx)

@@ -47,13 +47,28 @@ def password_problem(password: str, user: str = "") -> str | None:
     return None
 
 
+# argon2id for a 1 GB Raspberry Pi: 32 MiB and 3 passes per check (~0.3 s on a Pi 4 core),
+# 2 lanes. The console runs at most 2 checks at once (console.throttle), so password checks
+# never hold more than 64 MiB. OWASP's floor is 19 MiB x 2 passes; argon2-cffi's default
+# (64 MiB x 3, 4 lanes) let 12 parallel guesses take the console from 75 to 803 MB RSS.
+ARGON2_TIME_COST = 3
+ARGON2_MEMORY_KIB = 32 * 1024
+ARGON2_PARALLELISM = 2
+
+
+def pi_hasher() -> PasswordHasher:
+    """The console's argon2id parameters (see above); old hashes still verify."""
+    return PasswordHasher(time_cost=ARGON2_TIME_COST, memory_cost=ARGON2_MEMORY_KIB,
+                          parallelism=ARGON2_PARALLELISM)
+
+
 class AdminAccount:
     """The single admin account stored as an argon2 hash in ``secrets_dir/admin.json``."""
 
     def __init__(self, secrets_dir: Path, hasher: PasswordHasher | None = None) -> None:
         self.secrets_dir = Path(secrets_dir)
         self.path = self.secrets_dir / ADMIN_FILE
-        self.hasher = hasher or PasswordHasher()  # argon2id, library defaults (RFC 9106)
+        self.hasher = hasher or pi_hasher()
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -79,7 +94,10 @@ class AdminAccount:
         except (OSError, ValueError, KeyError):
             logger.error("cannot read the admin account file %s", self.path)
             return False
-        return ok and hmac.compare_digest(user.encode(), data["user"].encode())
+        ok = ok and hmac.compare_digest(user.encode(), data["user"].encode())
+        if ok and self.hasher.check_needs_rehash(data["hash"]):
+            self.set_password(user, password)  # older, costlier parameters: re-hash once
+        return ok
 
     def setup_code(self) -> str | None:
         """The one-time setup code written by provisioning, if any."""
@@ -107,9 +125,12 @@ def load_or_make_key(secrets_dir: Path) -> bytes:
 
 
 class Sessions:
-    """Server-side sessions. The cookie holds ``id.signature``; the id rotates at login."""
+    """Server-side sessions of logged-in users (anonymous visitors get none: see
+    console.prelogin). The cookie holds ``id.signature``; the id rotates at login. A session
+    ends after ``IDLE_S`` without use or ``ABSOLUTE_S`` after login, whichever comes first."""
 
     IDLE_S = 8 * 3600
+    ABSOLUTE_S = 12 * 3600
     MAX_SESSIONS = 5000
 
     def __init__(self, key: bytes, clock: Callable[[], float] = time.time) -> None:
@@ -126,7 +147,7 @@ class Sessions:
     def new(self, user: str | None = None) -> tuple[str, dict]:
         sid = secrets.token_urlsafe(32)
         session = {"user": user, "csrf": secrets.token_urlsafe(32), "seen": self.clock(),
-                   "flash": []}
+                   "created": self.clock(), "flash": []}
         self._data[sid] = session
         while len(self._data) > self.MAX_SESSIONS:
             self._data.popitem(last=False)
@@ -139,7 +160,9 @@ class Sessions:
         if not hmac.compare_digest(sig, self._sign(sid)):
             return None
         session = self._data.get(sid)
-        if session is None or self.clock() - session["seen"] > self.IDLE_S:
+        now = self.clock()
+        if session is None or now - session["seen"] > self.IDLE_S \
+                or now - session.get("created", session["seen"]) > self.ABSOLUTE_S:
             self._data.pop(sid, None)
             return None
         session["seen"] = self.clock()

@@ -13,15 +13,10 @@ Prints a table and writes ``--json``. The target (p99 <= 200 ms) is reported, no
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import logging
 import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,9 +26,11 @@ from pathlib import Path
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from console import bench_attack
+from console.benchstack import PASSWORD, Client, free_port, percentile, start_stack, stop
+
 logger = logging.getLogger(__name__)
 
-PASSWORD = "bench-only-password-1"
 TARGET_P99_MS = 200.0
 PAGE_NAMES = ("dashboard", "attendance_today", "attendance_week", "attendance_all")
 
@@ -48,6 +45,11 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
                         help=f"comma-separated subset of {', '.join(PAGE_NAMES)}")
     parser.add_argument("--timezone", default="UTC", type=_zone,
                         help="device.timezone of the bench device (IANA name): days are its local dates")
+    parser.add_argument("--attack", action="store_true",
+                        help="instead: a legitimate user's latency while slow clients and a login "
+                             "burst attack the console, and its peak RSS (console/bench_attack.py)")
+    parser.add_argument("--slow", default="12,50", help="--attack: slow-client counts to try")
+    parser.add_argument("--burst", type=int, default=50, help="--attack: simultaneous wrong logins")
     parser.add_argument("--json", help="write the results to this file")
     parser.set_defaults(func=run)
 
@@ -89,39 +91,6 @@ def seed(data_dir: Path, records: int, people: int = 200, zone: str = "UTC") -> 
     return {"records": records, "days": day, "seed_s": round(time.perf_counter() - started, 1)}
 
 
-class _Client:
-    """One keep-alive HTTP client with the session cookie and CSRF token of a login."""
-
-    def __init__(self, port: int) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        self.cookie = ""
-
-    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, bytes]:
-        headers = {"Cookie": self.cookie} if self.cookie else {}
-        if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.conn.request(method, path, body=body, headers=headers)
-        resp = self.conn.getresponse()
-        data = resp.read()
-        cookie = resp.getheader("Set-Cookie")
-        if cookie:
-            self.cookie = cookie.split(";", 1)[0]
-        return resp.status, data
-
-    def login(self) -> None:
-        _, page = self.request("GET", "/login")
-        token = re.search(rb'name="csrf" value="([^"]+)"', page).group(1).decode()
-        status, _ = self.request("POST", "/login", urlencode({"user": "admin", "password": PASSWORD,
-                                                               "csrf": token}))
-        if status != 303:
-            raise RuntimeError(f"bench login failed (HTTP {status})")
-
-
-def _percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))] if ordered else 0.0
-
-
 def load(port: int, clients: int, seconds: float, pages: dict[str, str]) -> dict:
     """Each client fetches every page in turn until ``seconds`` pass; latencies in ms."""
     timings: dict[str, list[float]] = {name: [] for name in pages}
@@ -130,7 +99,7 @@ def load(port: int, clients: int, seconds: float, pages: dict[str, str]) -> dict
     end = time.monotonic() + seconds
 
     def worker() -> None:
-        client = _Client(port)
+        client = Client(port)
         client.login()
         while time.monotonic() < end:
             for name, path in pages.items():
@@ -145,8 +114,8 @@ def load(port: int, clients: int, seconds: float, pages: dict[str, str]) -> dict
         thread.start()
     for thread in threads:
         thread.join()
-    return {name: {"n": len(v), "p50_ms": round(_percentile(v, 50), 1),
-                   "p99_ms": round(_percentile(v, 99), 1), "max_ms": round(max(v, default=0), 1)}
+    return {name: {"n": len(v), "p50_ms": round(percentile(v, 50), 1),
+                   "p99_ms": round(percentile(v, 99), 1), "max_ms": round(max(v, default=0), 1)}
             for name, v in timings.items()} | {"errors": errors[:20]}
 
 
@@ -162,50 +131,6 @@ def _local_midnight(zone: str, days_ago: int = 0) -> float:
     tz = ZoneInfo(zone)
     day = datetime.now(tz).date() - timedelta(days=days_ago)
     return datetime.combine(day, dt_time(0, 0), tz).timestamp()
-
-
-def _spawn(root: Path, name: str, argv: list[str]) -> subprocess.Popen:
-    log = open(root / f"{name}.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "firmware.cli", *argv], stdout=log,
-                            stderr=subprocess.STDOUT)
-
-
-def _wait_for(ready, proc: subprocess.Popen, what: str, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start (see {log})")
-        time.sleep(0.2)
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.3).close()
-        return True
-    except OSError:
-        return False
-
-
-def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _start_stack(root: Path, source: str, port: int) -> tuple[subprocess.Popen, subprocess.Popen]:
-    config = str(root / "config.toml")
-    firmware = _spawn(root, "firmware", ["run", "--config", config, "--source", source])
-    _wait_for(lambda: (root / "control.sock").exists(), firmware, "the firmware", root / "firmware.log")
-    console = _spawn(root, "console", ["console", "--config", config, "--bind", "127.0.0.1",
-                                       "--port", str(port)])
-    _wait_for(lambda: _port_open(port), console, "the console", root / "console.log", timeout=30)
-    return firmware, console
 
 
 def run(args: argparse.Namespace) -> int:
@@ -225,19 +150,26 @@ def run(args: argparse.Namespace) -> int:
         seeded = seed(root / "data", args.records, zone=zone)
         print(f"seeded {seeded['records']} records over {seeded['days']} days in {seeded['seed_s']} s")
         AdminAccount(root / "secrets").set_password("admin", PASSWORD)
-        port = _free_port()
-        firmware, console = _start_stack(root, source, port)
+        port = free_port()
+        firmware, console = start_stack(root, source, port)
         pages = {"dashboard": "/", "attendance_today": "/attendance",
                  "attendance_week": "/attendance?" + urlencode(days_back(6, zone)),
                  "attendance_all": "/attendance?" + urlencode({"day_from": "2000-01-01",
                                                                "day_to": "2100-01-01"})}
         wanted = [p.strip() for p in args.pages.split(",") if p.strip() in pages]
         pages = {name: pages[name] for name in wanted or PAGE_NAMES}
-        results = load(port, clients, seconds, pages)
+        if args.attack:
+            results = bench_attack.attack(port, console.pid, min(seconds, 60.0),
+                                          [int(n) for n in args.slow.split(",") if n.strip()],
+                                          max(1, min(args.burst, 200)))
+        else:
+            results = load(port, clients, seconds, pages)
     finally:
-        _stop(console)
-        _stop(firmware)
+        stop(console)
+        stop(firmware)
         shutil.rmtree(root, ignore_errors=True)
+    if args.attack:
+        return _attack_report(results, args)
     report = {"bench": "console", **seeded, "clients": clients, "seconds": seconds,
               "firmware": f"real, replaying {args.firmware_source}" if args.firmware_source
               else "real, no camera (degraded)", "pages": results, "target_p99_ms": TARGET_P99_MS,
@@ -249,12 +181,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _attack_report(phases: dict, args: argparse.Namespace) -> int:
+    bench_attack.print_report(phases)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"bench": "console-attack", "phases": phases}, indent=2))
+    return 0
 
 
 def _print(report: dict, pages: dict) -> None:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import bottle
 
 from console.auth import AdminAccount, LoginLimiter, Sessions
+from console.throttle import PasswordGate
 from firmware.config import Config, load_config, parse_config, write_config_atomic
 from firmware.control.client import ControlClient
 from firmware.errors import ControlError
@@ -33,6 +34,7 @@ class Context:
     sessions: Sessions
     limiter: LoginLimiter
     clock: Callable[[], float] = time.time
+    gate: PasswordGate | None = None
     _status: tuple[float, dict | None, str | None] = (0.0, None, None)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cache: dict = field(default_factory=dict)
@@ -82,6 +84,11 @@ class Context:
         with self._lock:
             self._cache[key] = (time.monotonic(), value)
         return value
+
+    def forget_status(self) -> None:
+        """Drop the cached firmware status (after a change the next page must show)."""
+        with self._lock:
+            self._status = (0.0, None, None)
 
     def forget(self, key: str) -> None:
         with self._lock:
@@ -133,7 +140,8 @@ class Context:
         if session:
             session["flash"].clear()
         status, fw_error = self.firmware_status() if values.pop("need_status", True) else (None, None)
-        base = {"user": self.user(), "csrf": session["csrf"] if session else "",
+        base = {"user": self.user(),
+                "csrf": session["csrf"] if session else bottle.request.environ.get("rc.pre", ""),
                 "flashes": flashes, "fw_error": fw_error, "fw_status": status,
                 "device_name": self.config.device.name, "https": self.config.console.https,
                 "nav": values.get("nav", ""), "title": values.get("title", ""),

@@ -139,10 +139,11 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/attendance/export.csv")
     def attendance_export():
         filters = read_filters(ctx)
-        first = fw_call(ctx, ctx.fw.attendance, timeout=30, **filters, order="time", offset=0,
-                        limit=EXPORT_CHUNK)
-        if first is None:
-            raise bottle.HTTPError(503, "the firmware is not running; cannot export")
+        try:
+            first = ctx.fw.attendance(timeout=30, **filters, order="time", offset=0, limit=EXPORT_CHUNK)
+        except ControlError as exc:  # say what was wrong: a bad filter is not a stopped firmware
+            status = exc.status if exc.status in (400, 404, 409, 413) else 503
+            raise bottle.HTTPError(status, f"cannot export: {exc}") from None
         ctx.audit("attendance.exported", None, {k: v for k, v in filters.items() if v})
         stamp = filters["day_from"] or "all"
         bottle.response.content_type = "text/csv; charset=utf-8"

@@ -12,6 +12,7 @@ import bottle
 
 from console.auth import password_problem
 from console.security import ensure_session, rotate_session
+from console.throttle import Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -19,9 +20,14 @@ STATIC = str(Path(__file__).with_name("static"))
 USER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
+NEXT_RE = re.compile(r"^/(?![/\\])[A-Za-z0-9._~!$&'()*+,;=:@%/?#-]{0,500}$")
+
+
 def safe_next(url: str | None) -> str:
-    """Only same-site absolute paths are followed after login (no open redirect)."""
-    if url and url.startswith("/") and not url.startswith("//") and "\\" not in url:
+    """Only a plain same-origin path is followed after login (no open redirect): it starts
+    with one ``/``, has no ``//`` or backslash anywhere, and only printable URL characters
+    (a tab, CR or LF could be dropped by a browser and turn ``/\t/evil`` into ``//evil``)."""
+    if url and NEXT_RE.fullmatch(url) and "//" not in url and "\\" not in url:
         return url
     return "/"
 
@@ -60,22 +66,21 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.post("/login", public=True)
     def login():
         form, who = bottle.request.forms, client_id()
-        wait = ctx.limiter.wait_s(who)
-        user = form.getunicode("user", "").strip()
-        error = None
-        if wait > 0:
-            error = f"too many failed attempts; try again in {int(wait) + 1} s"
-        elif ctx.admin.verify(user, form.getunicode("password", "")):
-            ctx.limiter.succeeded(who)
+        user = (form.getunicode("user") or "").strip()[:64]
+        password = form.getunicode("password") or ""
+        ok, verdict = ctx.gate.check(who, user, lambda: ctx.admin.verify(user, password))
+        if ok:
             rotate_session(ctx, user)
             ctx.audit("login", user)
             bottle.redirect(safe_next(form.getunicode("next")))
-        else:
-            ctx.limiter.failed(who)
-            error = "wrong user name or password"
+        if verdict.allowed:
+            verdict = Verdict(False, 401, "wrong user name or password")
             logger.warning("console login failed for user %r from %s", user[:32], who)
-        bottle.response.status = 429 if wait > 0 else 401
-        return ctx.render("login.tpl", title="Log in", error=error, user_name=user,
+        bottle.response.status = verdict.status
+        if verdict.status == 503:
+            bottle.response.set_header("Retry-After", "2")
+        ensure_session(ctx)
+        return ctx.render("login.tpl", title="Log in", error=verdict.message, user_name=user,
                           next_url=safe_next(form.getunicode("next")))
 
     @app.post("/logout")
@@ -108,6 +113,7 @@ def register(app: bottle.Bottle, ctx) -> None:
                 ctx.limiter.failed(client_id())  # the setup code is guessed like a password
             if error:
                 bottle.response.status = 429 if wait > 0 else 400
+                ensure_session(ctx)
                 return ctx.render("setup.tpl", title="First-run setup", error=error,
                                   user_name=form.get("user", ""), need_code=bool(ctx.admin.setup_code()))
             user = form.get("user").strip()

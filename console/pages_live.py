@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Callable
 
 import bottle
@@ -11,6 +12,7 @@ from firmware.errors import ControlError
 
 logger = logging.getLogger(__name__)
 
+NOTICE_ID_RE = re.compile(r"^[0-9A-Z]{26}$")
 HEALTH_FIELDS = (("camera", "Camera"), ("broker", "Broker"), ("models", "Model"),
                  ("roster_version", "Roster version"), ("session", "Active session"),
                  ("fps", "FPS"), ("outbox_depth", "Outbox depth"),
@@ -67,8 +69,21 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/")
     def dashboard():
         status, error = ctx.firmware_status()
+        warnings = [w for w in (status or {}).get("warnings") or [] if not w.startswith("DAMAGE:")]
         return ctx.render("dashboard.tpl", title="Dashboard", nav="/", rows=health_rows(status),
-                          warnings=(status or {}).get("warnings") or [])
+                          warnings=warnings, notices=(status or {}).get("notices") or [])
+
+    @app.post("/notices/<notice_id>/ack")
+    def acknowledge_notice(notice_id: str):
+        if not NOTICE_ID_RE.match(notice_id):
+            raise bottle.HTTPError(404, "no such notice")
+        try:
+            ctx.fw.acknowledge_notice(notice_id)
+            ctx.flash("Notice acknowledged; it is kept in the audit log.")
+        except ControlError as exc:
+            ctx.flash(f"Could not acknowledge the notice: {exc}", "error")
+        ctx.forget_status()
+        bottle.redirect("/")
 
     @app.get("/api/status")
     def api_status():

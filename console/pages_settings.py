@@ -13,6 +13,7 @@ from console.diagnostics import build_bundle
 from console.pages_people import fw_call
 from console.security import rotate_session
 from firmware.errors import ConfigError, ControlError
+from firmware.runtime.tuning import threshold_warning
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,11 @@ def _mqtt_from_form(form) -> dict:
 def _changes(kind: str, form) -> dict:
     """{section: {field: value}} for one settings form (ValueError on bad numbers)."""
     if kind == "recognition":
-        return {"recognition": {"match_threshold": _opt_float(form.get("match_threshold")),
-                                "margin": _opt_float(form.get("margin"))},
-                "liveness": {"policy": form.get("policy")}}
+        recognition = {"match_threshold": _opt_float(form.get("match_threshold")),
+                       "margin": _opt_float(form.get("margin"))}
+        if form.get("security_level"):
+            recognition["security_level"] = form.get("security_level")
+        return {"recognition": recognition, "liveness": {"policy": form.get("policy")}}
     if kind == "retention":
         return {"store": {"retention_days": int(form.get("retention_days")),
                           "audit_retention_days": int(form.get("audit_retention_days"))}}
@@ -56,7 +59,7 @@ def _changes(kind: str, form) -> dict:
 
 def _save(ctx, kind: str, form) -> bool:
     try:
-        _config, message = ctx.save_config(_changes(kind, form))
+        config, message = ctx.save_config(_changes(kind, form))
     except (ConfigError, ValueError, TypeError) as exc:
         ctx.flash(f"not saved: {exc}", "error")
         return False
@@ -66,6 +69,10 @@ def _save(ctx, kind: str, form) -> bool:
         return False
     ctx.audit(f"settings.{kind}", None, {"changed": kind})
     ctx.flash(f"Saved. {message}")
+    if kind == "recognition":
+        warning = threshold_warning(config.recognition.embedder, config.recognition.match_threshold)
+        if warning:
+            ctx.flash(warning, "warn")
     return True
 
 

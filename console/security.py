@@ -10,6 +10,7 @@ from urllib.parse import quote
 import bottle
 
 from console.auth import csrf_ok
+from console.prelogin import prelogin_ok, prelogin_token
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +46,13 @@ def set_session_cookie(ctx, sid: str) -> None:
                                samesite="strict", secure=ctx.config.console.https)
 
 
-def ensure_session(ctx) -> dict:
-    """The request's session, creating an anonymous one (with a CSRF token) if needed."""
-    env = bottle.request.environ
-    if env.get("rc.session") is None:
-        sid, session = ctx.sessions.new()
-        env["rc.sid"], env["rc.session"] = sid, session
-        set_session_cookie(ctx, sid)
-    return env["rc.session"]
+def ensure_session(ctx) -> str:
+    """The CSRF token of this request: the session's, or for an anonymous visitor a
+    stateless pre-login token (console.prelogin); never a server-side session."""
+    session = bottle.request.environ.get("rc.session")
+    if session is not None:
+        return session["csrf"]
+    return prelogin_token(ctx.sessions.key, ctx.config.console.https, ctx.clock)
 
 
 def rotate_session(ctx, user: str) -> dict:
@@ -145,7 +145,9 @@ class SecurityPlugin:
             request, ctx = bottle.request, self.ctx
             if request.method in UNSAFE:
                 token = request.headers.get("X-CSRF-Token") or request.forms.get("csrf")
-                if not csrf_ok(request.environ.get("rc.session"), token):
+                session = request.environ.get("rc.session")
+                if not (csrf_ok(session, token) or (session is None and public
+                                                    and prelogin_ok(ctx.sessions.key, token, ctx.clock))):
                     logger.warning("CSRF check failed for %s %s", request.method, request.path)
                     raise bottle.HTTPError(403, "the form expired or did not come from this "
                                                 "console; reload the page and try again")

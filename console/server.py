@@ -8,9 +8,8 @@ import logging
 import signal
 import threading
 
-from cheroot import wsgi
-
 from console.app import create_app
+from console.slowclients import DeadlineServer
 from firmware.config import config_path, load_config
 from firmware.errors import ConfigError
 
@@ -25,10 +24,11 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
     parser.set_defaults(func=run)
 
 
-def make_server(app, bind: str, port: int, config) -> wsgi.Server:
-    """A cheroot server for ``app``; HTTPS when ``console.https`` is on."""
-    server = wsgi.Server((bind, port), app, numthreads=12, server_name="rollcall-console",
-                         shutdown_timeout=2, timeout=30)
+def make_server(app, bind: str, port: int, config) -> DeadlineServer:
+    """A cheroot server for ``app`` with per-request receive deadlines (slow clients get
+    408); HTTPS when ``console.https`` is on."""
+    server = DeadlineServer((bind, port), app, server_name="rollcall-console",
+                            shutdown_timeout=2, timeout=30)
     if config.console.https:
         from cheroot.ssl.builtin import BuiltinSSLAdapter
 

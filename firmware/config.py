@@ -77,12 +77,22 @@ class DetectionConfig(_Section):
 
 class RecognitionConfig(_Section):
     embedder: str = Field("dlib_resnet_int8", description="Embedder model id from models/manifest.toml.")
+    security_level: Literal["low", "normal", "high"] = Field(
+        "normal", description="Target false accepts per visit of a person who is not enrolled, at the roster size in "
+                              "force: low = 1 in 1,000, normal = 1 in 10,000, high = 1 in 100,000 (thresholds from "
+                              "models/calibration.toml).")
     match_threshold: float | None = Field(None, ge=-1, le=1,
-                                          description="Cosine similarity to accept; None uses the manifest default.")
+                                          description="Expert override: raw track-score cosine to accept; None uses "
+                                                      "security_level (the console warns below level low).")
     margin: float | None = Field(None, ge=0, le=1,
                                  description="Cosine by which the best person must beat the runner-up person; "
                                              "None uses the embedder's default_margin from the manifest.")
-    embeddings_per_track: int = Field(3, ge=1, le=10, description="Embeddings averaged per track before deciding.")
+    embeddings_per_track: int = Field(6, ge=1, le=12, description="Good-quality frames a track needs before it can be "
+                                                                  "decided unknown (accepting needs less).")
+    learn_at_door: bool = Field(False, description="Keep the embedding of a confident, live, well-margined accept as "
+                                                   "an extra template (source door; listable and removable).")
+    door_templates_max: int = Field(3, ge=1, le=20, description="Most door-learned templates kept per person "
+                                                                "(the oldest is dropped).")
 
 
 class LivenessConfig(_Section):
@@ -155,6 +165,8 @@ class MqttConfig(_Section):
     telemetry_interval_s: float = Field(60.0, ge=1, le=86400, description="Seconds between telemetry messages.")
     max_inflight: int = Field(20, ge=1, le=1000, description="QoS 1 messages in flight while draining the outbox.")
     roster_public_key_file: Path | None = Field(None, description="Ed25519 public key (PEM) that signs roster bundles.")
+    command_public_key_file: Path | None = Field(None, description="Ed25519 public key (PEM) that signs downlink commands; empty = the roster key.")
+    command_max_age_s: float = Field(300.0, ge=10, le=86400, description="Seconds a signed command stays valid either side of the device clock; older ones are refused as expired.")
     ha_discovery: bool = Field(False, description="Publish Home Assistant MQTT discovery messages.")
 
 

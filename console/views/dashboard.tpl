@@ -3,6 +3,19 @@
 % for w in warnings:
 <p class="flash warn">{{w}}</p>
 % end
+% for n in notices:
+<section class="flash error notice" id="notice-{{n['id']}}">
+  <strong>Damage: {{n['message']}}</strong>
+  % if n.get('lost'):
+  <br>What is lost or at risk: {{n['lost']}}
+  % end
+  % if n.get('copy'):
+  <br>A copy is kept at <code>{{n['copy']}}</code>
+  % end
+  <br><small>first seen {{n['raised_at']}}{{' (%d times)' % n['count'] if n.get('count', 1) > 1 else ''}}</small>
+  <form method="post" action="/notices/{{n['id']}}/ack" class="inline"><input type="hidden" name="csrf" value="{{csrf}}"><button>Acknowledge</button></form>
+</section>
+% end
 <div class="two-col">
 <section class="card">
 <h2>Device health</h2>

@@ -6,7 +6,13 @@
 <h2>Recognition</h2>
 <form method="post" action="/settings/recognition" id="form-recognition">
   <input type="hidden" name="csrf" value="{{csrf}}">
-  <label>Match threshold <small>(cosine similarity; empty = the model's default)</small>
+  <label>Security level <small>(false accepts per visit of someone not enrolled, at the roster size in force)</small>
+    <select name="security_level">
+  % for level, label in (("low", "low: 1 in 1,000"), ("normal", "normal: 1 in 10,000"), ("high", "high: 1 in 100,000")):
+  <option value="{{level}}" {{'selected' if cfg.recognition.security_level == level else ''}}>{{label}}</option>
+  % end
+  </select></label>
+  <label>Match threshold <small>(expert override, cosine; empty = from the security level)</small>
     <input name="match_threshold" type="number" step="0.01" min="-1" max="1" value="{{'' if cfg.recognition.match_threshold is None else cfg.recognition.match_threshold}}"></label>
   <label>Margin over the runner-up <small>(cosine; empty = the model's default)</small>
     <input name="margin" type="number" step="0.01" min="0" max="1" value="{{'' if cfg.recognition.margin is None else cfg.recognition.margin}}"></label>

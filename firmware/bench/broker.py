@@ -173,7 +173,7 @@ class Watcher:
     """A plain MQTT subscriber that records every message (topic, payload, retain) it sees."""
 
     def __init__(self, port: int, topics: list[str], host: str = "127.0.0.1", client_id: str = "watcher",
-                 tls_ca: Path | None = None) -> None:
+                 tls_ca: Path | None = None, username: str = "", password: str = "") -> None:
         import threading
 
         import paho.mqtt.client as mqtt
@@ -185,6 +185,8 @@ class Watcher:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         if tls_ca:
             self.client.tls_set(ca_certs=str(tls_ca))
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe([(t, 1) for t in topics]), None)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self._ready.set()
         self.client.on_message = self._on_message

@@ -25,10 +25,12 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("models verify", "models.cli", "re-hash the built models against the manifest"),
     ("models list", "models.cli", "list the models in the manifest"),
     ("enroll", "firmware.cli.enroll", "enrol people from photos (one person, or many from --csv)"),
+    ("replay", "firmware.cli.replay", "run the device loop offline on a recorded clip: who is marked, unknowns, spoofs"),
     ("bench recognition", "firmware.bench.recognition", "LFW accuracy, open-set and latency benchmark"),
     ("bench liveness", "firmware.bench.liveness", "blink liveness on live, still and replayed clips"),
     ("bench pipeline", "firmware.bench.pipeline", "the whole device loop on replayed video"),
     ("bench mqtt", "firmware.bench.mqtt", "outbox drain to a real mosquitto"),
+    ("bench door", "firmware.bench.door", "track-level open-set identification at the door (DET, calibration)"),
     ("bench fleet", "firmware.bench.fleet", "1,000 devices, 3 collectors, PostgreSQL, faults mid-run"),
     ("bench store", "firmware.bench.store", "append latency with 100,000 events already stored"),
     ("bench enrol", "firmware.bench.enrol", "duplicate-identity check on real photos, photo enrolment time"),
@@ -41,6 +43,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("central export", "provisioning.central.cli", "central side: attendance CSV per session, room, days"),
     ("central roster", "provisioning.central.cli", "central side: build, sign and publish rosters"),
     ("central devices", "provisioning.central.cli", "central side: fleet status (online, last seen, outbox)"),
+    ("central command", "provisioning.central.cli", "central side: send a signed command to a device or room"),
     ("central keygen", "provisioning.central.cli", "central side: make an Ed25519 roster-signing key"),
 ]
 

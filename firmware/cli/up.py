@@ -21,6 +21,7 @@ from firmware.config import Config, load_config, write_config_atomic
 logger = logging.getLogger(__name__)
 
 RESTART_MAX_S = 30.0
+HEALTHY_RUN_S = 60.0  # a child that ran this long before dying starts again after 1 s
 
 
 def dev_config(root: Path) -> Config:
@@ -63,24 +64,29 @@ def _child_cmd(kind: str, args: argparse.Namespace) -> list[str]:
 
 
 class _Child:
-    """One supervised child process with restart backoff."""
+    """One supervised child process with restart backoff (1 s, doubling to 30 s while it
+    keeps dying early; back to 1 s after a run of ``HEALTHY_RUN_S`` seconds)."""
 
-    def __init__(self, name: str, cmd: list[str]):
-        self.name, self.cmd = name, cmd
+    def __init__(self, name: str, cmd: list[str], spawn=subprocess.Popen):
+        self.name, self.cmd, self.spawn = name, cmd, spawn
         self.proc: subprocess.Popen | None = None
         self.backoff = 1.0
         self.next_start = 0.0
+        self.started_at = 0.0
 
     def poll(self, now: float) -> None:
         if self.proc is not None and self.proc.poll() is None:
             return
         if self.proc is not None:
+            if now - self.started_at >= HEALTHY_RUN_S:
+                self.backoff = 1.0  # it was healthy: this is a new failure, not a crash loop
             logger.warning("%s exited with code %s; restarting in %.0f s", self.name, self.proc.returncode, self.backoff)
             self.next_start = now + self.backoff
             self.backoff = min(self.backoff * 2, RESTART_MAX_S)
             self.proc = None
         if now >= self.next_start:
-            self.proc = subprocess.Popen(self.cmd)
+            self.proc = self.spawn(self.cmd)
+            self.started_at = now
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -225,6 +225,16 @@ class ControlClient:
         """Try a connection with these MQTT settings (not saved)."""
         return self.post("/v1/broker/test", {"mqtt": mqtt}, timeout=15)
 
+    @route("GET", "/v1/notices")
+    def notices(self, include_acknowledged: bool = False) -> list[dict]:
+        """Damage notices, unacknowledged ones only unless ``include_acknowledged``."""
+        return self.get("/v1/notices", {"all": 1} if include_acknowledged else None)["items"]
+
+    @route("POST", "/v1/notices/<notice_id>/ack")
+    def acknowledge_notice(self, notice_id: str) -> dict:
+        """Mark a damage notice seen by this actor (audited)."""
+        return self.post(f"/v1/notices/{_q(notice_id)}/ack", {})
+
     @route("GET", "/v1/audit")
     def audit(self, limit: int = 200) -> list[dict]:
         """Newest audit records first."""
@@ -269,6 +279,16 @@ class ControlClient:
     @route("GET", "/v1/people/<person_id>/photos/<photo_id>")
     def photo(self, person_id: str, photo_id: str) -> bytes:
         return self.get_bytes(f"/v1/people/{_q(person_id)}/photos/{_q(photo_id)}")
+
+    @route("GET", "/v1/people/<person_id>/templates")
+    def templates(self, person_id: str, source: str | None = None) -> list[dict]:
+        """A person's templates (``source`` photo | device | door to filter), oldest first."""
+        return self.get(f"/v1/people/{_q(person_id)}/templates", {"source": source})["items"]
+
+    @route("DELETE", "/v1/people/<person_id>/templates/<embedding_id>")
+    def delete_template(self, person_id: str, embedding_id: str) -> dict:
+        """Remove one template (e.g. a door-learnt one): ``{"deleted", "source"}``."""
+        return self.delete(f"/v1/people/{_q(person_id)}/templates/{_q(embedding_id)}")
 
     @route("GET", "/v1/unknowns")
     def unknowns(self, kind: str | None = None, session_id: str | None = None,

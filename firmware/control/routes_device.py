@@ -9,7 +9,7 @@ from typing import Iterator
 
 import bottle
 
-from firmware.control.web import ApiError, field, query, read_json
+from firmware.control.web import ApiError, field, query, read_json, request_actor
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,20 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
     def broker_test():
         data = read_json()
         return device.test_broker(field(data, "mqtt", dict, required=False, default={}))
+
+    @app.get("/v1/notices")
+    def notices_list():
+        wanted = store.notices.all() if query("all") in ("1", "true") else store.notices.active()
+        return {"items": wanted}
+
+    @app.post("/v1/notices/<notice_id>/ack")
+    def notice_ack(notice_id: str):
+        read_json()  # no fields; still a JSON object (or empty)
+        by = request_actor()
+        notice = store.notices.acknowledge(notice_id, by)
+        store.audit.log(by, "notice.acknowledged", notice_id, {"kind": notice["kind"],
+                                                               "message": notice["message"][:200]})
+        return notice
 
     @app.get("/v1/audit")
     def audit_list():

@@ -100,6 +100,17 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
         results = device.enrol_photos(person_id, images, confirm_duplicate=confirm)
         return {"results": results, "accepted": sum(1 for r in results if r.get("ok"))}
 
+    @app.get("/v1/people/<person_id>/templates")
+    def templates_list(person_id: str):
+        must(store.people.get(person_id), "person")
+        return {"items": store.people.templates(person_id, source=query("source"))}
+
+    @app.delete("/v1/people/<person_id>/templates/<embedding_id>")
+    def templates_delete(person_id: str, embedding_id: str):
+        must(store.people.get(person_id), "person")
+        removed = device.remove_template(person_id, embedding_id)
+        return {"deleted": removed["id"], "source": removed.get("source", "photo")}
+
     @app.get("/v1/people/<person_id>/photos/<photo_id>")
     def photo_get(person_id: str, photo_id: str):
         return _send_file(store.people.photo_path(person_id, photo_id), "photo")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any, Callable
 
@@ -89,6 +90,20 @@ def limit_body() -> None:
                                                    f"limit {MAX_BODY_BYTES})"), status=413)
 
 
+MAX_JSON_DEPTH = 32
+_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET_RE = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """Deepest nesting of ``[`` / ``{`` in JSON text (strings skipped); no parse, no recursion."""
+    depth = deepest = 0
+    for bracket in _BRACKET_RE.findall(_STRING_RE.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def read_json(limit: int = MAX_JSON_BYTES) -> dict:
     """The request body as a JSON object (at most ``limit`` bytes)."""
     length = bottle.request.content_length
@@ -100,8 +115,14 @@ def read_json(limit: int = MAX_JSON_BYTES) -> dict:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "request body is not valid JSON (not UTF-8)") from None
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"request body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
         raise ApiError(400, "request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "request body must be a JSON object")

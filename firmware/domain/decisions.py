@@ -2,15 +2,22 @@
 
 Pure logic (numpy only, times passed in as monotonic seconds). Per track the engine keeps
 the liveness state machine (made by ``liveness_factory``, e.g. the liveness engineer's
-``LivenessTracker``), the last few embeddings, and whether the track is decided. A track
-is matched only after it passed liveness; the average of its last
-``embeddings_per_track`` embeddings is matched against the current :class:`Scope` (the
-active session's roster, or everyone in open-door mode).
+``LivenessTracker``), the track's recent embedded frames with their quality weights, and
+whether the track is decided. A track is matched only after it passed liveness, with the
+track-level evidence rule of :mod:`firmware.domain.evidence` against the current
+:class:`Scope` (the active session's roster, or everyone in open-door mode): accept once
+enough quality-weighted evidence clears the scope's calibrated threshold and margin,
+``unknown`` only after enough good-quality frames.
 
 Per person: one attendance per session (a second check-in is ``already``), and no new
 decision at all within ``cooldown_s`` seconds of the last one (a re-formed track of the
 same person stays quiet). Per track: if nothing is decided within ``retry_after_s`` the
-track gets ``retry`` and starts over.
+track gets ``retry`` and starts over (quality never got good, or liveness never passed).
+
+Scope changes re-open tracks: when :meth:`DecisionEngine.set_scope` gets a scope with
+another ``key`` (a session started or stopped, the roster changed), every track in view
+that is not a spoof is decided again against the new scope, from the frames it already
+holds, and the per-person cooldown starts afresh.
 
 Swap safety: every new embedding is compared with the track's average; a low cosine means
 another face took over the track, and :meth:`DecisionEngine.observe` reports ``swap`` so
@@ -22,9 +29,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Hashable, Iterable, Protocol
 
 import numpy as np
+
+from firmware.domain.evidence import Candidates, EvidenceRule, Verdict, evaluate
 
 
 class Outcome(StrEnum):
@@ -42,36 +51,29 @@ class LivenessLike(Protocol):
     def update(self, ts: float, openness: object, gate: object) -> object: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
-    """Result of matching one embedding: ``person_id`` None means no one passed the
-    threshold and margin; ``score`` is the best cosine similarity and ``closest`` the
-    person who scored it (also when they were not accepted)."""
-
-    person_id: str | None
-    score: float
-    closest: str | None = None
-
-
-Matcher = Callable[[np.ndarray], Match]
-
-
 @dataclass(slots=True)
 class Scope:
     """Who may be recognised now: ``session_id`` (None in open-door mode or with no
-    session), ``matcher`` (None: nobody, so faces get ``no_session``) and the people
-    already marked present in this scope."""
+    session), ``gallery`` (None: nobody, so faces get ``no_session``), the ``rule`` in
+    force (threshold, margin, evidence amounts; see :mod:`firmware.runtime.tuning`), the
+    people already marked present in this scope, and ``key``: two scopes with the same
+    key are the same scope (a periodic refresh), another key re-opens every track."""
 
     session_id: str | None = None
-    matcher: Matcher | None = None
+    gallery: Candidates | None = None
     marked: set[str] = field(default_factory=set)
+    rule: EvidenceRule = field(default_factory=lambda: EvidenceRule(threshold=0.955))
+    key: Hashable = None
 
 
 @dataclass(slots=True)
 class Decision:
     """What was decided for one track. ``latency_s``: seconds from the track's first
-    detection to this decision. ``embedding``: the averaged, L2-normalised vector.
-    ``closest``: for an ``unknown``, the enrolled person it looked most like (``score``)."""
+    detection to this decision. ``embedding``: the quality-weighted mean, L2-normalised.
+    ``person_id`` is set for accepted/already; for ``unknown`` ``closest`` names the
+    nearest enrolled person. ``score`` is the track score (cosine) of that person,
+    ``runner_up`` the second-best person's, ``threshold`` the threshold in force;
+    ``best_frame`` the embedding of the track's best-quality frame."""
 
     outcome: Outcome
     track_id: int
@@ -82,13 +84,19 @@ class Decision:
     embedding: np.ndarray | None = None
     latency_s: float = 0.0
     closest: str | None = None
+    runner_up: float | None = None
+    threshold: float | None = None
+    frames: int = 0
+    best_frame: np.ndarray | None = None
     liveness_policy: str = ""  # the liveness policy this track was judged under
 
 
 @dataclass(slots=True)
 class TrackState:
     """Per-track view for the overlay and kiosk: ``stage`` is look | blink | checking |
-    a decided Outcome value."""
+    a decided Outcome value. ``embeddings``/``qualities``: the track's recent embedded
+    frames and their quality weights (0..1); ``scores``: their cosines to the scope's
+    people (rebuilt when the scope changes)."""
 
     track_id: int
     first_ts: float
@@ -98,6 +106,8 @@ class TrackState:
     blinks: int = 0
     required_blinks: int = 0
     embeddings: deque = field(default_factory=deque)
+    qualities: deque = field(default_factory=deque)
+    scores: deque = field(default_factory=deque)
     last_embed_ts: float = float("-inf")
     decided: Decision | None = None
     person_id: str | None = None
@@ -114,17 +124,21 @@ class TrackState:
         return {"look_at_camera": "look", "pending": "blink", "live": "checking"}.get(self.verdict, self.verdict)
 
 
-def mean_embedding(vectors: Iterable[np.ndarray]) -> np.ndarray:
-    """L2-normalised mean of L2-normalised vectors."""
-    mean = np.mean(np.stack(list(vectors)).astype(np.float32), axis=0)
+def mean_embedding(vectors: Iterable[np.ndarray], weights: Iterable[float] | None = None) -> np.ndarray:
+    """L2-normalised (weighted) mean of L2-normalised vectors."""
+    stack = np.stack(list(vectors)).astype(np.float32)
+    w = np.ones(len(stack), np.float32) if weights is None else np.asarray(list(weights), np.float32)
+    mean = (w[:, None] * stack).sum(axis=0) / max(float(w.sum()), 1e-9)
     return mean / max(float(np.linalg.norm(mean)), 1e-9)
 
 
 class DecisionEngine:
-    """Decides once per track. ``liveness_factory`` None means liveness is off (testing).
+    """Decides once per track (until the scope changes). ``liveness_factory`` None means
+    liveness is off (testing).
 
-    ``recheck_s``: after the first embeddings, one more embedding is wanted every this many
-    seconds (swap check, fresher average); ``swap_cosine``: below this cosine to the track's
+    ``embeddings_per_track``: embeddings gathered at once before waiting ``recheck_s``
+    seconds between further ones (while liveness is pending); once live, every frame is
+    embedded until the track is decided. ``swap_cosine``: below this cosine to the track's
     average a new embedding is another face (the device sets it just under the embedder's
     match threshold, see ``firmware.runtime.tuning.configure_engine``).
     """
@@ -144,13 +158,24 @@ class DecisionEngine:
         self._last_decided: dict[str, float] = {}
 
     def set_scope(self, scope: Scope) -> None:
-        """Switch session / roster. Tracks not decided yet are matched in the new scope."""
+        """Switch session / roster. With a new ``key`` every track in view (not a spoof) is
+        re-opened and decided again against ``scope``; with the same key (a refresh) only
+        the gallery and rule are swapped in."""
+        reopen = scope.key != self.scope.key or (scope.key is None and scope is not self.scope)
         self.scope = scope
+        for state in self.tracks.values():
+            state.scores.clear()  # rebuilt against the new gallery at the next frame
+            if reopen and not (state.decided is not None and state.decided.outcome == Outcome.SPOOF):
+                state.decided, state.person_id = None, None
+        if reopen:
+            self._last_decided.clear()
 
     def _state(self, track_id: int, ts: float) -> TrackState:
         state = self.tracks.get(track_id)
         if state is None:
-            state = TrackState(track_id, ts, embeddings=deque(maxlen=self.embeddings_per_track))
+            n = self.scope.rule.max_frames
+            state = TrackState(track_id, ts, embeddings=deque(maxlen=n), qualities=deque(maxlen=n),
+                               scores=deque(maxlen=n))
             state.liveness = self.liveness_factory() if self.liveness_factory else None
             state.verdict = "pending" if state.liveness else "live"
             state.liveness_policy = self.liveness_policy if state.liveness else "off"
@@ -160,9 +185,9 @@ class DecisionEngine:
     def wants_embedding(self, track_id: int, ts: float) -> bool:
         """True when the caller should embed this track's face on this frame."""
         state = self.tracks.get(track_id)
-        if self.scope.matcher is None or (state and (state.decided or state.person_id)):
+        if self.scope.gallery is None or (state and (state.decided or state.person_id)):
             return False
-        if state is None or len(state.embeddings) < self.embeddings_per_track:
+        if state is None or len(state.embeddings) < self.embeddings_per_track or state.verdict == "live":
             return True
         return ts - state.last_embed_ts >= self.recheck_s
 
@@ -174,18 +199,18 @@ class DecisionEngine:
         return float(mean_embedding(state.embeddings) @ embedding) < self.swap_cosine
 
     def observe(self, track_id: int, ts: float, *, openness: object = None, gate: object = None,
-                embedding: np.ndarray | None = None) -> Decision | None:
+                embedding: np.ndarray | None = None, quality: float | None = None) -> Decision | None:
         """Feed one frame's measurements of a track: ``openness`` and ``gate`` go to the
         liveness state machine (not updated when ``gate`` is None: no landmarks this
-        frame). Returns a Decision at most once per track (until ``retry``). Check
-        :meth:`is_swap` first when passing an embedding."""
+        frame); ``quality`` (0..1, :func:`firmware.domain.evidence.frame_quality`) weighs
+        the embedding (None: 1.0). Returns a Decision at most once per track (until
+        ``retry`` or a scope change). Check :meth:`is_swap` first when passing an embedding."""
         state = self._state(track_id, ts)
         if state.decided is not None or state.person_id is not None:
             return None
         self._update_liveness(state, ts, openness, gate)
         if embedding is not None:
-            state.embeddings.append(np.asarray(embedding, np.float32))
-            state.last_embed_ts = ts
+            self._add_frame(state, ts, embedding, quality)
         if state.verdict == "spoof":
             return self._decide(state, Outcome.SPOOF, ts)
         if state.verdict == "live":
@@ -195,6 +220,14 @@ class DecisionEngine:
         if ts - state.first_ts >= self.retry_after_s and not state.liveness_busy:
             return self._retry(state, ts)
         return None
+
+    @staticmethod
+    def _add_frame(state: TrackState, ts: float, embedding: np.ndarray, quality: float | None) -> None:
+        if len(state.embeddings) == state.embeddings.maxlen and state.scores:
+            state.scores.popleft()  # the oldest frame leaves; scores stay aligned with embeddings
+        state.embeddings.append(np.asarray(embedding, np.float32))
+        state.qualities.append(1.0 if quality is None else min(1.0, max(0.0, float(quality))))
+        state.last_embed_ts = ts
 
     def _update_liveness(self, state: TrackState, ts: float, openness: object, gate: object) -> None:
         if state.liveness is None or gate is None or state.verdict in ("live", "spoof"):
@@ -208,19 +241,27 @@ class DecisionEngine:
         state.liveness_state = result
         state.liveness_busy = bool(getattr(result, "busy", False))
 
+    def verdict(self, track_id: int) -> Verdict:
+        """The evidence rule's current view of a track (wait when unknown track / no scope)."""
+        state = self.tracks.get(track_id)
+        gallery = self.scope.gallery
+        if state is None or gallery is None:
+            return Verdict("wait")
+        for vector in list(state.embeddings)[len(state.scores):]:
+            state.scores.append(np.asarray(gallery.person_scores(vector), np.float64))
+        scores = np.stack(state.scores) if state.scores else np.zeros((0, len(gallery.people)))
+        return evaluate(self.scope.rule, gallery.people, scores, list(state.qualities))
+
     def _try_match(self, state: TrackState, ts: float) -> Decision | None:
         scope = self.scope
-        if scope.matcher is None:
+        if scope.gallery is None:
             return self._decide(state, Outcome.NO_SESSION, ts)
-        if len(state.embeddings) < self.embeddings_per_track:
+        verdict = self.verdict(state.track_id)
+        if verdict.kind == "wait":
             return None
-        vector = mean_embedding(state.embeddings)
-        match = scope.matcher(vector)
-        if match.person_id is None:
-            decision = self._decide(state, Outcome.UNKNOWN, ts, score=match.score, embedding=vector)
-            decision.closest = match.closest
-            return decision
-        person = match.person_id
+        if verdict.kind == "unknown":
+            return self._decide(state, Outcome.UNKNOWN, ts, verdict=verdict)
+        person = verdict.person_id
         last = self._last_decided.get(person)
         self._last_decided[person] = ts
         if last is not None and ts - last < self.cooldown_s:
@@ -228,20 +269,26 @@ class DecisionEngine:
             return None
         outcome = Outcome.ALREADY if person in scope.marked else Outcome.ACCEPTED
         scope.marked.add(person)
-        return self._decide(state, outcome, ts, person=person, score=match.score, embedding=vector)
+        return self._decide(state, outcome, ts, verdict=verdict)
 
-    def _decide(self, state: TrackState, outcome: Outcome, ts: float, *, person: str | None = None,
-                score: float = 0.0, embedding: np.ndarray | None = None) -> Decision:
-        if embedding is None and state.embeddings:
-            embedding = mean_embedding(state.embeddings)
+    def _decide(self, state: TrackState, outcome: Outcome, ts: float, *, verdict: Verdict | None = None) -> Decision:
+        embedding = mean_embedding(state.embeddings, state.qualities) if state.embeddings else None
+        best = state.embeddings[int(np.argmax(state.qualities))] if state.embeddings else None
+        accepted = outcome in (Outcome.ACCEPTED, Outcome.ALREADY)
+        person = verdict.person_id if verdict is not None and accepted else None
         state.person_id = person
-        state.decided = Decision(outcome, state.track_id, ts, self.scope.session_id, person, float(score),
-                                 embedding, ts - state.first_ts, liveness_policy=state.liveness_policy)
+        state.decided = Decision(outcome, state.track_id, ts, self.scope.session_id, person,
+                                 verdict.score if verdict else 0.0, embedding, ts - state.first_ts,
+                                 closest=verdict.person_id if verdict else None,
+                                 runner_up=verdict.runner_up if verdict else None,
+                                 threshold=self.scope.rule.threshold if verdict else None,
+                                 frames=len(state.embeddings), best_frame=best,
+                                 liveness_policy=state.liveness_policy)
         return state.decided
 
     def _retry(self, state: TrackState, ts: float) -> Decision:
         decision = Decision(Outcome.RETRY, state.track_id, ts, self.scope.session_id,
-                            latency_s=ts - state.first_ts)
+                            latency_s=ts - state.first_ts, frames=len(state.embeddings))
         del self.tracks[state.track_id]
         self._state(state.track_id, ts)  # start over: fresh liveness, no embeddings
         return decision

@@ -94,6 +94,7 @@ class Camera:
         self.state = CameraState.STOPPED
         self.message = ""
         self.source_name = ""
+        self.source: FrameSource | None = None
         self.frames = 0
         self.losses = 0
         self._stop = threading.Event()
@@ -156,6 +157,7 @@ class Camera:
             self._set_state(CameraState.LOST, str(exc))
             return "failed"
         self.source_name = source.name
+        self.source = source
         try:
             source.start()
             return self._pump(source)
@@ -194,7 +196,9 @@ class Camera:
     def status(self) -> dict:
         """State for the console and telemetry."""
         return {"state": self.state, "source": self.source_name or self.spec, "message": self.message,
-                "frames": self.frames, "dropped": self.slot.dropped, "losses": self.losses}
+                "frames": self.frames, "dropped": self.slot.dropped, "losses": self.losses,
+                "unreadable_files": dict(getattr(self.source, "unreadable", {})),
+                "skipped_files": getattr(self.source, "skipped", 0)}
 
     def stop(self) -> None:
         """Stop capturing and release the source (the thread is joined)."""

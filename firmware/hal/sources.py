@@ -84,7 +84,9 @@ class FileSource(FrameSource):
 
     ``realtime``: pace frames at the file's own rate (``fps`` for image folders, frames
     per second); else as fast as the reader asks. ``loop``: start again at the end.
-    A file that disappears or cannot be decoded raises CameraError.
+    A video that disappears raises CameraError. In an image folder a file that cannot be
+    read is skipped (``unreadable``: name -> reason, ``skipped``: count) and replay goes on
+    with the next one; only a folder with no readable image at all raises CameraError.
 
     Frame timestamps are MEDIA time (start + frame number / fps), so liveness timing and
     track ages are the same whether the file is replayed in real time or as fast as
@@ -103,6 +105,8 @@ class FileSource(FrameSource):
         self.name = f"file:{self.path.name}"
         self._capture: cv2.VideoCapture | None = None
         self._images: list[Path] = []
+        self.unreadable: dict[str, str] = {}
+        self.skipped = 0
         self._pos = 0
         self._next_due = 0.0
         self._t0: float | None = None
@@ -138,14 +142,23 @@ class FileSource(FrameSource):
                 raise CameraError(f"{self.path}: file went away during replay")
             ok, image = self._capture.read()
             return image if ok else None
-        if self._pos >= len(self._images):
-            return None
-        file = self._images[self._pos]
-        self._pos += 1
-        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if image is None:
-            raise CameraError(f"{file}: missing or not an image")
-        return image
+        while self._pos < len(self._images):
+            file = self._images[self._pos]
+            self._pos += 1
+            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if image is not None:
+                return image
+            self._skip(file)
+        if self._images and len(self.unreadable) >= len(self._images):
+            raise CameraError(f"{self.path}: none of the {len(self._images)} images can be read")
+        return None
+
+    def _skip(self, file: Path) -> None:
+        """Count an unreadable image; log each file once."""
+        self.skipped += 1
+        if file.name not in self.unreadable:
+            self.unreadable[file.name] = "missing or not an image"
+            logger.warning("%s: missing or not an image; skipped", file)
 
     def read(self) -> Frame | None:
         image = self._next_image()

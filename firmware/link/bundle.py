@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from firmware.errors import BundleError
+from firmware.link.signing import MARKER, split_signed, verify_member
 
 SCHEMA_VERSION = 1
 MAX_BUNDLE_BYTES = 4 * 1024 * 1024
@@ -66,6 +67,16 @@ def sign_bundle(bundle: dict, private_key: Ed25519PrivateKey) -> dict:
     body["signature"] = {"alg": "ed25519", "key_id": key_id(private_key.public_key()),
                          "value": base64.b64encode(signature).decode("ascii")}
     return body
+
+
+def encode_bundle(bundle: dict) -> bytes:
+    """Wire bytes of a signed bundle: canonical body, then ``signature`` as the LAST field,
+    so the device verifies the raw bytes before parsing them (see ``firmware.link.signing``)."""
+    signature = bundle.get("signature")
+    if not isinstance(signature, dict):
+        raise BundleError("bundle is not signed; sign it with sign_bundle first")
+    member = json.dumps(signature, separators=(",", ":"), sort_keys=True).encode("ascii")
+    return canonical_bytes(bundle)[:-1] + MARKER + member + b"}"
 
 
 def encode_embedding(vector: np.ndarray | list[float], model_id: str) -> dict:
@@ -116,8 +127,14 @@ def verify_bundle(raw: bytes, public_key: Ed25519PublicKey, expected_model_id: s
         raise BundleError("bundle must be bytes")
     if len(raw) > MAX_BUNDLE_BYTES:
         raise BundleError(f"bundle is {len(raw)} bytes, larger than the {MAX_BUNDLE_BYTES} byte limit")
-    return verify_bundle_dict(parse_json(bytes(raw)), public_key, expected_model_id,
-                              current_version, site=site, room=room)
+    signed, member = split_signed(raw, "bundle")
+    if not verify_member(signed, member, public_key):
+        raise BundleError("bundle signature does not verify with the installed roster key "
+                          f"(key id {key_id(public_key)}); was it signed by the central key?")
+    bundle = parse_json(signed)  # only now: the bytes are the centre's
+    if "signature" in bundle:
+        raise BundleError("bundle has a second signature field")
+    return _check_verified(bundle, expected_model_id, current_version, site, room)
 
 
 def verify_bundle_dict(bundle: object, public_key: Ed25519PublicKey, expected_model_id: str,
@@ -127,6 +144,12 @@ def verify_bundle_dict(bundle: object, public_key: Ed25519PublicKey, expected_mo
     if not isinstance(bundle, dict):
         raise BundleError("bundle must be a JSON object")
     check_signature(bundle, public_key)
+    return _check_verified(bundle, expected_model_id, current_version, site, room)
+
+
+def _check_verified(bundle: dict, expected_model_id: str, current_version: int | None,
+                    site: str | None, room: str | None) -> dict:
+    """Schema, target, model and version checks of a bundle whose signature verified."""
     check_schema(bundle)
     _check_target(bundle, expected_model_id, site, room)
     version = bundle["roster_version"]
@@ -269,5 +292,5 @@ def is_stale(error: BaseException) -> bool:
     return bool(getattr(error, "stale", False))
 
 
-__all__ = ["MAX_BUNDLE_BYTES", "canonical_bytes", "sign_bundle", "verify_bundle", "verify_bundle_dict", "decode_embedding",
+__all__ = ["MAX_BUNDLE_BYTES", "canonical_bytes", "sign_bundle", "encode_bundle", "verify_bundle", "verify_bundle_dict", "decode_embedding",
            "encode_embedding", "load_public_key", "key_id", "is_stale"]

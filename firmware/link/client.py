@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import socket
 import ssl
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -22,6 +24,9 @@ from firmware.errors import LinkError
 
 logger = logging.getLogger(__name__)
 
+ANONYMOUS_WARNING = ("BROKER ACCEPTS ANONYMOUS CLIENTS: anyone on the network can read attendance "
+                     "events and publish to the broker; set allow_anonymous false and use the "
+                     "ACL of provisioning/mosquitto/")
 RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 30.0
 
@@ -120,3 +125,28 @@ def describe_refusal(reason_code: object) -> str:
     elif "identifier" in text.lower():
         hint = "; check device.id (used as the MQTT client id)"
     return f"broker refused the connection: {text}{hint}"
+
+
+def accepts_anonymous(cfg: MqttConfig, timeout_s: float = 3.0) -> bool | None:
+    """Try ONE connect without user name and password: True when the broker accepts it
+    (anyone on the network could then read events and publish to any topic), False when
+    refused, None when it could not tell (unreachable, no answer)."""
+    anonymous = cfg.model_copy(update={"username": "", "password_file": None})
+    client = build_client(anonymous, f"rollcall-anon-probe-{secrets.token_hex(4)}")
+    answer: dict[str, bool] = {}
+    client.on_connect = lambda c, u, f, reason, p: answer.setdefault("ok", not reason.is_failure)
+    try:
+        client.connect(cfg.host, cfg.port, keepalive=10)
+        deadline = time.monotonic() + timeout_s
+        while "ok" not in answer and time.monotonic() < deadline:
+            if client.loop(timeout=0.1) != 0:
+                break
+        if answer.get("ok"):
+            client.disconnect()
+    except (OSError, ValueError):
+        return None
+    finally:
+        sock = client.socket()
+        if sock is not None:
+            sock.close()
+    return answer.get("ok")

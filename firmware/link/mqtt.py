@@ -23,8 +23,10 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from firmware.config import DeviceConfig, MqttConfig
 from firmware.errors import LinkError, RollcallError
 from firmware.link import payloads
-from firmware.link.client import (RECONNECT_MAX_S, RECONNECT_MIN_S, build_client,
+from firmware.link.client import (ANONYMOUS_WARNING, RECONNECT_MAX_S, RECONNECT_MIN_S,
+                                  accepts_anonymous, build_client,
                                   describe_connect_error, describe_refusal, set_nodelay)
+from firmware.link.cmdauth import build_command_auth
 from firmware.link.commands import CommandDispatcher
 from firmware.link.drain import Drain
 from firmware.link.roster import RosterSync
@@ -62,7 +64,8 @@ class MqttLink:
                  telemetry_provider: Callable[[], dict] | None = None,
                  model_id: str | None = None, clock: Callable[[], float] = time.monotonic,
                  client_factory: Callable[..., Any] | None = None,
-                 reconnect_max_s: float = RECONNECT_MAX_S) -> None:
+                 reconnect_max_s: float = RECONNECT_MAX_S,
+                 anonymous_probe: Callable[[MqttConfig], bool | None] | None = None) -> None:
         self._cfg = mqtt_cfg
         self._device = device_cfg
         self._store = store
@@ -78,7 +81,8 @@ class MqttLink:
                                  device_cfg.site, device_cfg.room, self._reported_roster_version)
         self._dispatcher = CommandDispatcher(device_cfg.id, {
             "roster_sync": self._cmd_roster_sync, "rebirth": self._cmd_rebirth,
-            "telemetry_now": self._cmd_telemetry_now}, commands)
+            "telemetry_now": self._cmd_telemetry_now}, commands, auth=build_command_auth(
+            mqtt_cfg, device_cfg, getattr(store, "data_dir", None)))
         self.state = LinkState(f"{mqtt_cfg.host}:{mqtt_cfg.port}")
         self._backoff = Backoff(min_s=RECONNECT_MIN_S, max_s=reconnect_max_s)
         data_dir = getattr(store, "data_dir", None)
@@ -97,6 +101,36 @@ class MqttLink:
         self._outbox_warned = False
         self._step_failing = False
         self._closed = False
+        self._anonymous: bool | None = None
+        self._probing = False
+        self._probe = anonymous_probe or accepts_anonymous
+
+    @property
+    def commands_refused(self) -> int:
+        """Commands refused since start (unsigned, forged, expired, replayed, misdirected...)."""
+        return self._dispatcher.auth.refused
+
+    @property
+    def security_warnings(self) -> list[str]:
+        """Loud warnings about the broker's own security (anonymous clients accepted)."""
+        return [ANONYMOUS_WARNING] if self._anonymous else []
+
+    def _check_anonymous(self) -> None:
+        """Once per process, after the first connect: does the broker let anyone in? The
+        probe (one extra connect) runs in its own thread: the link never waits for it."""
+        if self._anonymous is not None or self._probing:
+            return
+        if not self._cfg.username:
+            self._set_anonymous(True)  # we got in without credentials ourselves
+            return
+        self._probing = True
+        threading.Thread(target=lambda: self._set_anonymous(bool(self._probe(self._cfg))),
+                         name="mqtt-anon-probe", daemon=True).start()
+
+    def _set_anonymous(self, accepted: bool) -> None:
+        self._anonymous = accepted
+        if accepted:
+            logger.error("%s", ANONYMOUS_WARNING)
 
     # ----- public API (any thread) -------------------------------------------------------
 
@@ -239,6 +273,7 @@ class MqttLink:
             if kind == "connected":
                 self._backoff.succeeded()
                 self.state.went_up()
+                self._check_anonymous()
                 self._subscribe()
                 self._publish_birth()
                 self.drain.on_connect(now)
@@ -283,6 +318,7 @@ class MqttLink:
     def _publish_birth(self) -> None:
         status = payloads.birth(self._status(), self._device.id, self.model_id, self.roster.version,
                                 conn_seq=self._conn_seq.last or None, room=self._device.room or None)
+        status["warnings"] = self.security_warnings + list(status.get("warnings") or [])
         self._publish(self.topics.status, status, retain=True)
         if self._cfg.ha_discovery:
             for topic, config in payloads.ha_discovery(self.topics, self._device.name):
@@ -294,13 +330,16 @@ class MqttLink:
             values.update(self._telemetry_provider() or {})
         except Exception:  # noqa: BLE001
             logger.exception("telemetry_provider failed")
+        provided = [w for w in values.get("warnings") or [] if isinstance(w, str)]
         values.update(extra)
         values.update(self._outbox_health())
+        values["warnings"] = self.security_warnings + provided + values["warnings"]
         values.setdefault("clock_synced", clock_synced())
         stats = self.drain.stats
         values.update({"device_id": self._device.id, "at": payloads.utc_iso(),
                        "published": stats.published, "acked": stats.acked,
-                       "republished": stats.republished, "inflight": len(self.drain.inflight)})
+                       "republished": stats.republished, "inflight": len(self.drain.inflight),
+                       "commands_refused": self.commands_refused})
         return values
 
     def _outbox_health(self) -> dict:

@@ -51,9 +51,10 @@ class RosterSync:
 
     @property
     def version(self) -> int | None:
-        """Roster version in force: the last applied, else what the device reports."""
+        """Newest site version: the last applied, the store's durable mark, what the device reports."""
         reported = self._version_provider()
-        versions = [v for v in (self._applied, reported) if isinstance(v, int)]
+        durable = self._store.rosters.site_version(self._site)
+        versions = [v for v in (self._applied, reported, durable) if isinstance(v, int)]
         return max(versions) if versions else None
 
     def apply_raw(self, raw: bytes) -> dict:
@@ -79,7 +80,13 @@ class RosterSync:
                 return {"applied": False, "roster_version": current, "reason": str(exc)}
             logger.warning("roster bundle rejected: %s", exc)
             raise
-        self._store.rosters.apply_bundle(to_store_form(bundle))
+        try:
+            self._store.rosters.apply_bundle(to_store_form(bundle))
+        except BundleError as exc:
+            if not is_stale(exc):
+                raise
+            logger.debug("roster bundle ignored: %s", exc)
+            return {"applied": False, "roster_version": current, "reason": str(exc)}
         self._applied = bundle["roster_version"]
         logger.info("roster version %d applied (%d people, room %s)", bundle["roster_version"],
                     len(bundle["people"]), bundle["room"])

@@ -8,7 +8,8 @@ kept when the face passed the quality gate (size, yaw/pitch, sharpness) and the 
 check of the configured policy (a blink, unless the policy is ``off``), its eyes are open
 (not mid-blink: ``EYES_OPEN`` of the track's recent open-eye baseline), at least
 ``STEP_S`` seconds after the previous one and not a near-copy of a kept frame; after each
-kept frame the prompt moves on. A frame in the pose the prompt asks for is kept at once;
+kept frame the prompt moves on. A frame in the pose the prompt asks for (head yaw/pitch
+relative to the first, "look straight" frame) is kept at once;
 when the person does not get there within ``POSE_WAIT_S`` seconds any good frame will do
 (``pose_ok`` says which it was), so a capture never stalls on a stiff neck. The capture ends ``done`` with ``target`` frames,
 ``timed_out`` after ``timeout_s`` seconds (the frames kept so far stay available) or
@@ -35,13 +36,14 @@ from firmware.runtime.enrol import Face
 
 PROMPTS = ("Look straight at the camera", "Turn your head slightly left", "Turn your head slightly right",
            "Tilt your chin up slightly", "Look straight at the camera again")
-# The pose each prompt asks for, as (yaw, pitch) tests in degrees. Signs follow
+# The pose each prompt asks for, as tests on (yaw, pitch) in degrees RELATIVE to the first
+# kept ("look straight") frame, whose own test is absolute. Signs follow
 # liveness_measures.head_pose: the person's own left turn makes yaw > 0, chin up pitch > 0.
-POSES = (lambda yaw, pitch: abs(yaw) < 10 and abs(pitch) < 10,
-         lambda yaw, pitch: yaw >= 6,
-         lambda yaw, pitch: yaw <= -6,
+POSES = (lambda yaw, pitch: abs(yaw) < 12 and abs(pitch) < 15,
+         lambda yaw, pitch: yaw >= 8,
+         lambda yaw, pitch: yaw <= -8,
          lambda yaw, pitch: pitch >= 6,
-         lambda yaw, pitch: abs(yaw) < 10 and abs(pitch) < 10)
+         lambda yaw, pitch: abs(yaw) < 6 and abs(pitch) < 6)
 POSE_WAIT_S = 2.5       # seconds a prompt waits for its pose before any good frame will do
 WAIT_PROMPT = "Step in front of the camera"
 BLINK_PROMPT = "Look at the camera and blink naturally"
@@ -158,7 +160,7 @@ class EnrolCapture:
                 self._step_since = ts
             if ts - self._last_kept < STEP_S:
                 return False
-            pose_ok = POSES[len(self.frames) % len(POSES)](gate.yaw_deg, gate.pitch_deg)
+            pose_ok = self._pose_ok(gate)
             if not pose_ok and ts - self._step_since < POSE_WAIT_S:
                 return False
             return self._keep(ts, gate, crop, embed, pose_ok)
@@ -194,6 +196,13 @@ class EnrolCapture:
             self._liveness = self._factory()
         self.prompt = BLINK_PROMPT
         return False
+
+    def _pose_ok(self, gate: GateResult) -> bool:
+        """Is the face in the pose the current prompt asks for (relative to the first frame)?"""
+        base = self.frames[0] if self.frames else None
+        yaw = gate.yaw_deg - (base.yaw_deg if base else 0.0)
+        pitch = gate.pitch_deg - (base.pitch_deg if base else 0.0)
+        return POSES[len(self.frames) % len(POSES)](yaw, pitch)
 
     def _keep(self, ts: float, gate: GateResult, crop: Callable[[], bytes], embed: Callable[[], np.ndarray],
               pose_ok: bool) -> bool:

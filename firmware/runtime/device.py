@@ -30,7 +30,9 @@ from firmware.hal.indicators import Indicators
 from firmware.inference import images
 from firmware.link.mqtt import MqttLink
 from firmware.runtime.capture import DEFAULT_FRAMES, DEFAULT_TIMEOUT_S, EnrolCapture
+from firmware.runtime.damage import DamageWatch
 from firmware.runtime.enrol import Enroller, failed_views
+from firmware.runtime.learning import DoorLearner
 from firmware.runtime.loop import FrameAnalyser, LoopStats, Overlay
 from firmware.runtime.probe import probe_broker
 from firmware.runtime.sessions import SessionKeeper
@@ -38,6 +40,9 @@ from firmware.runtime.tuning import configure_engine, match_threshold
 from firmware.store import Store
 
 logger = logging.getLogger(__name__)
+
+#: A calibrated threshold this high (cosine) is out of reach for genuine faces too.
+UNREACHABLE_THRESHOLD = 0.985
 
 KIOSK_HOLD_S = 3.0   # seconds a decision stays on the kiosk screen
 KIOSK_STATES = {"look": "look", "blink": "blink", "checking": "blink", "accepted": "accepted",
@@ -76,6 +81,9 @@ class Device:
         self.started = clock()
         self.lock = threading.RLock()
         self.sessions = SessionKeeper(config, store, engine, lock=self.lock, wall=wall, clock=clock)
+        self.learner = DoorLearner(config, store)
+        #: Called with (decision, frame) after each decision is recorded (e.g. `rollcall replay`).
+        self.listeners: list[Callable[[Decision, Frame], None]] = []
         self.loop_stats: LoopStats | None = None
         self.warnings_extra: list[str] = []
         self._frame: Frame | None = None
@@ -87,6 +95,8 @@ class Device:
         self._kiosk_track: int | None = None
         self.enroller = Enroller(config, store)
         self._capture: EnrolCapture | None = None
+        notices = getattr(store, "notices", None)
+        self.damage = DamageWatch(config.paths.data_dir, notices, clock=clock) if notices else None
 
     # ---- loop sink -------------------------------------------------------------------
     def on_frame(self, frame: Frame, overlays: list[Overlay]) -> None:
@@ -124,6 +134,10 @@ class Device:
         """Record, then indicate, then wake the MQTT link (record before you report)."""
         with self.lock:
             shown = self._record(decision, frame, box)
+            if self.learner.learn(decision, self.engine.scope.rule) is not None:
+                self.sessions.invalidate()
+        for listener in self.listeners:
+            listener(decision, frame)
         self.indicators.show(shown)
         self._set_kiosk(shown, decision, frame)
         if self.link is not None:
@@ -157,7 +171,7 @@ class Device:
         kind = "spoof" if d.outcome is Outcome.SPOOF else "unknown"
         full = encode_jpeg(frame.image) if self.config.decisions.save_unknown_frame else None
         extra = {"track": d.track_id, "score": round(d.score, 4), "closest_person_id": d.closest,
-                 "threshold": round(match_threshold(self.config), 4)}
+                 "threshold": round(d.threshold if d.threshold is not None else match_threshold(self.config), 4)}
         rec = self.store.unknowns.add(kind, d.session_id, d.embedding, images.face_jpeg(frame.image, box), full,
                                       extra)
         logger.info("%s face on track %d: %s", kind, d.track_id, "kept" if rec else "already kept")
@@ -183,6 +197,8 @@ class Device:
         """Once a second from the loop: session schedule and scope (the link publishes
         telemetry itself from :meth:`telemetry`)."""
         self.sessions.tick()
+        if self.damage is not None:
+            self.damage.check(self.camera.status() if self.camera else {})
 
     # ---- DeviceAPI -------------------------------------------------------------------
     def telemetry(self) -> dict:
@@ -190,7 +206,20 @@ class Device:
         cam = self.camera.status() if self.camera else {}
         return {"fps": stats.get("fps", 0.0), "decision_latency_ms_median": stats.get("decision_latency_ms_median"),
                 "dropped_frames": cam.get("dropped", 0), "outbox_depth": self._outbox_depth(),
-                "cpu_temp_c": cpu_temp_c(), "disk_free_mb": self._disk_free_mb()}
+                "cpu_temp_c": cpu_temp_c(), "disk_free_mb": self._disk_free_mb(),
+                "skipped_files": cam.get("skipped_files", 0), "notices": self._notices(),
+                "warnings": self._notice_warnings()}
+
+    def _notices(self) -> list[dict]:
+        """Unacknowledged damage notices (persistent until an admin acknowledges them)."""
+        try:
+            return self.store.notices.active()
+        except (AttributeError, RollcallError, OSError):
+            return []
+
+    def _notice_warnings(self) -> list[str]:
+        return [f"DAMAGE: {n['message']}" + (f"; copy kept at {n['copy']}" if n.get("copy") else "")
+                for n in self._notices()]
 
     def _outbox_depth(self) -> int | None:
         try:
@@ -213,7 +242,7 @@ class Device:
                "roster_version": self.sessions.roster_version, "session": session["session"],
                "mode": session["mode"], "liveness_policy": self.sessions.policy,
                "gpio": self.indicators.status(), "uptime_s": round(self.clock() - self.started, 1)}
-        out["warnings"] = self._warnings(cam, session)
+        out["warnings"] = self._warnings(cam, session)  # replaces telemetry's notice-only list
         return out
 
     def _broker_state(self) -> str:
@@ -222,7 +251,8 @@ class Device:
         return "connected" if getattr(self.link, "connected", False) else "disconnected"
 
     def _warnings(self, cam: dict, session: dict) -> list[str]:
-        warnings = list(self.warnings_extra)
+        warnings = list(self.warnings_extra) + list(getattr(self.link, "security_warnings", []))
+        warnings += self._notice_warnings()
         if cam["state"] in (CameraState.NO_CAMERA, CameraState.LOST):
             warnings.append(cam.get("message") or "camera not available")
         if self.models["state"] != "ok":
@@ -233,6 +263,11 @@ class Device:
             warnings.append("broker not configured: attendance is kept on the device only")
         if self.config.liveness.policy == "off":
             warnings.append("liveness is OFF: a printed photo would be marked present")
+        scope = self.engine.scope
+        if scope.gallery is not None and scope.rule.threshold >= UNREACHABLE_THRESHOLD:
+            warnings.append(f"security level {self.config.recognition.security_level!r} needs a match score of "
+                            f"{scope.rule.threshold:.3f} with {len(scope.gallery.people)} people in scope: almost "
+                            "nobody will be recognised; enrol more photos per person or lower the level")
         gpio = self.indicators.status()
         if gpio["state"] == "unavailable":
             warnings.append(gpio["message"])
@@ -250,6 +285,14 @@ class Device:
 
     def kiosk_state(self) -> dict:
         return dict(self._kiosk)
+
+    def remove_template(self, person_id: str, embedding_id: str) -> dict:
+        """Delete one template of a person (e.g. a door-learnt one); the gallery follows."""
+        with self.lock:
+            removed = self.store.people.remove_embedding(person_id, embedding_id)
+        self.sessions.invalidate()
+        logger.info("template %s of %s removed (source %s)", embedding_id, person_id, removed.get("source"))
+        return removed
 
     def enrol_photos(self, person_id: str, photos: list[bytes], *, source: str = "photo",
                      confirm_duplicate: bool = False) -> list[dict]:

@@ -148,10 +148,12 @@ class Enroller:
         shas = [p["photo_sha256"] for p in self.store.people.photos(person_id) if p.get("photo_sha256")]
         return (matrix if len(matrix) else None), shas
 
-    def check(self, person_id: str, photos: Sequence[bytes], *, confirm_duplicate: bool = False) -> list[PhotoResult]:
-        """Verdict per photo for ``person_id`` (who may not exist yet); stores nothing."""
+    def check(self, person_id: str, photos: Sequence[bytes], *, confirm_duplicate: bool = False,
+              min_face_px: int = MIN_FACE_PX) -> list[PhotoResult]:
+        """Verdict per photo for ``person_id`` (who may not exist yet); stores nothing.
+        ``min_face_px``: the smallest face width accepted, pixels."""
         existing, shas = self._existing(person_id)
-        results = check_and_embed(photos, existing, shas, self.pipeline,
+        results = check_and_embed(photos, existing, shas, self.pipeline, min_face_px=min_face_px,
                                   same_person_threshold=same_person_threshold(self.model_id))
         self._flag_duplicates(results, person_id, confirm_duplicate)
         return results
@@ -206,9 +208,13 @@ class Enroller:
 
     def enrol_photos(self, person_id: str, photos: Sequence[bytes], *, source: str = "photo",
                      confirm_duplicate: bool = False) -> list[dict]:
-        """Check and store photos of an existing person; per photo :func:`result_view`."""
+        """Check and store photos of an existing person; per photo :func:`result_view`.
+        Crops from the door's own camera (``source="device"``) may show a face as small as
+        the door recognises (``detection.min_face_px``); uploaded photos need ``MIN_FACE_PX``."""
         self.store.people.get(person_id) or self._missing(person_id)
-        return self.save(person_id, self.check(person_id, photos, confirm_duplicate=confirm_duplicate), source)
+        smallest = min(MIN_FACE_PX, self.config.detection.min_face_px) if source == "device" else MIN_FACE_PX
+        results = self.check(person_id, photos, confirm_duplicate=confirm_duplicate, min_face_px=smallest)
+        return self.save(person_id, results, source)
 
     def enrol_faces(self, person_id: str, faces: Sequence[Face], *, source: str = "device",
                     confirm_duplicate: bool = False) -> list[dict]:

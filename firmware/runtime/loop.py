@@ -24,6 +24,7 @@ import numpy as np
 
 from firmware.config import Config
 from firmware.domain.decisions import Decision, DecisionEngine
+from firmware.domain.evidence import frame_quality
 from firmware.domain.liveness_measures import assess_face
 from firmware.domain.tracking import Tracker
 from firmware.domain.types import Detection, Frame
@@ -35,6 +36,7 @@ from firmware.inference.detector import model_file
 from firmware.inference.eyelids import EyelidModel
 from firmware.inference.pipeline import FacePipeline
 from firmware.runtime.capture import EnrolCapture
+from firmware.runtime.tuning import quality_spec
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class FrameAnalyser:
         if Path(model_file(models_dir, "iris_landmark")).is_file():
             self.eyelids = EyelidModel(models_dir, num_threads=num_threads)
         self.min_presence = self.pipeline.min_presence
+        self.quality_spec = quality_spec(config)
 
     def detect(self, frame: Frame) -> list[Detection]:
         """Faces in the frame, boxes and keypoints in full-frame pixels."""
@@ -98,6 +101,13 @@ class FrameAnalyser:
         openness, gate = self._assess(frame.image, det.box, landmarks.points, lids, self.config.liveness,
                                      self.min_face_px)
         return landmarks, openness, gate
+
+    def quality(self, det: Detection, landmarks: Any, gate: Any) -> float:
+        """Quality weight 0..1 of this face in this frame (size, sharpness, pose, detector
+        and mesh scores; :func:`firmware.domain.evidence.frame_quality`)."""
+        return frame_quality(self.quality_spec, face_px=gate.face_px, sharpness=gate.sharpness,
+                             yaw_deg=gate.yaw_deg, pitch_deg=gate.pitch_deg, detector_score=det.score,
+                             presence=landmarks.presence)
 
     def embed(self, frame: Frame, landmarks: Any) -> np.ndarray:
         """L2-normalised embedding of the aligned face."""
@@ -287,14 +297,16 @@ class DeviceLoop:
         if measured is None:
             return None, track_id
         landmarks, openness, gate = measured
-        embedding = None
+        embedding, quality = None, None
         if gate.ok and self.engine.wants_embedding(track_id, frame.ts):
             embedding = self.analyser.embed(frame, landmarks)
+            quality = self.analyser.quality(det, landmarks, gate)
             if self.engine.is_swap(track_id, embedding):
                 logger.info("track %d: a different face took its place; new track", track_id)
                 self.engine.end_track(track_id)
                 track_id = self.tracker.split(track_id).id
-        decision = self.engine.observe(track_id, frame.ts, openness=openness, gate=gate, embedding=embedding)
+        decision = self.engine.observe(track_id, frame.ts, openness=openness, gate=gate, embedding=embedding,
+                                       quality=quality)
         return decision, track_id
 
     def _overlay(self, track_id: int, det: Detection) -> Overlay:

@@ -16,15 +16,15 @@ import random
 import threading
 import time
 from enum import StrEnum
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from firmware.config import Config
-from firmware.domain.decisions import DecisionEngine, Match, Scope
+from firmware.domain.decisions import DecisionEngine, Scope
 from firmware.domain.matching import Gallery
 from firmware.errors import CommandError, RollcallError
-from firmware.runtime.tuning import match_margin, match_threshold, set_liveness_policy
+from firmware.runtime.tuning import evidence_rule, set_liveness_policy
 from firmware.store import Store
 
 logger = logging.getLogger(__name__)
@@ -151,26 +151,22 @@ class SessionKeeper:
             allowed = [e["person_id"] for e in (self.roster or {}).get("entries", [])]
             marked = {r["person_id"] for r in self.store.attendance.for_session(self.session["id"])
                       if r.get("status") != "absent"}
-            self.engine.set_scope(Scope(self.session["id"], self._matcher(allowed), marked))
+            self.engine.set_scope(self._scope(self.session["id"], self.gallery.scope(allowed), marked))
             self.policy = set_liveness_policy(self.engine, self.config, self.session.get("liveness_policy"),
                                               self.rng)
             return
         self.policy = set_liveness_policy(self.engine, self.config, None, self.rng)
         if self.config.decisions.open_door:
-            self.engine.set_scope(Scope(None, self._matcher(None), self.engine.scope.marked
-                                        if self.engine.scope.session_id is None else set()))
+            marked = self.engine.scope.marked if self.engine.scope.session_id is None else set()
+            self.engine.set_scope(self._scope(None, self.gallery, marked))
         else:
-            self.engine.set_scope(Scope(None, None))
+            self.engine.set_scope(Scope(None, None, key=("no_session",)))
 
-    def _matcher(self, allowed: list[str] | None) -> Callable[[np.ndarray], Match]:
-        gallery, threshold, margin = self.gallery, match_threshold(self.config), match_margin(self.config)
-        if allowed is not None:
-            gallery = gallery.scope(allowed)
-
-        def match(vector: np.ndarray) -> Match:
-            result = gallery.match(vector, threshold=threshold, margin=margin)
-            return Match(result.person_id, float(result.score or 0.0), result.best_person_id)
-        return match
+    def _scope(self, session_id: str | None, gallery: Any, marked: set[str]) -> Scope:
+        """A scope whose ``key`` changes only when the session or the set of people in
+        scope changes (so the periodic refresh does not re-open decided tracks)."""
+        key = (session_id, frozenset(gallery.people))
+        return Scope(session_id, gallery, marked, evidence_rule(self.config, gallery), key)
 
     def seat_of(self, person_id: str | None) -> str | None:
         for entry in (self.roster or {}).get("entries", []):

@@ -62,3 +62,18 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600,
         except FileNotFoundError:
             pass
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def sweep_temp_files(root: Path) -> list[Path]:
+    """Delete the temp files (``.<name>.<random>.tmp``) that interrupted atomic writes left
+    under ``root``; call only while no writer runs (the Store does it at open, under its
+    lock). Returns what was removed."""
+    removed = []
+    for path in Path(root).rglob(".*.tmp"):
+        if path.is_file() and not path.is_symlink():
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                pass
+    return removed

@@ -27,6 +27,7 @@ from typing import Any, Callable
 from firmware.config import StoreConfig
 from firmware.domain import sessions as rules
 from firmware.errors import StoreError
+from firmware.store.atomic import sweep_temp_files
 from firmware.store.attendance import Attendance
 from firmware.store.audit import Audit
 from firmware.store.checkpoint import Checkpointer
@@ -35,6 +36,7 @@ from firmware.store.errors import StoreClosed
 from firmware.store.ids import SeqCounter, check_zone
 from firmware.store.journal import Journal
 from firmware.store.migrate import migrate, read_day_zone, rezone
+from firmware.store.notices import Notices, raise_damage_notice
 from firmware.store.outbox import Outbox
 from firmware.store.people import People
 from firmware.store.rosters import Rosters
@@ -93,10 +95,14 @@ class Store:
         self.config = config or StoreConfig()
         self.zone = check_zone(timezone)
         self.corrupt_files: list[dict] = []
+        self.notices = Notices(self.data_dir, clock)
         self._lock = threading.RLock()
         self._closed = False
         self._lockfd = _take_lock(self.data_dir)
         try:
+            self.swept = sweep_temp_files(self.data_dir)
+            if self.swept:
+                logger.warning("removed %d temp files left by interrupted writes", len(self.swept))
             self.migration = migrate(self.data_dir, clock, timezone)
             self._open(clock, segment_max, checkpoint_s)
             if read_day_zone(self.data_dir) != timezone:
@@ -194,6 +200,7 @@ class Store:
 
     def _corrupt(self, path: Path, moved_to: Path) -> None:
         self.corrupt_files.append({"path": str(path), "moved_to": str(moved_to)})
+        raise_damage_notice(self.notices, self.data_dir, path, moved_to)
 
     def _check_open(self) -> None:
         if self._closed:

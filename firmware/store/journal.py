@@ -7,8 +7,8 @@ are then updated in memory and written atomically later by the checkpointer, whi
 first rotates to a new journal file, writes the snapshot, then deletes the old journal
 files. At open, every remaining journal line is replayed (operations are idempotent).
 
-A power cut can leave a torn LAST line (its call never returned, so nothing was
-acknowledged): it is ignored with a warning. A damaged line before the end means disk
+A power cut can leave a torn LAST line (if its call never returned, nothing was confirmed;
+a damaged last line looks the same, so the warning says both): it is ignored. A damaged line before the end means disk
 damage: the file is copied aside as ``.corrupt-<stamp>``, logged loudly, and the
 readable lines are still replayed.
 """
@@ -138,8 +138,10 @@ class Journal:
             if self._on_corrupt:
                 self._on_corrupt(path, target)
         elif bad:
-            logger.warning("journal %s ends with a torn line (a step cut by power loss; it "
-                           "was never acknowledged): ignored", path.name)
+            logger.warning("journal %s ends with a torn line (%d unreadable bytes at the end): ignored. "
+                           "Most likely a step cut by a power loss before it was written in full "
+                           "(then it was not confirmed to anyone); it cannot be told apart from "
+                           "a damaged last step", path.name, len(lines[-1]))
         return steps
 
     def close(self) -> None:

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 PERSON_ID_RE = re.compile(ID_RE_TEXT)
 EDITABLE = ("name", "external_id")
-SOURCES = ("photo", "device")   # where a template came from (see add_embedding)
+SOURCES = ("photo", "device", "door")   # where a template came from (see add_embedding)
 SyncedSource = Callable[[], dict[str, dict]]
 
 
@@ -156,7 +156,8 @@ class People:
         """Store an L2-normalised float32 embedding (and its re-encoded photo).
 
         ``source`` tags where the template came from: ``photo`` (an uploaded photo),
-        ``device`` (the door's own camera: a capture or an assigned unknown face).
+        ``device`` (the door's own camera: a capture or an assigned unknown face),
+        ``door`` (learnt at the door after a confident accept; see :meth:`templates`).
         The same ``photo_sha256`` and ``model_id`` twice returns the first with ``duplicate``.
         """
         self._require_local(person_id)
@@ -232,6 +233,31 @@ class People:
                  "embedding_id": m["id"], "model_id": m["model_id"], "created_at": m["created_at"],
                  "source": m.get("source", "photo")}
                 for m in self._emb[person_id] if m.get("photo_id")]
+
+    def templates(self, person_id: str, source: str | None = None) -> list[dict]:
+        """Every template (embedding) of a local person, oldest first: id, model, source,
+        created, photo id (None for door-learnt ones); only ``source`` ones when given."""
+        self._require_local(person_id)
+        return [{"embedding_id": m["id"], "model_id": m["model_id"], "source": m.get("source", "photo"),
+                 "created_at": m["created_at"], "photo_id": m.get("photo_id")}
+                for m in self._emb[person_id] if source is None or m.get("source", "photo") == source]
+
+    def remove_embedding(self, person_id: str, embedding_id: str) -> dict:
+        """Delete one template (and its photo); returns its metadata. Unknown id: StoreValueError."""
+        self._require_local(person_id)
+        meta = next((m for m in self._emb[person_id] if m["id"] == embedding_id), None)
+        if meta is None:
+            raise StoreValueError(f"person {person_id!r} has no template {embedding_id!r}", "embedding_id")
+        doc = self._emb_file(person_id)
+        try:
+            doc.remove([d["_id"] for d in doc.all() if d.get("id") == embedding_id])
+        finally:
+            doc.close()
+        self._emb[person_id] = [m for m in self._emb[person_id] if m["id"] != embedding_id]
+        if meta.get("photo_id"):
+            self.photo_path(person_id, meta["photo_id"]).unlink(missing_ok=True)
+        self.invalidate()
+        return _meta(meta, person_id)
 
     def photo_path(self, person_id: str, photo_id: str) -> Path:
         """Where a photo lives (validated ids only; the file may not exist)."""

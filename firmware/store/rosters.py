@@ -5,6 +5,10 @@ file ``rosters/synced/<roster_id>/CURRENT`` names the generation in force. ``app
 writes a complete new generation first and then replaces ``CURRENT`` atomically: a crash
 or an error at any point leaves the previous roster (people, seats, embeddings) intact.
 Generations not named by ``CURRENT`` are leftovers and are deleted.
+
+``rosters/versions.json`` keeps the newest applied bundle version per site and per roster
+(written after each switch, and never lowered), so a captured older or equal bundle is
+refused after any restart, even for a roster that was replaced or is not in force.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ class Rosters:
         self._synced: dict[str, dict] = {}
         self._synced_people: dict[str, dict] = {}
         self.in_use: Callable[[str], bool] = lambda roster_id: False
+        self._versions_path = self._root / "versions.json"
+        self._versions = self._load_versions()
         self._load_synced()
         people.set_synced_source(lambda: self._synced_people)
         people.on_delete.append(self._drop_person)
@@ -174,6 +180,7 @@ class Rosters:
         if current and current["roster"]["version"] > version:
             raise BundleError(f"roster {roster_id}: bundle version {version} is older than "
                               f"{current['roster']['version']} in force; ignored")
+        self._check_not_older(bundle.get("site"), roster_id, version)
         self._check_dims(roster_id, content)
         directory = ensure_dir(self._synced_root / roster_id)
         gen = f"gen-{new_ulid(self._ctx.clock())}"
@@ -181,10 +188,47 @@ class Rosters:
         atomic_write_bytes(directory / "CURRENT", gen.encode(), FILE_MODE)  # the switch
         self._clean_generations(directory, gen)
         self._synced[roster_id] = _inflate(content)
+        self._remember_version(bundle.get("site"), roster_id, version)
         self._refresh_people()
         logger.info("roster %s version %d applied (%d people)", roster_id, version,
                     len(content["people"]))
         return {**content["roster"], "unchanged": False}
+
+    # -- version high-water marks ------------------------------------------------------
+    def site_version(self, site: str) -> int | None:
+        """The newest bundle version ever applied for ``site`` (None: none yet)."""
+        return self._versions["sites"].get(site)
+
+    def applied_versions(self) -> dict:
+        """``{"sites": {site: version}, "rosters": {roster_id: version}}`` (a copy)."""
+        return {k: dict(v) for k, v in self._versions.items()}
+
+    def _check_not_older(self, site: object, roster_id: str, version: int) -> None:
+        marks = [("roster " + roster_id, self._versions["rosters"].get(roster_id))]
+        if isinstance(site, str):
+            marks.append(("site " + site, self._versions["sites"].get(site)))
+        for what, newest in marks:
+            if newest is not None and version <= newest:
+                error = BundleError(f"{what}: bundle version {version} is not newer than "
+                                    f"{newest} applied before; ignored")
+                error.stale = True  # type: ignore[attr-defined]
+                raise error
+
+    def _remember_version(self, site: object, roster_id: str, version: int) -> None:
+        rosters, sites = self._versions["rosters"], self._versions["sites"]
+        rosters[roster_id] = max(version, rosters.get(roster_id, 0))
+        if isinstance(site, str):
+            sites[site] = max(version, sites.get(site, 0))
+        atomic_write_bytes(self._versions_path, dumps(self._versions), FILE_MODE)
+
+    def _load_versions(self) -> dict:
+        data = read_json_file(self._versions_path, self._ctx.clock, self._ctx.on_corrupt) or {}
+        out: dict[str, dict[str, int]] = {"sites": {}, "rosters": {}}
+        for kind in out:
+            for name, value in (data.get(kind) or {}).items() if isinstance(data, dict) else []:
+                if isinstance(value, int) and not isinstance(value, bool):
+                    out[kind][str(name)] = value
+        return out
 
     def _check_dims(self, roster_id: str, content: dict) -> None:
         known = self._people.local_dims()
@@ -216,6 +260,9 @@ class Rosters:
             self._clean_generations(directory, gen)
             if content:
                 self._synced[directory.name] = _inflate(content)
+                marks = self._versions["rosters"]
+                version = content["roster"]["version"]
+                marks[directory.name] = max(version, marks.get(directory.name, 0))
         self._refresh_people()
 
     @staticmethod

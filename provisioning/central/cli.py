@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 from firmware.config import MqttConfig
@@ -14,6 +15,7 @@ from firmware.errors import BundleError, LinkError
 from firmware.link.bundle import sign_bundle
 from provisioning.central import devices as fleet_view
 from provisioning.central.collect import SESSION_EXPIRY_S, Collector
+from provisioning.central.command import send_command, sign_command
 from provisioning.central.db import connect
 from provisioning.central.export import Selection, export
 from provisioning.central.roster import (build_bundle, generate_keypair, load_private_key, publish_bundles,
@@ -56,7 +58,7 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
     """Add the arguments of one ``central`` subcommand and set ``func``."""
     {"central collect": _register_collect, "central export": _register_export,
      "central roster": _register_roster, "central devices": _register_devices,
-     "central keygen": _register_keygen}[command](parser)
+     "central command": _register_command, "central keygen": _register_keygen}[command](parser)
 
 
 def _register_collect(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +110,19 @@ def _register_devices(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=_devices)
 
 
+def _register_command(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="command name, e.g. session_start, session_stop, telemetry_now")
+    parser.add_argument("--key", type=Path, required=True, help="command-signing private key (PEM)")
+    parser.add_argument("--site", required=True)
+    parser.add_argument("--device", required=True, help="device id (its topic root)")
+    parser.add_argument("--room", help="sign for the device's room instead of the device")
+    parser.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="a command argument, e.g. session_id=s1 (repeatable)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the result")
+    _add_broker_args(parser)
+    parser.set_defaults(func=_command)
+
+
 def _register_keygen(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="directory for the key pair")
     parser.set_defaults(func=lambda a: print("\n".join(map(str, generate_keypair(a.out)))))
@@ -116,7 +131,8 @@ def _register_keygen(parser: argparse.ArgumentParser) -> None:
 def _collect(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # systemd stop: commit, ack, disconnect
     collector = Collector(mqtt_config(args), args.db, client_id=args.client_id, group=args.group,
-                          session_expiry_s=args.session_expiry, leaving=args.leave)
+                          session_expiry_s=args.session_expiry, leaving=args.leave,
+                          keep_trying=not args.leave and args.until_count is None)
     count = 0
     try:
         with collector:
@@ -180,3 +196,15 @@ def _devices(args: argparse.Namespace) -> int:
     if not args.json:
         print(fleet_view.summary(devices))
     return 0
+
+
+def _command(args: argparse.Namespace) -> int:
+    pairs = [a.partition("=") for a in args.arg]
+    if any(not sep or not key for key, sep, _ in pairs):
+        raise LinkError("--arg must be KEY=VALUE")
+    target = {"site": args.site, **({"room": args.room} if args.room else {"device": args.device})}
+    raw = sign_command(args.name, target, load_private_key(args.key),
+                       {key: value for key, _, value in pairs}, request_id=f"cli-{int(time.time())}")
+    result = send_command(mqtt_config(args), args.site, args.device, args.name, raw, args.timeout)
+    print(json.dumps(result, indent=2) if result else f"no result within {args.timeout} s")
+    return 0 if result and result.get("ok") else 1

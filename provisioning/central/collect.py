@@ -40,6 +40,7 @@ SESSION_EXPIRY_S = 7 * 86400
 BATCH_MAX = 5000
 RECEIVE_MAXIMUM = 5000  # QoS 1 messages the broker may have in flight to us (v5 Receive Maximum)
 RETRY_S = 1.0
+ISOLATE_AFTER = 2  # failed attempts of one batch before it is written message by message
 
 
 def collector_filters(prefix: str, group: str | None) -> list[tuple[str, int]]:
@@ -69,12 +70,17 @@ class CollectorStats:
     db_errors: int = 0
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class Collector:
     """Collects device messages into the central database; a context manager."""
 
     def __init__(self, cfg: MqttConfig, db: str | Path | Database, client_id: str = "rollcall-central",
                  session_expiry_s: int = SESSION_EXPIRY_S, group: str | None = None,
-                 batch_max: int = BATCH_MAX, leaving: bool = False) -> None:
+                 batch_max: int = BATCH_MAX, leaving: bool = False, keep_trying: bool = False) -> None:
         self.cfg = cfg
         self.target = db
         self.db = db if isinstance(db, Database) else connect(db)
@@ -87,9 +93,11 @@ class Collector:
         self.connected = threading.Event()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._pending: list = []  # a batch whose commit failed: retried before anything new
+        self._failures = 0  # failed attempts of the pending batch
         self._client = None
         self._generation = 0  # connections so far: a PUBACK is only valid on the connection
         self._leaving = leaving  # connect only to retire (see ``leave``)
+        self.keep_trying = keep_trying  # broker down at start: retry (a service) instead of raising
         self._closed = False
 
     @property
@@ -99,16 +107,20 @@ class Collector:
     def start(self) -> "Collector":
         """Connect (persistent session) and subscribe; messages queue until ``run`` stores them."""
         client = build_client(self.cfg, self.client_id, manual_ack=True)
-        client.reconnect_delay_set(1, 5)
+        client.reconnect_delay_set(1, 2)  # back quickly after a broker restart: see README "Fleet"
         client.on_connect = self._on_connect
         client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
         client.on_message = lambda c, u, msg: self._queue.put((self._generation, msg))
+        args = dict(keepalive=self.cfg.keepalive_s, clean_start=False,
+                    properties=connect_properties(self.session_expiry_s))
         try:
-            client.connect(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s, clean_start=False,
-                           properties=connect_properties(self.session_expiry_s))
+            client.connect(self.cfg.host, self.cfg.port, **args)
         except OSError as exc:
-            self.close()
-            raise LinkError(describe_connect_error(exc, self.cfg)) from None
+            if not self.keep_trying:
+                self.close()
+                raise LinkError(describe_connect_error(exc, self.cfg)) from None
+            logger.warning("%s; retrying in the background", describe_connect_error(exc, self.cfg))
+            client.connect_async(self.cfg.host, self.cfg.port, **args)  # the loop thread retries
         set_nodelay(client)
         self._client = client
         client.loop_start()
@@ -157,13 +169,18 @@ class Collector:
         batch = self._pending or self._take(wait_s)
         if not batch:
             return 0
-        try:
-            result = self.ingest.write([(m.topic, m.payload) for _, m in batch])
-            self.db.commit()
-        except Exception as exc:  # noqa: BLE001 - any DB failure: keep the batch, retry later
-            self._db_failed(batch, exc)
-            return 0
-        self._pending = []
+        if self._failures >= ISOLATE_AFTER:
+            result = self._isolate(batch)
+            if result is None:
+                return 0
+        else:
+            try:
+                result = self.ingest.write([(m.topic, m.payload) for _, m in batch])
+                self.db.commit()
+            except Exception as exc:  # noqa: BLE001 - any DB failure: keep the batch, retry later
+                self._db_failed(batch, exc)
+                return 0
+        self._pending, self._failures = [], 0
         self._ack(batch)
         self._count(result)
         return result.new
@@ -196,13 +213,37 @@ class Collector:
         stats.rejected += result.rejected
         stats.batches += 1
 
+    def _isolate(self, batch: list) -> BatchResult | None:
+        """The batch failed again and again: one transaction per message, so one message the
+        database refuses (a poison message) goes to ``rejects`` instead of blocking the rest.
+        Returns None (batch kept) when the database refuses even that: it is down."""
+        total = BatchResult()
+        for _, msg in batch:
+            try:
+                one = self.ingest.write([(msg.topic, msg.payload)])
+                self.db.commit()
+            except Exception as exc:  # noqa: BLE001
+                self.db.rollback()
+                try:
+                    self.ingest.reject(msg.topic, msg.payload, f"the database refused it: {_first_line(exc)}")
+                    self.db.commit()
+                except Exception as again:  # noqa: BLE001
+                    self._db_failed(batch, again)
+                    return None
+                one = BatchResult(messages=1, rejected=1)
+            total.messages += one.messages
+            total.new += one.new
+            total.duplicates += one.duplicates
+            total.rejected += one.rejected
+        return total
+
     def _db_failed(self, batch: list, exc: BaseException) -> None:
+        self._failures += 1
         self.stats.db_errors += 1
         self.db.rollback()
         self._pending = batch
         logger.error("central database write failed (%s); %d messages kept unacknowledged, retrying in %.0f s",
-                     str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                     len(batch), RETRY_S)
+                     _first_line(exc), len(batch), RETRY_S)
         time.sleep(RETRY_S)
         if self.db.dialect == "postgresql" and getattr(self.db.conn, "closed", False):
             self._reconnect_db()

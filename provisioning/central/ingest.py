@@ -34,6 +34,7 @@ from provisioning.central.db import Database
 logger = logging.getLogger(__name__)
 
 MAX_REJECT_BYTES = 2000
+MAX_EVENT_BYTES = 64 * 1024  # the device's own events are < 4 KiB
 SEEN_EVERY_S = 5.0  # last_seen of a device is written at most this often per collector (events)
 EVENT_COLUMNS = ("event_id", "site", "device_id", "kind", "seq", "captured_at", "session_id",
                  "person_id", "model_id", "payload", "received_at", "topic", "room", "day",
@@ -131,19 +132,29 @@ class Ingest:
             else:
                 raise ValueError(f"unexpected device topic suffix {rest!r}")
         except (ValueError, UnicodeDecodeError) as exc:
-            logger.warning("rejected message on %s: %s", topic[:200], exc)
-            parsed.rejects.append((topic[:500], str(exc)[:500],
-                                   raw[:MAX_REJECT_BYTES].decode(errors="replace"), now, self.collector))
+            parsed.rejects.append(self._reject_row(topic, raw, str(exc), now))
             return
         parsed.seen[key] = now
+
+    def _reject_row(self, topic: str, raw: bytes, reason: str, now: str) -> tuple:
+        logger.warning("rejected message on %s: %s", _clean(topic[:200]), reason)
+        return (_clean(topic[:500]), _clean(reason[:500]),
+                _clean(raw[:MAX_REJECT_BYTES].decode(errors="replace")), now, self.collector)
+
+    def reject(self, topic: str, raw: bytes, reason: str) -> None:
+        """Write one message to ``rejects`` (e.g. one the database itself refused)."""
+        self.db.executemany("INSERT INTO rejects (topic, reason, payload, received_at, collector) "
+                            "VALUES (?, ?, ?, ?, ?)", [self._reject_row(topic, raw, reason, utc_iso())])
 
     def _parse_event(self, parsed: _Parsed, site: str, device_id: str, rest: str, payload: dict,
                      raw: bytes, topic: str, now: str) -> None:
         event_id, seq = payload.get("event_id"), payload.get("seq")
         if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
             raise ValueError("event without a valid event_id")
-        if not isinstance(seq, int) or isinstance(seq, bool):
-            raise ValueError("event without an integer seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
+            raise ValueError("event without an integer seq (0 <= seq < 2^63)")
+        if len(raw) > MAX_EVENT_BYTES:
+            raise ValueError(f"event larger than {MAX_EVENT_BYTES} bytes")
         if event_id in parsed.events:
             parsed.dup_in_batch += 1
             return
@@ -156,12 +167,17 @@ class Ingest:
 
 
 def _text(value: object) -> str | None:
-    """A payload field as a short text column (None stays None; objects are refused)."""
+    """A payload field as a short text column (None stays None; objects are refused; NUL,
+    which PostgreSQL text cannot hold, is dropped)."""
     if value is None:
         return None
     if isinstance(value, (dict, list)):
         raise ValueError("a field that must be text is an object or a list")
-    return str(value)[:200]
+    return str(value)[:200].replace("\x00", "")
+
+
+def _clean(text: str) -> str:
+    return text.replace("\x00", "\\0")
 
 
 def _int_or_none(value: object) -> int | None:

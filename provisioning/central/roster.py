@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware.config import MqttConfig
 from firmware.errors import BundleError, LinkError
-from firmware.link.bundle import SCHEMA_VERSION, encode_embedding
+from firmware.link.bundle import SCHEMA_VERSION, encode_bundle, encode_embedding
 from firmware.link.client import build_client, describe_connect_error
 from firmware.link.payloads import utc_iso
 from firmware.link.topics import roster_topic
@@ -123,7 +123,7 @@ def publish_bundles(cfg: MqttConfig, bundles: list[dict], timeout: float = 10.0)
     try:
         sent = [(roster_topic(cfg.prefix, b["site"], b["room"]),
                  client.publish(roster_topic(cfg.prefix, b["site"], b["room"]),
-                                json.dumps(b, separators=(",", ":")), qos=1, retain=True)) for b in bundles]
+                                encode_bundle(b), qos=1, retain=True)) for b in bundles]
         deadline = time.monotonic() + timeout + len(bundles) * 0.05
         for topic, info in sent:
             info.wait_for_publish(max(0.1, deadline - time.monotonic()))

@@ -240,7 +240,8 @@ class FakeDevice:
     def status(self) -> dict:
         return {"camera": "ok", "broker": "disconnected", "models": "ok", "roster_version": 1,
                 "session": None, "fps": 12.5, "outbox_depth": 0, "disk_free_mb": 1000,
-                "cpu_temp_c": 48.0, "liveness_policy": "blink", "uptime_s": 5, "warnings": []}
+                "cpu_temp_c": 48.0, "liveness_policy": "blink", "uptime_s": 5, "warnings": [],
+                "notices": self.store.notices.active() if hasattr(self.store, "notices") else []}
 
     def latest_jpeg(self, annotated: bool = True) -> bytes | None:
         return self.jpeg
@@ -248,6 +249,10 @@ class FakeDevice:
     def kiosk_state(self) -> dict:
         return {"state": "idle", "name": None, "person_id": None, "seat": None,
                 "prompt": "Look at the camera", "required_blinks": 1, "at": None}
+
+    def remove_template(self, person_id: str, embedding_id: str) -> dict:
+        self.calls.append(("remove_template", person_id, embedding_id))
+        return self.store.people.remove_embedding(person_id, embedding_id)
 
     def enrol_photos(self, person_id: str, images: list[bytes], *, source: str = "photo",
                      confirm_duplicate: bool = False) -> list[dict]:

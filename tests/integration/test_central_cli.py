@@ -64,15 +64,18 @@ def test_keygen_roster_publish_collect_and_export(tmp_path, mosquitto):
 
     db = tmp_path / "central.db"
     collector = subprocess.Popen([sys.executable, "-m", "firmware.cli", "-q", "central", "collect",
-                                  "--broker", broker, "--db", str(db), "--until-count", "5", "--timeout", "30"],
+                                  "--broker", broker, "--db", str(db), "--until-count", "5", "--timeout", "90"],
                                  cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with Store(tmp_path / "data") as store:
             session_id = record_real_session(store)
             cfg = MqttConfig(host="127.0.0.1", port=mosquitto.port)
-            time.sleep(1.0)  # let the collector subscribe (its session keeps later ones anyway)
+            deadline = time.monotonic() + 30  # the collector's session must exist before events flow
+            while "as rollcall-central (" not in mosquitto.log_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)  # and its SUBSCRIBE be in
             with MqttLink(cfg, DeviceConfig(id="dev-c", site="site1"), store, model_id="m1"):
-                out, err = collector.communicate(timeout=40)
+                out, err = collector.communicate(timeout=100)
     finally:
         if collector.poll() is None:
             collector.kill()

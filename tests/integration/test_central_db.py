@@ -8,7 +8,10 @@ import json
 import sqlite3
 
 import pytest
+from paho.mqtt.client import MQTTMessage
 
+from firmware.config import MqttConfig
+from provisioning.central import Collector, collect
 from provisioning.central import devices as fleet_view
 from provisioning.central.db import MIGRATIONS, connect
 from provisioning.central.export import Selection, export
@@ -144,3 +147,37 @@ def test_export_lists_every_roster_member_with_absentees(db, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "r.csv")))
     assert {(r["day"], r["session_id"]) for r in rows} == {("2026-12-01", ""), ("2026-12-02", "S2")}
     assert sum(r["status"] == "absent" for r in rows) == 5  # S2: nobody came; 12-01: only p2
+
+
+def test_a_message_the_database_refuses_is_isolated_not_retried_forever(postgres, caplog):
+    """A poison message (here: refused by a real trigger) must not block the messages with it."""
+    collector = Collector(MqttConfig(host="x"), postgres, client_id="c-poison")
+    collector.db.execute("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.person_id = 'poison' "
+                         "THEN RAISE EXCEPTION 'refused by policy'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
+    collector.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse()")
+    collector.db.commit()
+    for n, person in enumerate(["p1", "poison", "p2"], start=1):
+        msg = MQTTMessage(mid=n, topic=event(n)[0].encode())
+        msg.payload = event(n, person_id=person)[1]
+        collector._queue.put((0, msg))
+    retry, collect.RETRY_S = collect.RETRY_S, 0.01
+    try:
+        stored = sum(collector.store_batch(0.1) for _ in range(collect.ISOLATE_AFTER + 1))
+        rows = collector.db.query("SELECT person_id FROM events ORDER BY seq")
+        rejects = collector.db.query("SELECT reason FROM rejects")
+    finally:
+        collect.RETRY_S = retry
+        collector.close()
+    assert stored == 2 and rows == [("p1",), ("p2",)]
+    assert rejects == [("the database refused it: refused by policy",)]
+
+
+def test_hostile_fields_are_rejected_or_cleaned(db):
+    ingest = Ingest(db)
+    result = ingest.write([event(1, person_id="a\u0000b"), event(2, seq=2**70),
+                           event(3, extra={"blob": "x" * 70_000})])
+    db.commit()
+    assert (result.new, result.rejected) == (1, 2)
+    assert db.query("SELECT person_id FROM events") == [("ab",)]
+    reasons = sorted(r for (r,) in db.query("SELECT reason FROM rejects"))
+    assert reasons == ["event larger than 65536 bytes", "event without an integer seq (0 <= seq < 2^63)"]

@@ -189,3 +189,25 @@ def rollcall_leave(port: int, url: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "firmware.cli", "-q", "central", "collect", "--broker",
                            f"127.0.0.1:{port}", "--db", url, "--group", "g", "--client-id", "c-gone", "--leave"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_a_collector_started_while_the_broker_is_down_waits_for_it(tmp_path, postgres):
+    """A service must not exit because the broker restarts at the moment it starts."""
+    from tests.conftest import Mosquitto, free_port
+
+    port = free_port()
+    log = open(tmp_path / "c.log", "wb")
+    proc = start_collector(port, postgres, "c-early", log)
+    try:
+        wait_until(lambda: "retrying in the background" in (tmp_path / "c.log").read_text(), 30, "a refused connect")
+        time.sleep(1.0)
+        assert proc.poll() is None, (tmp_path / "c.log").read_text()
+        broker = Mosquitto(tmp_path / "broker", port=port).start()
+        try:
+            wait_until(lambda: b"c-early" in broker.log_text().encode(), 20, "the collector connected")
+        finally:
+            broker.stop()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()

@@ -77,7 +77,7 @@ def test_no_session_status_and_indication(rig):
     status = device.status()
     assert status["session"] is None and status["camera"] == "none"
     assert any("no session is running" in w for w in status["warnings"])
-    assert device.engine.scope.matcher is None
+    assert device.engine.scope.gallery is None
     decide(device, Outcome.NO_SESSION)
     assert device.kiosk_state()["state"] == "no_session"
     assert wait_states(factory, RED, 3)[:3] == [False, True, False]
@@ -151,8 +151,10 @@ def test_open_door_matches_everyone_without_session(rig):
     device, _, _, _, _ = rig
     device.config.decisions.open_door = True
     device.sessions.refresh()
-    match = device.engine.scope.matcher(unit(1))
-    assert match.person_id == "bob" and device.status()["mode"] == "open_door"
+    scope = device.engine.scope
+    scores = scope.gallery.person_scores(unit(1))
+    assert scope.gallery.people[int(np.argmax(scores))] == "bob" and scores.max() >= scope.rule.threshold
+    assert device.status()["mode"] == "open_door"
 
 
 def test_reload_config_applies_decisions_and_lists_restart(rig):
@@ -188,3 +190,14 @@ def test_enrol_photos(rig, shared_data, built_models):
     assert results[0]["photo_id"] and "face" in results[2]["message"]
     assert len(store.people.photos("colin")) == 2
     assert not device.enrol_photos("nobody", photos)[0]["ok"]
+
+
+def test_unreachable_threshold_is_a_status_warning(rig):
+    device, _, _, _, _ = rig
+    device.config.decisions.open_door = True
+    device.sessions.refresh()
+    assert not any("almost nobody will be recognised" in w for w in device.status()["warnings"])
+    device.config.recognition.match_threshold = 0.995  # what a high level with one photo per person can come to
+    device.sessions.refresh()
+    assert device.engine.scope.rule.threshold == 0.995
+    assert any("almost nobody will be recognised" in w for w in device.status()["warnings"])

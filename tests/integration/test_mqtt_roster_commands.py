@@ -12,8 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from firmware.bench.broker import Watcher
 from firmware.config import DeviceConfig, MqttConfig
 from firmware.errors import SessionError
-from firmware.link.bundle import MAX_BUNDLE_BYTES, sign_bundle
-from firmware.link.mqtt import MqttLink
+from firmware.link.bundle import MAX_BUNDLE_BYTES, key_id, sign_bundle
+from firmware.link.cmdauth import sign_command
+from firmware.link.mqtt import ANONYMOUS_WARNING, MqttLink
 from firmware.store import Store
 from provisioning.central import build_bundle, generate_keypair, load_private_key, publish_bundle
 
@@ -54,7 +55,8 @@ class Device:
         """Send a command and wait for its result (matched by request_id, or any new one)."""
         seen = len(self.watcher.json(f"cmd/{name}/result"))
         if isinstance(payload, dict):
-            payload = json.dumps({"request_id": request_id, **payload}).encode()
+            payload = sign_command(name, {"site": "site1", "device": "dev-r"},
+                                   load_private_key(self.key_file), payload, request_id=request_id)
         self.watcher.publish(f"{ROOT}/cmd/{name}", payload)
         self.watcher.wait_for(f"cmd/{name}/result",
                               lambda m: len(self.watcher.json(f"cmd/{name}/result")) > seen)
@@ -112,7 +114,7 @@ def test_bad_bundles_are_rejected_and_the_roster_stays(device):
     seen = len(device.watcher.json("cmd/roster_sync/result"))
     device.watcher.publish("rollcall/v1/site1/roster/room1", b"{not json", retain=True)
     rejected = device.watcher.wait_for("cmd/roster_sync/result", skip=seen)
-    assert "not valid JSON" in rejected["error"]
+    assert "signature" in rejected["error"]  # checked before any JSON parse
     assert device.store.rosters.get("maths-101") == before
     device.watcher.publish("rollcall/v1/site1/roster/room1", b"", retain=True)  # clear it
 
@@ -120,13 +122,15 @@ def test_bad_bundles_are_rejected_and_the_roster_stays(device):
 def test_commands_results_and_errors(device):
     started = device.command("session_start", {"session_id": "s1"}, "r1")
     assert started["ok"] and started["result"] == {"session_id": "s1", "state": "in_progress"}
-    assert device.calls == [("session_start", {"session_id": "s1"})]
+    actor = f"central:{key_id(load_private_key(device.key_file).public_key())}"
+    assert device.calls == [("session_start", {"session_id": "s1", "by": actor})]
     refused = device.command("session_start", {"session_id": "done"}, "r2")
     assert not refused["ok"] and "completed" in refused["error"]
     unknown = device.command("format_disk", {}, "r3")
     assert not unknown["ok"] and "unknown command" in unknown["error"]
     telemetry = device.command("telemetry_now", {}, "r4")["result"]["telemetry"]
-    assert telemetry["fps"] == 15.0 and telemetry["outbox_depth"] == 0 and telemetry["warnings"] == []
+    assert telemetry["fps"] == 15.0 and telemetry["outbox_depth"] == 0
+    assert telemetry["warnings"] == [ANONYMOUS_WARNING]  # this test broker lets anyone in
     assert device.watcher.wait_for("telemetry", lambda m: m.get("cpu_temp_c") == 51.5)
     births = len([m for m in device.watcher.json("status") if m["state"] == "online"])
     assert device.command("rebirth", {}, "r5")["ok"]

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from firmware.errors import BundleError
-from firmware.link.bundle import encode_embedding, sign_bundle
+from firmware.link.bundle import encode_bundle, encode_embedding, sign_bundle, to_store_form
 from firmware.link.roster import RosterSync
 from firmware.store import Store
 
@@ -38,7 +38,7 @@ def synced(tmp_path_factory):
                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
     with Store(base / "data") as store:
         sync = RosterSync(store, pub, MODEL, "site1", "room1")
-        assert sync.apply_raw(json.dumps(sign_bundle(bundle(10), KEY)).encode())["applied"]
+        assert sync.apply_raw(encode_bundle(sign_bundle(bundle(10), KEY)))["applied"]
         yield sync, store
 
 
@@ -74,7 +74,7 @@ def test_bad_bundles_never_change_the_store(synced, kind, junk, people):
     if kind == "tamper":
         signed["name"] = f"changed {junk}"
     try:
-        result = sync.apply_raw(json.dumps(signed).encode())
+        result = sync.apply_raw(encode_bundle(signed))
     except BundleError:
         pass
     else:
@@ -96,5 +96,30 @@ def test_oversized_bundle_rejected_and_newer_good_one_applied(synced):
     sync, store = synced
     with pytest.raises(BundleError, match="larger than"):
         sync.apply_raw(b" " * (5 * 1024 * 1024))
-    assert sync.apply_raw(json.dumps(sign_bundle(bundle(30, 3), KEY)).encode())["roster_version"] == 30
+    assert sync.apply_raw(encode_bundle(sign_bundle(bundle(30, 3), KEY)))["roster_version"] == 30
     assert store.rosters.get("r1")["version"] == 30 and sync.version == 30
+
+
+def test_older_or_equal_bundle_refused_after_a_restart(tmp_path):
+    """Issue 13.5: the newest version per site and per roster survives a restart."""
+    pub = tmp_path / "roster.pub.pem"
+    pub.write_bytes(KEY.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    v100, v90 = encode_bundle(sign_bundle(bundle(100), KEY)), encode_bundle(sign_bundle(bundle(90), KEY))
+    other = bundle(200)
+    other["roster_id"] = "r2"
+    with Store(tmp_path / "data") as store:
+        sync = RosterSync(store, pub, MODEL, "site1", "room1")
+        assert sync.apply_raw(v100)["applied"] and sync.apply_raw(encode_bundle(sign_bundle(other, KEY)))["applied"]
+    with Store(tmp_path / "data") as store:  # a new process: nothing in memory
+        sync = RosterSync(store, pub, MODEL, "site1", "room1")
+        assert sync.version == 200 and store.rosters.site_version("site1") == 200
+        for raw in (v100, v90):
+            assert sync.apply_raw(raw)["applied"] is False
+        assert store.rosters.get("r1")["version"] == 100 and store.rosters.get("r2")["version"] == 200
+        body = bundle(150)
+        body["roster_id"] = "r3"  # a new roster, but older than the site's newest: refused too
+        assert sync.apply_raw(encode_bundle(sign_bundle(body, KEY)))["applied"] is False
+        with pytest.raises(BundleError, match="not newer"):  # the store refuses on its own too
+            store.rosters.apply_bundle({**to_store_form(sign_bundle(body, KEY))})
+        assert (tmp_path / "data" / "rosters" / "versions.json").stat().st_mode & 0o777 == 0o600

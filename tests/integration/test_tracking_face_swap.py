@@ -11,7 +11,8 @@ import pytest
 
 from firmware.runtime.tuning import configure_engine
 from firmware.config import Config
-from firmware.domain.decisions import DecisionEngine, Match, Scope
+from firmware.domain.decisions import DecisionEngine, Scope
+from firmware.domain.matching import Gallery
 from firmware.domain.types import Frame
 from firmware.hal.slot import LatestSlot
 from firmware.hal.sources import downscale
@@ -51,7 +52,7 @@ def test_swapped_face_gets_new_track_and_fresh_liveness(shared_data, built_model
     analyser = FrameAnalyser(cfg, built_models)
     engine = DecisionEngine()
     configure_engine(engine, cfg, random.Random(1))  # the device's own wiring (swap threshold)
-    engine.set_scope(Scope("s1", lambda v: Match(None, 0.0)))  # nobody enrolled: keep embedding
+    engine.set_scope(Scope("s1", Gallery([], np.zeros((0, 128)), dim=128), key="s1"))  # nobody enrolled: keep embedding
     sink = Sink()
     loop = DeviceLoop(camera=Camera(), engine=engine, sink=sink, analyser=analyser)
     a, b = face(shared_data, "Colin_Powell"), face(shared_data, "Ariel_Sharon")

@@ -10,7 +10,7 @@ import pytest
 
 from firmware.config import MqttConfig
 from firmware.errors import BundleError
-from firmware.link.bundle import load_public_key, sign_bundle, verify_bundle
+from firmware.link.bundle import encode_bundle, load_public_key, sign_bundle, verify_bundle
 from provisioning.central import (Collector, build_bundle, export_session, generate_keypair,
                                   load_private_key, mqtt_config)
 
@@ -52,7 +52,7 @@ def test_keygen_build_sign_verify(tmp_path):
                                             "embeddings": [[0.1, 0.2, 0.3]]}]}
     bundle = sign_bundle(build_bundle(roster, "site1", "hall.1", version=7), load_private_key(private))
     assert bundle["roster_id"] == "site1-hall-1"
-    got = verify_bundle(json.dumps(bundle).encode(), load_public_key(public.read_bytes()), "m1", 6)
+    got = verify_bundle(encode_bundle(bundle), load_public_key(public.read_bytes()), "m1", 6)
     assert got["people"][0]["embeddings"][0]["model_id"] == "m1"
     with pytest.raises(BundleError, match="model-id"):
         build_bundle({"people": []}, "s", "r")

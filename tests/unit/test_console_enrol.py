@@ -105,3 +105,14 @@ def test_review_cards_show_closest_person_score_threshold_and_spoof_needs_confir
     assert "liveness" in admin.get("/unknowns").text
     admin.post(f"/unknowns/{spoof['id']}/resolve", {"action": "assign", "person_id": pid, "confirm_spoof": "1"})
     assert console_env.store.unknowns.get(spoof["id"])["state"] == "assigned"
+
+
+def test_new_enrolment_pages_need_a_login_and_a_csrf_token(admin, console_env):
+    anonymous = console_env.browser()
+    assert anonymous.get("/api/capture").status == 401
+    for path in ("/people/bulk", "/capture/frames/0.jpg", "/people/p1/capture"):
+        reply = anonymous.get(path)
+        assert reply.status == 303 and "/login" in reply.location, path
+    assert anonymous.post("/people/bulk", {"x": "1"}, csrf=False).status == 403
+    assert admin.post("/people/p1/capture", {"frames": "3"}, csrf=False).status == 403
+    assert not any(c[0] == "capture_start" for c in console_env.device.calls)

@@ -118,6 +118,22 @@ def test_settings_validated_with_firmware_schema_and_reload(admin, console_env):
     assert "match_threshold = 0.45" in console_env.config.read_text()
 
 
+def test_threshold_looser_than_security_level_low_is_saved_with_a_warning(admin, console_env):
+    admin.post("/settings/recognition", {"match_threshold": "0.5", "margin": "", "policy": "blink",
+                                         "security_level": "high"})
+    text = console_env.config.read_text()
+    assert "match_threshold = 0.5" in text and 'security_level = "high"' in text
+    page = admin.get("/settings").text
+    assert "looser than security level" in page and "flash warn" in page
+    admin.post("/settings/recognition", {"match_threshold": "", "margin": "", "policy": "blink",
+                                         "security_level": "low"})
+    page = admin.get("/settings").text
+    assert "looser than security level" not in page and "match_threshold" not in console_env.config.read_text()
+    admin.post("/settings/recognition", {"match_threshold": "", "policy": "blink", "security_level": "paranoid"})
+    assert "not saved" in admin.get("/settings").text
+    assert 'security_level = "low"' in console_env.config.read_text()
+
+
 def test_device_setup_writes_config(admin, console_env):
     reply = admin.post("/setup/device", {"name": "Hall <A>", "site": "north", "room": "hall-a",
                                          "timezone": "Europe/London", "camera_source": "webcam:1",

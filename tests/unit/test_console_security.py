@@ -103,7 +103,8 @@ def test_login_rotates_session_id_and_cookie_flags(console_env):
     reply = browser.get("/login")
     cookie = reply.headers["Set-Cookie"][0]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
-    before = browser.cookies["rc_session"]
+    assert "rc_session" not in browser.cookies  # anonymous: no server-side session at all
+    before = browser.cookies["rc_pre"]
     reply = browser.post("/login", {"user": "admin", "password": PASSWORD, "next": "/people"})
     assert reply.status == 303 and reply.location.endswith("/people")
     after = browser.cookies["rc_session"]

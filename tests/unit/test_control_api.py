@@ -248,3 +248,24 @@ def test_attendance_pages_offset_limit_order_and_bad_arguments(control):
         with pytest.raises(ControlError) as refused:
             client.get("/v1/attendance", bad)
         assert refused.value.status == 400 and refused.value.field == next(iter(bad))
+
+
+def test_door_templates_are_listed_and_removable(control):
+    client, store, device, _ = control
+    person = client.post("/v1/people", {"name": "Door Learner"})
+    pid = person["id"]
+    vec = np.eye(128, dtype=np.float32)
+    store.people.add_embedding(pid, vec[0], "dlib_resnet_int8")
+    learnt = store.people.add_embedding(pid, vec[1], "dlib_resnet_int8", source="door")
+    listed = client.templates(pid)
+    assert [t["source"] for t in listed] == ["photo", "door"]
+    assert client.templates(pid, source="door")[0]["embedding_id"] == learnt["id"]
+    assert client.delete_template(pid, learnt["id"]) == {"deleted": learnt["id"], "source": "door"}
+    assert [t["source"] for t in client.templates(pid)] == ["photo"]
+    ids, matrix = store.people.embeddings("dlib_resnet_int8", [pid])
+    assert len(ids) == 1 and np.allclose(matrix[0], vec[0])
+    with pytest.raises(ControlError) as gone:
+        client.delete_template(pid, learnt["id"])
+    assert gone.value.status == 400 and "no template" in str(gone.value)
+    with pytest.raises(ValueError, match="source"):
+        store.people.add_embedding(pid, vec[2], "dlib_resnet_int8", source="guess")

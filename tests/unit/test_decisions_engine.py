@@ -1,4 +1,4 @@
-"""DecisionEngine: liveness first, averaged embeddings, one decision, cooldown, sessions."""
+"""DecisionEngine: liveness first, track-level evidence, one decision, cooldown, sessions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from firmware.domain.decisions import DecisionEngine, Match, Outcome, Scope, mean_embedding
+from firmware.domain.decisions import DecisionEngine, Outcome, Scope, mean_embedding
+from firmware.domain.evidence import EvidenceRule
+from firmware.domain.matching import Gallery
 
 
 @dataclass
@@ -46,16 +48,18 @@ def unit(index: int, dim: int = 8) -> np.ndarray:
 ALICE, BOB = unit(1), unit(2)
 
 
-def matcher(vec: np.ndarray) -> Match:
-    scores = {"alice": float(vec @ ALICE), "bob": float(vec @ BOB)}
-    best = max(scores, key=scores.get)
-    return Match(best if scores[best] > 0.8 else None, scores[best])
+GALLERY = Gallery(["alice", "bob"], np.stack([ALICE, BOB]), dtype=np.float32)
+RULE = EvidenceRule(threshold=0.8, margin=0.02, accept_weight=1.5, unknown_frames=3)
+
+
+def scope(session_id="s1", marked=None, gallery=GALLERY) -> Scope:
+    return Scope(session_id, gallery, set(marked or ()), RULE, key=(session_id, gallery is None))
 
 
 def engine(**kw) -> DecisionEngine:
     kw.setdefault("liveness_factory", ScriptedLiveness)
     eng = DecisionEngine(cooldown_s=30, retry_after_s=8, embeddings_per_track=3, **kw)
-    eng.set_scope(Scope("s1", matcher))
+    eng.set_scope(scope())
     return eng
 
 
@@ -75,7 +79,7 @@ def test_live_known_face_is_accepted_once_with_latency():
     eng = engine()
     [d] = feed(eng, 1, 0.0, ALICE)
     assert d.outcome is Outcome.ACCEPTED and d.person_id == "alice" and d.session_id == "s1"
-    assert d.latency_s == pytest.approx(0.2)  # third frame: blink seen and 3 embeddings
+    assert d.latency_s == pytest.approx(0.2)  # third frame: blink seen, evidence enough
     assert np.allclose(d.embedding, ALICE, atol=1e-6)
     assert feed(eng, 1, 1.0, ALICE) == []
     assert eng.tracks[1].stage == "accepted"
@@ -85,7 +89,7 @@ def test_no_match_before_liveness_passes():
     eng = engine()
     assert feed(eng, 1, 0.0, ALICE, openness=(1.0,) * 10) == []
     assert eng.tracks[1].stage == "blink"
-    assert len(eng.tracks[1].embeddings) == 3
+    assert len(eng.tracks[1].embeddings) == 4  # 3 at once, then one per recheck_s (0.7 s); up to 12 kept
 
 
 def test_still_face_becomes_spoof_not_attendance():
@@ -121,13 +125,13 @@ def test_cooldown_is_per_person():
 
 def test_marked_people_from_the_store_are_already():
     eng = engine()
-    eng.set_scope(Scope("s1", matcher, {"alice"}))
+    eng.set_scope(scope(marked={"alice"}))
     assert feed(eng, 1, 0.0, ALICE)[0].outcome is Outcome.ALREADY
 
 
 def test_no_session_means_no_matching():
     eng = engine()
-    eng.set_scope(Scope(None, None))
+    eng.set_scope(scope(None, gallery=None))
     assert not eng.wants_embedding(1, 0.0)
     [d] = feed(eng, 1, 0.0, ALICE)
     assert d.outcome is Outcome.NO_SESSION and d.person_id is None
@@ -135,7 +139,7 @@ def test_no_session_means_no_matching():
 
 def test_open_door_scope_has_no_session_but_matches():
     eng = engine()
-    eng.set_scope(Scope(None, matcher))
+    eng.set_scope(scope(None))
     [d] = feed(eng, 1, 0.0, BOB)
     assert d.outcome is Outcome.ACCEPTED and d.session_id is None
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from firmware.domain.decisions import DecisionEngine, Match, Outcome, Scope
+from firmware.domain.decisions import DecisionEngine, Outcome, Scope
+from firmware.domain.evidence import EvidenceRule
+from firmware.domain.matching import Gallery
 from firmware.domain.types import Detection, Frame
 from firmware.hal.slot import LatestSlot
 from firmware.runtime.loop import DeviceLoop
@@ -56,6 +58,9 @@ class FakeAnalyser:
     def measure(self, frame, det):
         return object(), 0.3, Gate()
 
+    def quality(self, det, landmarks, gate):
+        return 1.0
+
     def embed(self, frame, landmarks):
         self.embeds += 1
         return self.who(frame.index)
@@ -82,12 +87,8 @@ class Camera:
         self.state = "running"
 
 
-def matcher(vec):
-    if float(vec @ ALICE) > 0.9:
-        return Match("alice", float(vec @ ALICE))
-    if float(vec @ BOB) > 0.9:
-        return Match("bob", float(vec @ BOB))
-    return Match(None, 0.0)
+GALLERY = Gallery(["alice", "bob"], np.stack([ALICE, BOB]), dtype=np.float32)
+RULE = EvidenceRule(threshold=0.9, margin=0.02, accept_weight=1.5, unknown_frames=2)
 
 
 def frame(i, fps=10.0):
@@ -96,7 +97,7 @@ def frame(i, fps=10.0):
 
 def make_loop(who, liveness=None, **kw):
     engine = DecisionEngine(embeddings_per_track=2, liveness_factory=liveness)
-    engine.set_scope(Scope("s1", matcher))
+    engine.set_scope(Scope("s1", GALLERY, rule=RULE, key="s1"))
     sink = Sink()
     loop = DeviceLoop(camera=Camera(), engine=engine, sink=sink, analyser=FakeAnalyser(who), **kw)
     return loop, sink

@@ -11,6 +11,7 @@ from referencing import Registry, Resource
 
 from firmware.link import payloads
 from firmware.link.bundle import encode_embedding, sign_bundle
+from firmware.link.cmdauth import sign_command
 from firmware.link.topics import Topics, central_filters, roster_topic, split_device_topic
 
 CONTRACT = Path(__file__).resolve().parents[2] / "firmware" / "contract"
@@ -83,9 +84,13 @@ def test_signed_bundle_matches_schema():
     body = {"schema_version": 1, "roster_version": 9, "roster_id": "r1", "site": "site1", "room": "_all",
             "model_id": "m1", "people": [{"person_id": "p1", "name": "Ada", "seat": "A1",
                                           "embeddings": [encode_embedding([0.1, 0.2], "m1")]}]}
-    bundle = sign_bundle(body, Ed25519PrivateKey.generate())
+    key = Ed25519PrivateKey.generate()
+    bundle = sign_bundle(body, key)
     validator("roster-bundle.schema.json").validate(bundle)
-    validator("command.schema.json").validate({"request_id": "r", "bundle": bundle})
+    command = sign_command("roster_sync", {"site": "site1", "device": "d1"}, key, {"bundle": bundle},
+                           request_id="r")
+    validator("command.schema.json").validate(json.loads(command))
+    assert list(json.loads(command))[-1] == "signature"  # signature last: checked before parsing
 
 
 def test_ha_discovery_ties_availability_to_status():

@@ -11,8 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from firmware.errors import BundleError
+from firmware.link.signing import signature_member
 from firmware.link.bundle import (MAX_BUNDLE_BYTES, canonical_bytes, decode_embedding, encode_embedding,
-                                  is_stale, sign_bundle, to_store_form, verify_bundle)
+                                  encode_bundle, is_stale, sign_bundle, to_store_form,
+                                  verify_bundle)
 
 KEY = Ed25519PrivateKey.generate()
 PUB = KEY.public_key()
@@ -30,6 +32,9 @@ def make_bundle(version: int = 5, people: int = 3, model: str = MODEL, **extra) 
 
 
 def raw(bundle: dict) -> bytes:
+    """Wire bytes as the central side sends them (signature last), or plain JSON if unsigned."""
+    if isinstance(bundle.get("signature"), dict):
+        return encode_bundle(bundle)
     return json.dumps(bundle).encode()
 
 
@@ -60,7 +65,7 @@ def test_values_form_and_canonical_order_independent():
     (lambda b: b.update(name="Changed after signing"), "signature does not verify"),
     (lambda b: b["people"][0].update(seat="Z9"), "signature does not verify"),
     (lambda b: b.pop("signature"), "no ed25519 signature"),
-    (lambda b: b["signature"].update(value="!!!"), "not base64"),
+    (lambda b: b["signature"].update(value="!!!"), "does not verify"),
     (lambda b: b["signature"].update(alg="rsa"), "no ed25519 signature"),
 ])
 def test_tampered_bundles_are_rejected(mutate, reason):
@@ -121,9 +126,22 @@ def test_oversized_rejected_before_parsing():
     (b'{"a": NaN}', "not JSON"), (b'{"a": 1, "a": 2}', "duplicated key"),
     (b"[" * 100000 + b"]" * 100000, "not valid JSON"),
 ])
-def test_malformed_bytes_are_rejected(data, reason):
-    with pytest.raises(BundleError, match=reason):
+def test_malformed_bytes_are_rejected_before_parsing_unless_signed(data, reason):
+    """Unsigned junk never reaches the JSON parser; signed junk is parsed and refused."""
+    with pytest.raises(BundleError, match="signature"):
         verify(data)
+    signed = b'{"x":' + data + b"}"
+    wire = signed[:-1] + b',"signature":' + json.dumps(
+        signature_member(signed, KEY, "k")).encode() + b"}"
+    with pytest.raises(BundleError, match=reason if reason != "JSON object" else "unknown fields"):
+        verify(wire)
+
+
+def test_signature_must_be_the_last_field():
+    bundle = sign_bundle(make_bundle(), KEY)
+    reordered = json.dumps({"signature": bundle["signature"], **bundle}).encode()
+    with pytest.raises(BundleError, match="last field"):
+        verify(reordered)
 
 
 def test_non_finite_embedding_rejected():

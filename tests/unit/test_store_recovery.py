@@ -89,7 +89,12 @@ def test_background_checkpoint_writes_the_files(tmp_path, clock):
     with Store(tmp_path / "d", clock=clock, checkpoint_s=0.05) as s:
         s.outbox.put("event/custom", {})
         deadline = time.monotonic() + 10
-        while not list((tmp_path / "d" / "outbox").glob("seg-*.json")) and time.monotonic() < deadline:
+
+        def done() -> bool:  # the segment is written first, the journal trimmed just after
+            return bool(list((tmp_path / "d" / "outbox").glob("seg-*.json"))) and \
+                not list((tmp_path / "d" / "journal").glob("wal-*.jsonl"))
+
+        while not done() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert list((tmp_path / "d" / "outbox").glob("seg-*.json"))
         assert list((tmp_path / "d" / "journal").glob("wal-*.jsonl")) == []

@@ -89,9 +89,18 @@ def test_config_margin_and_threshold_fall_back_to_the_embedders_defaults():
     from firmware.config import Config
     from firmware.runtime.tuning import match_margin, match_threshold
 
+    from firmware.runtime.tuning import SECURITY_LEVELS, calibration
+
     config = Config()
     assert config.recognition.margin is None and config.recognition.match_threshold is None
     assert match_margin(config) == default_margin(config.recognition.embedder)
-    assert match_threshold(config) == default_threshold(config.recognition.embedder)
+    # calibrated embedder: the security level's threshold for the reference roster of 100
+    cal = calibration(config.recognition.embedder)
+    assert cal is not None
+    assert match_threshold(config) == cal.threshold(SECURITY_LEVELS["normal"], 100, 1.0)
+    # an embedder without a calibration falls back to the manifest's default threshold
+    config.recognition.embedder = "facenet_int8"
+    assert calibration("facenet_int8") is None
+    assert match_threshold(config) == default_threshold("facenet_int8")
     config = Config.model_validate({"recognition": {"margin": 0.07, "match_threshold": 0.9}})
     assert match_margin(config) == 0.07 and match_threshold(config) == 0.9

@@ -1,0 +1,42 @@
+"""Signed downlink commands from the central side (docs/mqtt-contract.md, "Commands").
+
+:func:`send_command` publishes a command signed with :func:`firmware.link.cmdauth.sign_command`
+to one device and waits for its ``cmd/<name>/result``.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+
+from firmware.config import MqttConfig
+from firmware.errors import LinkError
+from firmware.link.client import build_client, describe_connect_error
+from firmware.link.cmdauth import sign_command
+
+__all__ = ["send_command", "sign_command"]
+
+
+def send_command(cfg: MqttConfig, site: str, device: str, name: str, raw: bytes,
+                 timeout: float = 10.0) -> dict | None:
+    """Publish signed command bytes to ``device`` and wait for its result (None on timeout)."""
+    topic = f"{cfg.prefix}/{site}/{device}/cmd/{name}"
+    results: queue.SimpleQueue = queue.SimpleQueue()
+    client = build_client(cfg, f"rollcall-central-cmd-{int(time.time() * 1000) % 10**9}")
+    client.on_message = lambda c, u, msg: results.put(msg.payload)
+    try:
+        client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+    except OSError as exc:
+        raise LinkError(describe_connect_error(exc, cfg)) from None
+    client.loop_start()
+    try:
+        client.subscribe(topic + "/result", qos=1)
+        time.sleep(0.2)  # let the SUBACK in before the device can answer
+        client.publish(topic, raw, qos=1).wait_for_publish(timeout)
+        return json.loads(results.get(timeout=timeout))
+    except queue.Empty:
+        return None
+    finally:
+        client.disconnect()
+        client.loop_stop()
