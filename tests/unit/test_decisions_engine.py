@@ -225,6 +225,5 @@ def test_a_challenge_under_way_is_not_retried_and_a_policy_change_restarts_undec
 def test_decisions_carry_the_policy_of_their_track():
     eng = engine()
     eng.liveness_policy = "challenge"
-    for i in range(3):
-        decision = eng.observe(4, i * 0.1, openness=0.1, gate="ok", embedding=ALICE)
+    [decision] = feed(eng, 4, 0.0, ALICE)
     assert decision.outcome is Outcome.ACCEPTED and decision.liveness_policy == "challenge"
