@@ -486,6 +486,8 @@ install_dev() {
     if [[ -x "$venv/bin/rollcall" ]] && ! ((DRY_RUN)); then
         (cd "$SRC_DIR" && "$venv/bin/rollcall" -q provision --config var/config.toml \
             --ensure-setup-code --no-chown --no-restart) || warn "could not write the console setup code"
+        # `.venv/bin/rollcall ...` without --config uses this dev config (firmware.config.config_path)
+        printf '%s\n' "$var/config.toml" | write_text "$venv/rollcall-dev-config" 0644
     fi
     say "dev install ready: .venv/bin/rollcall up (config var/config.toml)"
 }
@@ -608,13 +610,14 @@ ensure_setup_code() {
     fi
 }
 
-# On a terminal, a device without an id gets the provisioning questions right away.
+# On a terminal, a device without a broker gets the provisioning questions right away
+# (its device id was already made from the machine id by ensure_setup_code).
 maybe_provision() {
     local config="$ETC/config.toml"
     if ((NO_PROVISION || DRY_RUN)) || [[ -n "$ROOT" || ! -t 0 || ! -x "$VENV/bin/rollcall" ]]; then return 0; fi
     "$PYTHON" - "$config" <<'EOF' || return 0
 import sys, tomllib
-sys.exit(1 if tomllib.load(open(sys.argv[1], "rb")).get("device", {}).get("id") else 0)
+sys.exit(1 if tomllib.load(open(sys.argv[1], "rb")).get("mqtt", {}).get("host") else 0)
 EOF
     say "a few questions to provision this device (Enter keeps a default; change later: sudo rollcall provision)"
     "$VENV/bin/rollcall" provision --config "$config" --no-restart ||

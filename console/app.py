@@ -15,12 +15,14 @@ from typing import Callable
 
 import bottle
 
-from console import (pages_attendance, pages_auth, pages_enrol, pages_live, pages_people, pages_sessions,
-                     pages_settings)
-from console.auth import AdminAccount, LoginLimiter, Sessions, load_or_make_key
+from console import (pages_attendance, pages_auth, pages_enrol, pages_live, pages_people, pages_privacy,
+                     pages_sessions, pages_settings, pages_users)
+from console.auth import SESSIONS_FILE, LoginLimiter, Sessions, load_or_make_key
 from console.context import Context
-from console.throttle import PasswordGate
+from console.kiosk import KioskToken
 from console.security import SecurityPlugin, install_hooks
+from console.throttle import PasswordGate
+from console.users import Users
 from firmware.config import config_path as resolve_config_path
 from firmware.config import load_config
 from firmware.control.client import ControlClient
@@ -44,15 +46,16 @@ def create_app(config_path: str | os.PathLike | None = None, *, client=None,
     secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     sock = socket_path or config.paths.control_socket
     ctx = Context(config_path=path, config=config, client=client or ControlClient(sock),
-                  admin=AdminAccount(secrets_dir, password_hasher),
-                  sessions=Sessions(load_or_make_key(secrets_dir), clock=clock),
-                  limiter=LoginLimiter(clock=monotonic), clock=clock)
+                  users=Users(secrets_dir, password_hasher),
+                  sessions=Sessions(load_or_make_key(secrets_dir), clock=clock,
+                                    path=secrets_dir / SESSIONS_FILE),
+                  limiter=LoginLimiter(clock=monotonic), kiosk=KioskToken(secrets_dir), clock=clock)
     ctx.gate = PasswordGate(ctx.limiter, clock=monotonic)
     app = bottle.Bottle()
     app.config["rollcall.ctx"] = ctx
     install_hooks(app, ctx)
     app.install(SecurityPlugin(ctx))
-    for module in (pages_auth, pages_live, pages_enrol, pages_people, pages_sessions, pages_attendance,
-                   pages_settings):
+    for module in (pages_auth, pages_live, pages_enrol, pages_people, pages_privacy, pages_sessions,
+                   pages_attendance, pages_settings, pages_users):
         module.register(app, ctx)
     return app

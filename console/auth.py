@@ -1,5 +1,7 @@
-"""Console authentication: the admin account (argon2), server-side sessions with CSRF
-tokens, and the per-client login rate limiter. Secrets live in ``secrets_dir`` (0600 files).
+"""Console authentication: password rules, server-side sessions with CSRF tokens (kept
+across restarts, with an idle and an absolute lifetime), and the per-client login rate
+limiter. Users and roles are in :mod:`console.users`. Secrets live in ``secrets_dir``
+(0600 files).
 """
 
 from __future__ import annotations
@@ -9,13 +11,13 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from firmware.store.atomic import atomic_write_bytes
 
@@ -30,9 +32,8 @@ raspberrypi1 raspberry123 abcdefghijkl abc123456789 111111111111 000000000000
 correcthorsebatterystaple trustno1trustno1 football1234 baseball1234 monkey123456
 """.split())
 
-ADMIN_FILE = "admin.json"
 KEY_FILE = "session-key"
-SETUP_CODE_FILE = "setup-code"
+SESSIONS_FILE = "sessions.json"
 
 
 def password_problem(password: str, user: str = "") -> str | None:
@@ -62,54 +63,6 @@ def pi_hasher() -> PasswordHasher:
                           parallelism=ARGON2_PARALLELISM)
 
 
-class AdminAccount:
-    """The single admin account stored as an argon2 hash in ``secrets_dir/admin.json``."""
-
-    def __init__(self, secrets_dir: Path, hasher: PasswordHasher | None = None) -> None:
-        self.secrets_dir = Path(secrets_dir)
-        self.path = self.secrets_dir / ADMIN_FILE
-        self.hasher = hasher or pi_hasher()
-
-    def exists(self) -> bool:
-        return self.path.exists()
-
-    def user(self) -> str | None:
-        try:
-            return json.loads(self.path.read_text())["user"]
-        except (OSError, ValueError, KeyError):
-            return None
-
-    def set_password(self, user: str, password: str) -> None:
-        data = {"user": user, "hash": self.hasher.hash(password)}
-        atomic_write_bytes(self.path, json.dumps(data).encode(), mode=0o600)
-        logger.info("admin account %s saved", user)
-
-    def verify(self, user: str, password: str) -> bool:
-        """True when ``user``/``password`` match (constant-time in the hash check)."""
-        try:
-            data = json.loads(self.path.read_text())
-            ok = self.hasher.verify(data["hash"], password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
-        except (OSError, ValueError, KeyError):
-            logger.error("cannot read the admin account file %s", self.path)
-            return False
-        ok = ok and hmac.compare_digest(user.encode(), data["user"].encode())
-        if ok and self.hasher.check_needs_rehash(data["hash"]):
-            self.set_password(user, password)  # older, costlier parameters: re-hash once
-        return ok
-
-    def setup_code(self) -> str | None:
-        """The one-time setup code written by provisioning, if any."""
-        try:
-            return (self.secrets_dir / SETUP_CODE_FILE).read_text().strip() or None
-        except OSError:
-            return None
-
-    def consume_setup_code(self) -> None:
-        (self.secrets_dir / SETUP_CODE_FILE).unlink(missing_ok=True)
-
-
 def load_or_make_key(secrets_dir: Path) -> bytes:
     """The session signing key (32 random bytes, 0600), made on first use."""
     path = Path(secrets_dir) / KEY_FILE
@@ -126,32 +79,54 @@ def load_or_make_key(secrets_dir: Path) -> bytes:
 
 class Sessions:
     """Server-side sessions of logged-in users (anonymous visitors get none: see
-    console.prelogin). The cookie holds ``id.signature``; the id rotates at login. A session
-    ends after ``IDLE_S`` without use or ``ABSOLUTE_S`` after login, whichever comes first."""
+    console.prelogin). The cookie holds ``id.signature``; the id rotates at login.
+
+    Sessions are saved (0600, keyed by a hash of the id) in ``path`` so a console restart
+    logs nobody out; a session ends after ``IDLE_S`` without a request or ``ABSOLUTE_S``
+    after login, whichever comes first.
+    """
 
     IDLE_S = 8 * 3600
     ABSOLUTE_S = 12 * 3600
     MAX_SESSIONS = 5000
+    SAVE_SEEN_S = 60.0  # "last seen" is saved at most this often per session
 
-    def __init__(self, key: bytes, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, key: bytes, clock: Callable[[], float] = time.time,
+                 path: Path | None = None) -> None:
         self.key = key
         self.clock = clock
+        self.path = Path(path) if path else None
+        self._lock = threading.RLock()
         self._data: OrderedDict[str, dict] = OrderedDict()
+        self._saved_seen: dict[str, float] = {}
+        self._load()
 
     def _sign(self, sid: str) -> str:
         return hmac.new(self.key, sid.encode(), hashlib.sha256).hexdigest()[:32]
+
+    @staticmethod
+    def _key(sid: str) -> str:
+        return hashlib.sha256(sid.encode()).hexdigest()
 
     def cookie_value(self, sid: str) -> str:
         return f"{sid}.{self._sign(sid)}"
 
     def new(self, user: str | None = None) -> tuple[str, dict]:
         sid = secrets.token_urlsafe(32)
-        session = {"user": user, "csrf": secrets.token_urlsafe(32), "seen": self.clock(),
-                   "created": self.clock(), "flash": []}
-        self._data[sid] = session
-        while len(self._data) > self.MAX_SESSIONS:
-            self._data.popitem(last=False)
+        now = self.clock()
+        session = {"user": user, "csrf": secrets.token_urlsafe(32), "seen": now,
+                   "created": now, "flash": []}
+        with self._lock:
+            self._data[self._key(sid)] = session
+            while len(self._data) > self.MAX_SESSIONS:
+                self._data.popitem(last=False)
+            if user:
+                self._save()
         return sid, session
+
+    def _expired(self, session: dict, now: float) -> bool:
+        return (now - session["seen"] > self.IDLE_S
+                or now - session.get("created", session["seen"]) > self.ABSOLUTE_S)
 
     def lookup(self, cookie: str | None) -> tuple[str, dict] | None:
         if not cookie or "." not in cookie:
@@ -159,23 +134,64 @@ class Sessions:
         sid, sig = cookie.rsplit(".", 1)
         if not hmac.compare_digest(sig, self._sign(sid)):
             return None
-        session = self._data.get(sid)
-        now = self.clock()
-        if session is None or now - session["seen"] > self.IDLE_S \
-                or now - session.get("created", session["seen"]) > self.ABSOLUTE_S:
-            self._data.pop(sid, None)
-            return None
-        session["seen"] = self.clock()
-        self._data.move_to_end(sid)
+        key, now = self._key(sid), self.clock()
+        with self._lock:
+            session = self._data.get(key)
+            if session is None or self._expired(session, now):
+                if self._data.pop(key, None) and session.get("user"):
+                    self._save()
+                return None
+            session["seen"] = now
+            self._data.move_to_end(key)
+            if session.get("user") and now - self._saved_seen.get(key, 0.0) > self.SAVE_SEEN_S:
+                self._save()
         return sid, session
 
     def drop(self, sid: str) -> None:
-        self._data.pop(sid, None)
+        with self._lock:
+            gone = self._data.pop(self._key(sid), None)
+            if gone and gone.get("user"):
+                self._save()
 
     def drop_user(self, user: str) -> None:
-        """End every session of ``user`` (after a password change)."""
-        for sid in [s for s, d in self._data.items() if d.get("user") == user]:
-            del self._data[sid]
+        """End every session of ``user`` (after a password change, a new role, a deletion)."""
+        with self._lock:
+            for key in [k for k, d in self._data.items() if d.get("user") == user]:
+                del self._data[key]
+            self._save()
+
+    # ---- persistence --------------------------------------------------------------
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        now = self.clock()
+        keep = {k: {f: d[f] for f in ("user", "csrf", "seen", "created")}
+                for k, d in self._data.items() if d.get("user") and not self._expired(d, now)}
+        try:
+            atomic_write_bytes(self.path, json.dumps(keep).encode(), mode=0o600)
+        except OSError as exc:
+            logger.warning("console sessions not saved (logins end at restart): %s", exc)
+            return
+        self._saved_seen = {k: d["seen"] for k, d in keep.items()}
+
+    def _load(self) -> None:
+        if self.path is None:
+            return
+        try:
+            saved = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            logger.warning("console sessions file %s unreadable (%s); everyone logs in again",
+                           self.path, exc)
+            return
+        now = self.clock()
+        for key, d in sorted(saved.items(), key=lambda kv: kv[1].get("seen", 0)):
+            session = {"user": d.get("user"), "csrf": d.get("csrf"), "seen": float(d.get("seen", 0)),
+                       "created": float(d.get("created", 0)), "flash": []}
+            if session["user"] and session["csrf"] and not self._expired(session, now):
+                self._data[key] = session
+        self._saved_seen = {k: d["seen"] for k, d in self._data.items()}
 
 
 def csrf_ok(session: dict | None, token: str | None) -> bool:

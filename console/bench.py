@@ -134,7 +134,7 @@ def _local_midnight(zone: str, days_ago: int = 0) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from console.auth import AdminAccount
+    from console.users import ADMIN, Users
 
     clients, seconds = max(1, min(args.clients, 32)), max(1.0, min(args.seconds, 300.0))
     zone = args.timezone
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         seeded = seed(root / "data", args.records, zone=zone)
         print(f"seeded {seeded['records']} records over {seeded['days']} days in {seeded['seed_s']} s")
-        AdminAccount(root / "secrets").set_password("admin", PASSWORD)
+        Users(root / "secrets").add("admin", PASSWORD, ADMIN, bootstrap=True)
         port = free_port()
         firmware, console = start_stack(root, source, port)
         pages = {"dashboard": "/", "attendance_today": "/attendance",

@@ -4,7 +4,7 @@ Against the real console process (and real firmware), one logged-in user fetches
 dashboard for ``seconds`` in each phase, and we report its p50/p99/max latency and errors:
 
 1. ``baseline``: nothing else runs (the ratio of every other phase is against this);
-2. ``slow_<N>``: N slowloris clients (one header line every ``SLOW_LINE_S`` s, reconnecting
+2. ``slow_<N>``: N slowloris clients (in another process, as the burst below) (one header line every ``SLOW_LINE_S`` s, reconnecting
    whenever the console cuts them off) for N in ``--slow`` (default 12 and 50);
 3. ``login_burst``: ``--burst`` simultaneous wrong-password logins, repeated for the
    phase; the console's peak RSS (sampled from /proc every 20 ms) is reported with it
@@ -13,6 +13,7 @@ dashboard for ``seconds`` in each phase, and we report its p50/p99/max latency a
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import select
 import socket
@@ -155,6 +156,33 @@ def login_burst(port: int, count: int, stop: threading.Event, statuses: list) ->
             thread.join(60)
 
 
+def _slow_worker(port: int, count: int, stop, out) -> None:
+    with SlowClients(port, count) as attackers:
+        stop.wait()
+    out.put({"slow_connections": attackers.connections, "slow_cut": attackers.cut})
+
+
+def _burst_worker(port: int, count: int, stop, out) -> None:
+    statuses: list = []
+    login_burst(port, count, stop, statuses)
+    out.put({"attempts": len(statuses), "statuses": dict(sorted(Counter(map(str, statuses)).items()))})
+
+
+def _attacked(user: Client, seconds: float, worker, port: int, count: int) -> dict:
+    """The user's latency while ``worker`` attacks from ANOTHER process (so the attackers'
+    threads do not share the measuring process's interpreter lock)."""
+    context = multiprocessing.get_context("fork")
+    stop, out = context.Event(), context.Queue()
+    proc = context.Process(target=worker, args=(port, count, stop, out), daemon=True)
+    proc.start()
+    time.sleep(0.5)
+    result = legit_latency(user, seconds)
+    stop.set()
+    result.update(out.get(timeout=120))
+    proc.join(30)
+    return result
+
+
 def attack(port: int, console_pid: int, seconds: float, slow: list[int], burst: int) -> dict:
     """Every phase's legit latency; slow-client and burst counts; peak RSS of the burst."""
     user = Client(port)
@@ -162,20 +190,10 @@ def attack(port: int, console_pid: int, seconds: float, slow: list[int], burst: 
     legit_latency(user, 1.0)  # warm up (templates, firmware status cache)
     phases = {"baseline": legit_latency(user, seconds)}
     for count in slow:
-        with SlowClients(port, count) as attackers:
-            phases[f"slow_{count}"] = legit_latency(user, seconds)
-        phases[f"slow_{count}"].update(slow_connections=attackers.connections, slow_cut=attackers.cut)
-    statuses: list = []
-    stop = threading.Event()
-    burster = threading.Thread(target=login_burst, args=(port, burst, stop, statuses))
+        phases[f"slow_{count}"] = _attacked(user, seconds, _slow_worker, port, count)
     with RssSampler(console_pid) as rss:
-        burster.start()
-        phases["login_burst"] = legit_latency(user, seconds)
-        stop.set()
-        burster.join(120)
-    counts = dict(sorted(Counter(map(str, statuses)).items()))
-    phases["login_burst"].update(attempts=len(statuses), statuses=counts,
-                                 rss_start_mb=round(rss.start_mb, 1), rss_peak_mb=round(rss.peak_mb, 1))
+        phases["login_burst"] = _attacked(user, seconds, _burst_worker, port, burst)
+    phases["login_burst"].update(rss_start_mb=round(rss.start_mb, 1), rss_peak_mb=round(rss.peak_mb, 1))
     base = phases["baseline"]["p99_ms"] or 1.0
     for phase in phases.values():
         phase["p99_vs_baseline"] = round(phase["p99_ms"] / base, 2)

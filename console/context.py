@@ -11,13 +11,20 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import bottle
 
-from console.auth import AdminAccount, LoginLimiter, Sessions
+from console.auth import LoginLimiter, Sessions
+from console.kiosk import KioskToken
 from console.throttle import PasswordGate
-from firmware.config import Config, load_config, parse_config, write_config_atomic
+from console.users import Users
+from firmware.config import (Config, check_startable, config_diff, load_config, machine_device_id,
+                             parse_config, write_config_atomic)
 from firmware.control.client import ControlClient
 from firmware.errors import ControlError
+from firmware.runtime.logfiles import read_start_error
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +37,10 @@ class Context:
     config_path: Path
     config: Config
     client: ControlClient
-    admin: AdminAccount
+    users: Users
     sessions: Sessions
     limiter: LoginLimiter
+    kiosk: KioskToken
     clock: Callable[[], float] = time.time
     gate: PasswordGate | None = None
     _status: tuple[float, dict | None, str | None] = (0.0, None, None)
@@ -47,6 +55,10 @@ class Context:
     def user(self) -> str | None:
         session = self.session()
         return session.get("user") if session else None
+
+    def role(self) -> str | None:
+        """The logged-in user's role now (None: not logged in, or the user was deleted)."""
+        return self.users.role(self.user())
 
     def flash(self, message: str, kind: str = "ok") -> None:
         session = self.session()
@@ -94,11 +106,13 @@ class Context:
         with self._lock:
             self._cache.pop(key, None)
 
-    def audit(self, action: str, target: str | None = None, details: dict | None = None) -> None:
+    def audit(self, action: str, target: str | None = None, details: dict | None = None,
+              actor: str | None = None) -> None:
         """Audit a console event that changes no stored data (login, logout, settings
-        file, download). Changes to people, rosters and sessions are audited by the
-        firmware's store itself. Logged locally if the firmware is down."""
-        actor = self.user() or "anonymous"
+        file, download); ``actor`` defaults to the logged-in user. Changes to people,
+        rosters and sessions are audited by the firmware's store itself. Logged locally if
+        the firmware is down."""
+        actor = actor or self.user() or "anonymous"
         try:
             self.client.as_actor(actor).record_event(action, target, details)
         except ControlError as exc:
@@ -109,10 +123,12 @@ class Context:
         self.config = load_config(self.config_path)
         return self.config
 
-    def save_config(self, changes: dict[str, dict]) -> tuple[Config, str]:
-        """Validate ``{section: {field: value}}`` with the firmware schema, write atomically,
-        ask the firmware to reload. Returns (config, message); raises ConfigError."""
-        data = self.reload_config_file().model_dump(mode="json", exclude_none=True)
+    def save_config(self, changes: dict[str, dict]) -> tuple[Config, str, dict]:
+        """Validate ``{section: {field: value}}`` with the firmware schema and the firmware's
+        own start checks, write atomically, ask the firmware to reload. Returns (config,
+        message, {key: "old -> new"} with secrets masked); raises ConfigError."""
+        old = self.reload_config_file()
+        data = old.model_dump(mode="json", exclude_none=True)
         merged = copy.deepcopy(data)
         for section, values in changes.items():
             target = merged.setdefault(section, {})
@@ -123,7 +139,10 @@ class Context:
                     target.pop(key, None)
                 else:
                     target[key] = value
+        if not merged.get("device", {}).get("id") and "id" not in changes.get("device", {}):
+            merged.setdefault("device", {})["id"] = machine_device_id()  # a device id always exists
         config = parse_config(merged, "settings")
+        check_startable(config)
         write_config_atomic(config, self.config_path)
         self.config = config
         try:
@@ -131,18 +150,35 @@ class Context:
             message = answer.get("message") or "the firmware reloaded the configuration"
         except ControlError as exc:
             message = f"saved; the firmware will use it when it starts ({exc})"
-        return config, message
+        return config, message, config_diff(old, config)
 
     # --- rendering -----------------------------------------------------------------
+    def local_time(self, value: Any, seconds: bool = True) -> str:
+        """A time (UNIX s or ISO-8601 string) as 'YYYY-MM-DD HH:MM:SS' in the device's time
+        zone (``device.timezone``); '' for None, the value itself when it is not a time."""
+        if value in (None, ""):
+            return ""
+        zone = ZoneInfo(self.config.device.timezone)
+        try:
+            if isinstance(value, (int, float)):
+                moment = datetime.fromtimestamp(value, zone)
+            else:
+                moment = datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(zone)
+        except (ValueError, OverflowError, OSError):
+            return str(value)
+        return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
     def render(self, name: str, **values: Any) -> str:
         session = self.session()
         flashes = list(session["flash"]) if session else []
         if session:
             session["flash"].clear()
         status, fw_error = self.firmware_status() if values.pop("need_status", True) else (None, None)
-        base = {"user": self.user(),
+        start_error = read_start_error(self.config.paths.log_dir) if fw_error else None
+        base = {"user": self.user(), "role": self.role(),
                 "csrf": session["csrf"] if session else bottle.request.environ.get("rc.pre", ""),
                 "flashes": flashes, "fw_error": fw_error, "fw_status": status,
+                "fw_start_error": start_error, "when": self.local_time,
                 "device_name": self.config.device.name, "https": self.config.console.https,
                 "nav": values.get("nav", ""), "title": values.get("title", ""),
                 "q": lambda value: quote(str(value), safe="")}

@@ -1,4 +1,5 @@
-"""The diagnostics bundle: a zip with the config (no secrets), versions, status, recent logs."""
+"""The diagnostics bundle: a zip with the config (no secrets), versions, status, the audit
+log and the last ``LOG_LINES`` lines of each log in ``paths.log_dir``, secrets redacted."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from importlib import metadata
 from pathlib import Path
 
 from firmware.config import Config, dump_config
+from firmware.runtime.logfiles import redact, tail_lines
 
 logger = logging.getLogger(__name__)
 
-LOG_TAIL_BYTES = 256 * 1024
+LOG_LINES = 2000
 MAX_LOG_FILES = 10
 PACKAGES = ("rollcall", "bottle", "cheroot", "numpy", "opencv-python-headless", "ai-edge-litert",
             "tinydb", "paho-mqtt", "gpiozero", "pydantic", "argon2-cffi")
@@ -46,7 +48,8 @@ def versions() -> dict:
     return out
 
 
-def _log_tails(log_dir: Path) -> list[tuple[str, bytes]]:
+def _log_tails(log_dir: Path, lines: int = LOG_LINES) -> list[tuple[str, str]]:
+    """(file name, its last ``lines`` lines with secrets redacted) for the newest logs."""
     try:
         files = sorted((p for p in Path(log_dir).glob("*.log*") if p.is_file()),
                        key=lambda p: p.stat().st_mtime, reverse=True)[:MAX_LOG_FILES]
@@ -55,9 +58,7 @@ def _log_tails(log_dir: Path) -> list[tuple[str, bytes]]:
     tails = []
     for path in files:
         try:
-            with path.open("rb") as handle:
-                handle.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
-                tails.append((path.name, handle.read()))
+            tails.append((path.name, "\n".join(redact(line) for line in tail_lines(path, lines)) + "\n"))
         except OSError as exc:
             logger.warning("cannot read log %s: %s", path, exc)
     return tails
@@ -74,7 +75,11 @@ def build_bundle(config: Config, status: dict | None, status_error: str | None,
                                                    "made_at": datetime.now(timezone.utc).isoformat()},
                                                   indent=2, default=str))
         if audit is not None:
-            bundle.writestr("audit.json", json.dumps(audit, indent=2, default=str))
-        for name, data in _log_tails(config.paths.log_dir):
-            bundle.writestr(f"logs/{name}", data)
+            bundle.writestr("audit.json", redact(json.dumps(audit, indent=2, default=str)))
+        tails = _log_tails(config.paths.log_dir)
+        for name, text in tails:
+            bundle.writestr(f"logs/{name}", text)
+        if not tails:
+            bundle.writestr("logs/README.txt", f"no log files in {config.paths.log_dir} "
+                            "(the firmware writes firmware.log there once it has started)\n")
     return buffer.getvalue()

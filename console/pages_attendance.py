@@ -121,7 +121,7 @@ def _csv_chunks(ctx, rows: Iterator[dict], lookups: tuple[dict, dict], bom: bool
 
 
 def register(app: bottle.Bottle, ctx) -> None:
-    @app.get("/attendance")
+    @app.get("/attendance", role="operator")
     def attendance():
         filters, page = read_filters(ctx), page_number()
         answer = fw_call(ctx, ctx.fw.attendance, **filters, order="time", newest=1,
@@ -136,7 +136,7 @@ def register(app: bottle.Bottle, ctx) -> None:
                           people=names, sessions=sessions, statuses=STATUSES, q=q,
                           export_query=filter_query(filters))
 
-    @app.get("/attendance/export.csv")
+    @app.get("/attendance/export.csv", role="operator")
     def attendance_export():
         filters = read_filters(ctx)
         try:

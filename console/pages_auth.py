@@ -13,6 +13,7 @@ import bottle
 from console.auth import password_problem
 from console.security import ensure_session, rotate_session
 from console.throttle import Verdict
+from console.users import ADMIN
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def client_id() -> str:
 
 
 def _setup_error(ctx, form) -> str | None:
-    code = ctx.admin.setup_code()
+    code = ctx.users.setup_code()
     if code and not hmac.compare_digest(form.get("setup_code", "").strip().encode(), code.encode()):
         return "wrong setup code"
     user = form.get("user", "").strip()
@@ -46,6 +47,17 @@ def _setup_error(ctx, form) -> str | None:
     if form.get("password", "") != form.get("password2", ""):
         return "the two passwords differ"
     return password_problem(form.get("password", ""), user)
+
+
+def _audit_failure(ctx, user: str, who: str, action: str = "login.failed") -> None:
+    """Audit a failed login (already counted by the limiters), and the lockout when this
+    failure starts one (for the address or for the account)."""
+    logger.warning("console %s for user %r from %s", action, user[:32], who)
+    ctx.audit(action, user[:32] or None, {"client": who}, actor="anonymous")
+    wait = max(ctx.limiter.wait_s(who), ctx.gate.by_account.wait_s(user.lower()) if ctx.gate else 0.0)
+    if wait > 0:
+        ctx.audit("login.locked", user[:32] or None, {"client": who, "for_s": int(wait) + 1},
+                  actor="system")
 
 
 def register(app: bottle.Bottle, ctx) -> None:
@@ -57,7 +69,7 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.get("/login", public=True)
     def login_form():
-        if not ctx.admin.exists():
+        if not ctx.users.exists():
             bottle.redirect("/setup")
         ensure_session(ctx)
         return ctx.render("login.tpl", title="Log in", error=None, user_name="",
@@ -68,14 +80,14 @@ def register(app: bottle.Bottle, ctx) -> None:
         form, who = bottle.request.forms, client_id()
         user = (form.getunicode("user") or "").strip()[:64]
         password = form.getunicode("password") or ""
-        ok, verdict = ctx.gate.check(who, user, lambda: ctx.admin.verify(user, password))
+        ok, verdict = ctx.gate.check(who, user, lambda: ctx.users.verify(user, password) is not None)
         if ok:
             rotate_session(ctx, user)
-            ctx.audit("login", user)
+            ctx.audit("login", user, {"client": who})
             bottle.redirect(safe_next(form.getunicode("next")))
         if verdict.allowed:
             verdict = Verdict(False, 401, "wrong user name or password")
-            logger.warning("console login failed for user %r from %s", user[:32], who)
+            _audit_failure(ctx, user, who)
         bottle.response.status = verdict.status
         if verdict.status == 503:
             bottle.response.set_header("Retry-After", "2")
@@ -83,7 +95,7 @@ def register(app: bottle.Bottle, ctx) -> None:
         return ctx.render("login.tpl", title="Log in", error=verdict.message, user_name=user,
                           next_url=safe_next(form.getunicode("next")))
 
-    @app.post("/logout")
+    @app.post("/logout", role="operator")
     def logout():
         ctx.audit("logout", ctx.user())
         ctx.sessions.drop(bottle.request.environ["rc.sid"])
@@ -92,11 +104,11 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.get("/setup", public=True)
     def setup_form():
-        if ctx.admin.exists():
+        if ctx.users.exists():
             bottle.redirect("/login")
         ensure_session(ctx)
         return ctx.render("setup.tpl", title="First-run setup", error=None, user_name="admin",
-                          need_code=bool(ctx.admin.setup_code()))
+                          need_code=bool(ctx.users.setup_code()))
 
     setup_lock = threading.Lock()  # two first-run forms at once: only one admin is created
 
@@ -104,21 +116,22 @@ def register(app: bottle.Bottle, ctx) -> None:
     def setup():
         form = bottle.request.forms.decode()
         with setup_lock:
-            if ctx.admin.exists():
+            if ctx.users.exists():
                 raise bottle.HTTPError(403, "the admin account already exists; log in instead")
             wait = ctx.limiter.wait_s(client_id())
             error = (f"too many failed attempts; try again in {int(wait) + 1} s" if wait > 0
                      else _setup_error(ctx, form))
-            if error == "wrong setup code":
-                ctx.limiter.failed(client_id())  # the setup code is guessed like a password
+            if error == "wrong setup code":  # the setup code is guessed like a password
+                ctx.limiter.failed(client_id())
+                _audit_failure(ctx, form.get("user", "").strip(), client_id(), "setup.code_wrong")
             if error:
                 bottle.response.status = 429 if wait > 0 else 400
                 ensure_session(ctx)
                 return ctx.render("setup.tpl", title="First-run setup", error=error,
-                                  user_name=form.get("user", ""), need_code=bool(ctx.admin.setup_code()))
+                                  user_name=form.get("user", ""), need_code=bool(ctx.users.setup_code()))
             user = form.get("user").strip()
-            ctx.admin.set_password(user, form.get("password"))
-            ctx.admin.consume_setup_code()
+            ctx.users.add(user, form.get("password"), ADMIN, bootstrap=True)
+            ctx.users.consume_setup_code()
         rotate_session(ctx, user)
         ctx.audit("setup.admin_created", user)
         ctx.flash("Admin account created. Now set up the device.")

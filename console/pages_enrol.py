@@ -16,6 +16,7 @@ from console.pages_people import secure_context
 from console.uploads import PhotoZip, ZipRejected, clean_image
 from firmware.domain import bulk
 from firmware.errors import ControlError, ImageError
+from firmware.store.people import BASES
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ def q(value: str) -> str:
 class ConsoleTarget:
     """:class:`firmware.domain.bulk.BulkTarget` over the firmware's control API."""
 
-    def __init__(self, ctx) -> None:
-        self.ctx = ctx
+    def __init__(self, ctx, basis: str) -> None:
+        self.ctx, self.basis = ctx, basis
         self.max_bytes = int(ctx.config.console.max_upload_mb * 1048576)
 
     def exists(self, person_id: str) -> bool:
@@ -43,7 +44,7 @@ class ConsoleTarget:
             raise
 
     def create(self, person_id: str, name: str, external_id: str | None) -> None:
-        self.ctx.fw.create_person(name, person_id=person_id, external_id=external_id)
+        self.ctx.fw.create_person(name, person_id=person_id, external_id=external_id, basis=self.basis)
 
     def delete(self, person_id: str) -> None:
         self.ctx.fw.delete_person(person_id)
@@ -74,15 +75,21 @@ def _upload_bytes(name: str, limit: int) -> bytes | None:
     return upload.file.read(limit + 1) if upload is not None else None
 
 
-def run_bulk_upload(ctx, csv_data: bytes, zip_data: bytes, confirm: bool) -> tuple[list[dict], str]:
-    """(row reports as dicts, an error for the whole upload or "")."""
+def run_bulk_upload(ctx, csv_data: bytes, zip_data: bytes, confirm: bool,
+                    basis: str = "") -> tuple[list[dict], str]:
+    """(row reports as dicts, an error for the whole upload or ""); ``basis`` is recorded for
+    every person the upload creates (required unless ``privacy.default_basis`` is set)."""
     try:
         rows = bulk.parse_csv(csv_data)
         photos = PhotoZip(zip_data)
     except (bulk.BulkError, ZipRejected) as exc:
         return [], str(exc)
+    basis = basis or ctx.config.privacy.default_basis or ""
+    if basis not in BASES:
+        photos.close()
+        return [], "choose the legal basis for keeping these people's face data"
     try:
-        reports = bulk.run_bulk(rows, photos.read, ConsoleTarget(ctx), confirm_duplicate=confirm)
+        reports = bulk.run_bulk(rows, photos.read, ConsoleTarget(ctx, basis), confirm_duplicate=confirm)
     except ControlError as exc:
         return [], f"the firmware did not answer: {exc}"
     finally:
@@ -103,7 +110,8 @@ def _capture_status(ctx) -> dict | None:
 def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/people/bulk")
     def bulk_page():
-        return ctx.render("bulk.tpl", title="Bulk enrolment", nav="/people", reports=None, error="", counts={})
+        return ctx.render("bulk.tpl", title="Bulk enrolment", nav="/people", reports=None, error="", counts={},
+                          default_basis=ctx.config.privacy.default_basis)
 
     @app.post("/people/bulk")
     def bulk_upload():
@@ -113,14 +121,15 @@ def register(app: bottle.Bottle, ctx) -> None:
         if not csv_data or not zip_data:
             reports, error = [], "choose a CSV file and a zip of photos"
         else:
-            reports, error = run_bulk_upload(ctx, csv_data, zip_data, confirm)
+            reports, error = run_bulk_upload(ctx, csv_data, zip_data, confirm,
+                                             bottle.request.forms.get("basis") or "")
         counts: dict[str, int] = {}
         for r in reports:
             counts[r["label"]] = counts.get(r["label"], 0) + 1
         if bottle.request.headers.get("Accept", "").startswith("application/json"):
             return {"reports": reports, "error": error, "counts": counts}
         return ctx.render("bulk.tpl", title="Bulk enrolment", nav="/people", reports=reports, error=error,
-                          counts=counts)
+                          counts=counts, default_basis=ctx.config.privacy.default_basis)
 
     @app.post("/people/<person_id>/capture")
     def capture_start(person_id: str):

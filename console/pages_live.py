@@ -38,7 +38,18 @@ def health_rows(status: dict | None) -> list[tuple[str, str, str]]:
         bad = isinstance(value, str) and value.lower() not in ("ok", "connected", "running", "blink",
                                                                "challenge", "blink_challenge", "online", "ready")
         rows.append((label, text, "bad" if bad and key in ("camera", "broker", "models") else ""))
+    clock = (status or {}).get("clock")
+    if isinstance(clock, dict):
+        rows.append(clock_row(clock))
     return rows
+
+
+def clock_row(clock: dict) -> tuple[str, str, str]:
+    """The dashboard's clock line: synchronised or not, by which source, held back or not."""
+    text = ("synchronised" if clock.get("synced") else "NOT synchronised") + f" ({clock.get('source')})"
+    if clock.get("behind_s"):
+        text += f"; system clock {clock['behind_s']:.0f} s behind the newest recorded time"
+    return ("Clock", text, "" if clock.get("synced") and not clock.get("behind_s") else "bad")
 
 
 def first_photo(ctx, person_id: str, cache: dict) -> str | None:
@@ -65,8 +76,17 @@ def proxy_jpeg(fetch: Callable[[], bytes]):
     return data
 
 
+def _on_kiosk_now(ctx, person_id: str) -> bool:
+    """True when the kiosk shows ``person_id`` now (a screen without a login may fetch only
+    that person's photo, not walk through everyone's)."""
+    try:
+        return ctx.client.kiosk(timeout=2).get("person_id") == person_id
+    except ControlError:
+        return False
+
+
 def register(app: bottle.Bottle, ctx) -> None:
-    @app.get("/")
+    @app.get("/", role="operator")
     def dashboard():
         status, error = ctx.firmware_status()
         warnings = [w for w in (status or {}).get("warnings") or [] if not w.startswith("DAMAGE:")]
@@ -85,17 +105,17 @@ def register(app: bottle.Bottle, ctx) -> None:
         ctx.forget_status()
         bottle.redirect("/")
 
-    @app.get("/api/status")
+    @app.get("/api/status", role="operator")
     def api_status():
         status, error = ctx.firmware_status()
         return {"status": status, "error": error}
 
-    @app.get("/live/snapshot.jpg")
+    @app.get("/live/snapshot.jpg", role="operator")
     def snapshot():
         annotated = bottle.request.query.get("annotated", "1")
         return proxy_jpeg(lambda: ctx.client.snapshot(annotated=annotated != "0"))
 
-    @app.get("/live/stream.mjpg")
+    @app.get("/live/stream.mjpg", role="operator")
     def stream():
         try:
             ctype, chunks = ctx.client.live_stream(max_s=600)
@@ -105,13 +125,15 @@ def register(app: bottle.Bottle, ctx) -> None:
         bottle.response.set_header("Cache-Control", "no-store")
         return chunks
 
-    @app.get("/kiosk")
+    @app.get("/kiosk", role="operator", kiosk=True)
     def kiosk():
+        if bottle.request.query.get("token"):
+            bottle.redirect("/kiosk")  # the token is now in a cookie: keep it out of the address bar
         return ctx.render("kiosk.tpl", title="Kiosk", need_status=False)
 
     photos: dict[str, str | None] = {}
 
-    @app.get("/api/kiosk")
+    @app.get("/api/kiosk", role="operator", kiosk=True)
     def api_kiosk():
         try:
             state = ctx.client.kiosk(timeout=2)
@@ -122,8 +144,10 @@ def register(app: bottle.Bottle, ctx) -> None:
             state["photo_id"] = first_photo(ctx, person_id, photos)
         return state
 
-    @app.get("/people/<person_id>/photos/<photo_id>.jpg")
+    @app.get("/people/<person_id>/photos/<photo_id>.jpg", role="operator", kiosk=True)
     def person_photo(person_id: str, photo_id: str):
+        if ctx.role() is None and not _on_kiosk_now(ctx, person_id):
+            raise bottle.HTTPError(403, "a kiosk screen sees only the photo of the person it shows")
         return proxy_jpeg(lambda: ctx.client.photo(person_id, photo_id))
 
     @app.get("/unknowns/<unknown_id>/crop.jpg")

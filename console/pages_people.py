@@ -79,12 +79,13 @@ def register(app: bottle.Bottle, ctx) -> None:
         search = bottle.request.query.getunicode("q", "").strip()
         found = fw_call(ctx, ctx.fw.people, search, fallback=[])
         return ctx.render("people.tpl", title="People", nav="/people", people=found,
-                          search=search)
+                          search=search, default_basis=ctx.config.privacy.default_basis)
 
     @app.post("/people")
     def people_add():
         form = bottle.request.forms.decode()
-        data = {"name": form.get("name", "").strip(), "external_id": form.get("external_id") or None}
+        data = {"name": form.get("name", "").strip(), "external_id": form.get("external_id") or None,
+                "basis": form.get("basis") or None, "by": ctx.user() or "console"}
         if not data["name"]:
             ctx.flash("a name is needed", "error")
             bottle.redirect("/people")
@@ -99,8 +100,10 @@ def register(app: bottle.Bottle, ctx) -> None:
         found = fw_call(ctx, ctx.fw.person, person_id)
         if not found:
             raise bottle.HTTPError(404, "no such person")
+        session = ctx.session() or {}
+        results = session.pop("photo_results", None)  # from the upload just before (PRG)
         return ctx.render("person.tpl", title=found["name"], nav="/people", person=found,
-                          results=None, secure=secure_context(ctx), q=q, frames=CAPTURE_FRAMES)
+                          results=results, secure=secure_context(ctx), q=q, frames=CAPTURE_FRAMES)
 
     @app.post("/people/<person_id>/photos")
     def person_photos(person_id: str):
@@ -108,15 +111,28 @@ def register(app: bottle.Bottle, ctx) -> None:
         results = enrol(ctx, person_id, bottle.request.files.getall("photos"), confirm)
         if _wants_json():
             return {"results": results}
-        found = fw_call(ctx, ctx.fw.person, person_id) or {
-            "id": person_id, "name": person_id, "photos": []}
-        return ctx.render("person.tpl", title=found["name"], nav="/people", person=found,
-                          results=results, secure=secure_context(ctx), q=q, frames=CAPTURE_FRAMES)
+        session = ctx.session()
+        if session is not None:
+            session["photo_results"] = results[:MAX_FILES * 2]
+        bottle.redirect(f"/people/{q(person_id)}#results", 303)  # a refresh must not upload again
+
+    @app.post("/people/<person_id>/edit")
+    def person_edit(person_id: str):
+        form = bottle.request.forms.decode()
+        before = fw_call(ctx, ctx.fw.person, person_id)
+        data = {"name": form.get("name", "").strip(), "external_id": form.get("external_id", "").strip() or None}
+        if not data["name"]:
+            ctx.flash("a name is needed", "error")
+        elif before and fw_call(ctx, ctx.fw.update_person, person_id, **data):
+            ctx.flash("Saved.")  # the store audits the change (old -> new, who)
+        bottle.redirect(f"/people/{q(person_id)}")
 
     @app.post("/people/<person_id>/delete")
     def person_delete(person_id: str):
-        if fw_call(ctx, ctx.fw.delete_person, person_id):
-            ctx.flash("Person deleted, with their photos and face data.")
+        answer = fw_call(ctx, ctx.fw.delete_person, person_id)
+        if answer:
+            ctx.flash("Person deleted with their photos, face data and attendance "
+                      f"(erasure {answer['erasure']['id']}).")
         bottle.redirect("/people")
 
     @app.get("/unknowns")

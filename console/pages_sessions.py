@@ -67,7 +67,7 @@ def _session_form(ctx, form) -> dict:
 def register(app: bottle.Bottle, ctx) -> None:
     register_rosters(app, ctx)
 
-    @app.get("/sessions")
+    @app.get("/sessions", role="operator")
     def sessions():
         items = fw_call(ctx, ctx.fw.sessions, fallback=[])
         rosters = fw_call(ctx, ctx.fw.rosters, fallback=[])
@@ -89,7 +89,7 @@ def register(app: bottle.Bottle, ctx) -> None:
             bottle.redirect(f"/sessions/{q(created['id'])}")
         bottle.redirect("/sessions")
 
-    @app.get("/sessions/<session_id>")
+    @app.get("/sessions/<session_id>", role="operator")
     def session_page(session_id: str):
         grid = fw_call(ctx, ctx.fw.session_grid, session_id)
         if not grid:
@@ -98,7 +98,7 @@ def register(app: bottle.Bottle, ctx) -> None:
                           nav="/sessions", grid=grid, statuses=STATUSES,
                           fmt=lambda v: fmt_time(ctx, v), q=q)
 
-    @app.get("/api/sessions/<session_id>/grid")
+    @app.get("/api/sessions/<session_id>/grid", role="operator")
     def session_grid(session_id: str):
         try:
             grid = ctx.fw.session_grid(session_id, timeout=3)
@@ -108,7 +108,7 @@ def register(app: bottle.Bottle, ctx) -> None:
             row["at_text"] = fmt_time(ctx, row.get("at"))
         return grid
 
-    @app.post("/sessions/<session_id>/<action:re:start|stop|cancel>")
+    @app.post("/sessions/<session_id>/<action:re:start|stop|cancel>", role="operator")
     def session_command(session_id: str, action: str):
         policy = bottle.request.forms.decode().get("liveness_policy") or None
         if fw_call(ctx, ctx.fw.session_command, session_id, action,
@@ -116,7 +116,7 @@ def register(app: bottle.Bottle, ctx) -> None:
             ctx.flash(f"Session {action} done.")
         bottle.redirect(f"/sessions/{q(session_id)}")
 
-    @app.post("/sessions/<session_id>/status")
+    @app.post("/sessions/<session_id>/status", role="operator")
     def session_status(session_id: str):
         form = bottle.request.forms.decode()
         if fw_call(ctx, ctx.fw.set_attendance_status, session_id, form.get("person_id", ""),

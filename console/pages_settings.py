@@ -12,6 +12,7 @@ from console.auth import password_problem
 from console.diagnostics import build_bundle
 from console.pages_people import fw_call
 from console.security import rotate_session
+from firmware.config import machine_device_id
 from firmware.errors import ConfigError, ControlError
 from firmware.runtime.tuning import threshold_warning
 
@@ -42,8 +43,11 @@ def _changes(kind: str, form) -> dict:
             recognition["security_level"] = form.get("security_level")
         return {"recognition": recognition, "liveness": {"policy": form.get("policy")}}
     if kind == "retention":
-        return {"store": {"retention_days": int(form.get("retention_days")),
-                          "audit_retention_days": int(form.get("audit_retention_days"))}}
+        store = {"retention_days": int(form.get("retention_days")),
+                 "audit_retention_days": int(form.get("audit_retention_days"))}
+        if form.get("unknown_retention_days"):
+            store["unknown_retention_days"] = int(form.get("unknown_retention_days"))
+        return {"store": store}
     if kind == "mqtt":
         mqtt = _mqtt_from_form(form)
         mqtt.update(enabled=form.get("mqtt_enabled") == "1",
@@ -51,55 +55,132 @@ def _changes(kind: str, form) -> dict:
         return {"mqtt": mqtt}
     if kind == "device":
         gpio = {part: {"pin": _opt_int(form.get(f"pin_{part}"))} for part in PARTS}
-        return {"device": {k: form.get(k, "").strip() for k in ("name", "site", "room", "timezone")},
+        device = {k: form.get(k, "").strip() for k in ("name", "site", "room", "timezone")}
+        if "id" in form:  # an id field left empty is refused; a form without one keeps the id
+            device["id"] = form.get("id", "").strip()
+        return {"device": device,
                 "camera": {"source": form.get("camera_source", "auto").strip() or "auto"},
                 "mqtt": _mqtt_from_form(form), "gpio": gpio}
     raise bottle.HTTPError(404, "no such settings form")
 
 
-def _save(ctx, kind: str, form) -> bool:
+def _save(ctx, kind: str, form) -> dict[str, str] | None:
+    """Save one settings form; None when saved, else {dotted key: problem} (flashed too)."""
     try:
-        config, message = ctx.save_config(_changes(kind, form))
-    except (ConfigError, ValueError, TypeError) as exc:
+        config, message, diff = ctx.save_config(_changes(kind, form))
+    except ConfigError as exc:
         ctx.flash(f"not saved: {exc}", "error")
-        return False
+        return exc.fields or {"": str(exc)}
+    except (ValueError, TypeError) as exc:
+        ctx.flash(f"not saved: {exc}", "error")
+        return {"": str(exc)}
     except OSError as exc:  # StoreError from the atomic write: permissions, full disk
         logger.error("cannot write the config file %s: %s", ctx.config_path, exc)
         ctx.flash(f"not saved: cannot write {ctx.config_path} ({exc})", "error")
-        return False
-    ctx.audit(f"settings.{kind}", None, {"changed": kind})
+        return {"": str(exc)}
+    ctx.audit(f"settings.{kind}", None, diff or {"changed": "nothing"})
     ctx.flash(f"Saved. {message}")
     if kind == "recognition":
         warning = threshold_warning(config.recognition.embedder, config.recognition.match_threshold)
         if warning:
             ctx.flash(warning, "warn")
-    return True
+    return None
+
+
+def audit_details(details: dict | None) -> str:
+    """An audit record's details as 'key: value; ...', a store change ``[old, new]`` as
+    'old -> new' (nested ``changes`` flattened)."""
+    parts = []
+    for key, value in (details or {}).items():
+        if key == "changes" and isinstance(value, dict):
+            parts.append(audit_details(value))
+        elif isinstance(value, list) and len(value) == 2:
+            parts.append(f"{key}: {_plain(value[0])} -> {_plain(value[1])}")
+        else:
+            parts.append(f"{key}: {_plain(value)}")
+    return "; ".join(p for p in parts if p)
+
+
+def _plain(value) -> str:
+    return "(none)" if value is None else str(value)
+
+
+def _back(default: str) -> str:
+    """Where the form came from (same-site paths only), else ``default``."""
+    target = bottle.request.forms.get("back") or ""
+    return target if target.startswith("/") and not target.startswith("//") else default
+
+
+def _kiosk_url(ctx) -> str | None:
+    token = ctx.kiosk.current()
+    if not token:
+        return None
+    return f"{bottle.request.urlparts.scheme}://{bottle.request.get_header('Host', 'localhost')}/kiosk?token={token}"
+
+
+def _device_page(ctx, form, errors: dict[str, str]) -> str:
+    """The device setup form; after a refused save it shows what was typed and, by each
+    field, what is wrong with it."""
+    zones = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc"))
+    cfg = ctx.reload_config_file()
+    if not cfg.device.id and form is None:
+        cfg.device.id = machine_device_id()  # proposed; saved with the form
+
+    def val(name: str, current) -> str:
+        value = form.get(name) if form is not None else current
+        return "" if value is None else str(value)
+
+    return ctx.render("setup_device.tpl", title="Device setup", nav="/settings", cfg=cfg,
+                      zones=zones, val=val, err=lambda key: errors.get(key, ""),
+                      tls=(form.get("mqtt_tls") == "1") if form is not None else cfg.mqtt.tls)
 
 
 def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/settings")
     def settings():
         return ctx.render("settings.tpl", title="Settings", nav="/settings",
-                          cfg=ctx.reload_config_file())
+                          cfg=ctx.reload_config_file(), kiosk_url=_kiosk_url(ctx))
 
-    @app.post("/settings/password")
+    @app.post("/settings/restart")
+    def restart_firmware():
+        try:
+            answer = ctx.fw.restart()
+        except ControlError as exc:
+            ctx.flash(f"firmware not restarted: {exc}", "error")
+        else:
+            ctx.audit("firmware.restart")
+            ctx.flash(answer.get("message", "restarting"), "ok" if answer.get("ok") else "error")
+        bottle.redirect(_back("/settings"))
+
+    @app.post("/settings/kiosk/<action:re:renew|revoke>")
+    def kiosk_token(action: str):
+        if action == "renew":
+            ctx.kiosk.renew()
+            ctx.flash("New kiosk link made; screens with the old link stop showing the kiosk.")
+        else:
+            ctx.kiosk.revoke()
+            ctx.flash("Kiosk link revoked: only the device's own screen shows the kiosk now.")
+        ctx.audit(f"kiosk.link_{'renewed' if action == 'renew' else 'revoked'}")
+        bottle.redirect("/settings#kiosk")
+
+    @app.post("/settings/password", role="operator")
     def change_password():
         form = bottle.request.forms.decode()
         user = ctx.user()
         problem = password_problem(form.get("new_password", ""), user)
-        if not ctx.admin.verify(user, form.get("old_password", "")):
+        if not ctx.users.verify(user, form.get("old_password", "")):
             problem = "the current password is wrong"
         elif form.get("new_password") != form.get("new_password2"):
             problem = "the two new passwords differ"
         if problem:
             ctx.flash(f"password not changed: {problem}", "error")
         else:
-            ctx.admin.set_password(user, form.get("new_password"))
+            ctx.users.set_password(user, form.get("new_password"))
             ctx.sessions.drop_user(user)
             rotate_session(ctx, user)
             ctx.audit("settings.password_changed", user)
             ctx.flash("Password changed; other sessions were logged out.")
-        bottle.redirect("/settings")
+        bottle.redirect("/account")
 
     @app.post("/settings/<kind:re:recognition|retention|mqtt>")
     def settings_save(kind: str):
@@ -120,14 +201,16 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.get("/setup/device")
     def setup_device():
-        zones = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc"))
-        return ctx.render("setup_device.tpl", title="Device setup", nav="/settings",
-                          cfg=ctx.reload_config_file(), zones=zones)
+        return _device_page(ctx, None, {})
 
     @app.post("/setup/device")
     def setup_device_save():
-        ok = _save(ctx, "device", bottle.request.forms.decode())
-        bottle.redirect("/" if ok else "/setup/device")
+        form = bottle.request.forms.decode()
+        errors = _save(ctx, "device", form)
+        if errors is None:
+            bottle.redirect("/")
+        bottle.response.status = 400
+        return _device_page(ctx, form, errors)
 
     @app.post("/api/broker-test")
     def broker_test():
@@ -147,4 +230,5 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.get("/audit")
     def audit():
         items = fw_call(ctx, ctx.fw.audit, 500, fallback=[])
-        return ctx.render("audit.tpl", title="Audit log", nav="/audit", items=items)
+        return ctx.render("audit.tpl", title="Audit log", nav="/audit", items=items,
+                          zone=ctx.config.device.timezone, details=audit_details)

@@ -10,6 +10,8 @@ from urllib.parse import quote
 import bottle
 
 from console.auth import csrf_ok
+from console.kiosk import COOKIE as KIOSK_COOKIE, COOKIE_MAX_AGE_S, is_loopback
+from console.users import ADMIN, OPERATOR
 from console.prelogin import prelogin_ok, prelogin_token
 
 logger = logging.getLogger(__name__)
@@ -129,8 +131,9 @@ def _error_pages(app: bottle.Bottle, ctx) -> None:
 
 
 class SecurityPlugin:
-    """Login requirement and CSRF check. Route options: ``public=True`` (no login needed),
-    ``setup=True`` (only while no admin account exists)."""
+    """Login, role and CSRF checks. Route options: ``public=True`` (no login needed),
+    ``role="operator"`` (operators too; every other route is admin-only), ``kiosk=True``
+    (also the device's own screen and browsers holding the kiosk token)."""
 
     name = "rollcall-security"
     api = 2
@@ -140,25 +143,58 @@ class SecurityPlugin:
 
     def apply(self, callback, route):
         public = route.config.get("public", False)
+        kiosk = route.config.get("kiosk", False)
+        operator_ok = route.config.get("role") == OPERATOR
 
         def wrapper(*args, **kwargs):
-            request, ctx = bottle.request, self.ctx
-            if request.method in UNSAFE:
-                token = request.headers.get("X-CSRF-Token") or request.forms.get("csrf")
-                session = request.environ.get("rc.session")
-                if not (csrf_ok(session, token) or (session is None and public
-                                                    and prelogin_ok(ctx.sessions.key, token, ctx.clock))):
-                    logger.warning("CSRF check failed for %s %s", request.method, request.path)
-                    raise bottle.HTTPError(403, "the form expired or did not come from this "
-                                                "console; reload the page and try again")
-            if not public:
-                if not ctx.admin.exists():
-                    bottle.redirect("/setup")
-                if not ctx.user():
-                    if request.path.startswith("/api/"):
-                        raise bottle.HTTPError(401, "log in first")
-                    here = request.path + ("?" + request.query_string if request.query_string else "")
-                    bottle.redirect("/login?next=" + quote(here, safe="/"))
+            if bottle.request.method in UNSAFE:
+                _check_csrf(self.ctx, public)
+            if not public and not (kiosk and kiosk_allowed(self.ctx)):
+                _check_login(self.ctx, operator_ok)
             return callback(*args, **kwargs)
 
         return wrapper
+
+
+def _check_csrf(ctx, public: bool) -> None:
+    """The session's CSRF token, or (anonymous, on a public page) the pre-login token."""
+    request = bottle.request
+    token = request.headers.get("X-CSRF-Token") or request.forms.get("csrf")
+    session = request.environ.get("rc.session")
+    if not (csrf_ok(session, token) or (session is None and public
+                                        and prelogin_ok(ctx.sessions.key, token, ctx.clock))):
+        logger.warning("CSRF check failed for %s %s", request.method, request.path)
+        raise bottle.HTTPError(403, "the form expired or did not come from this "
+                                    "console; reload the page and try again")
+
+
+def _check_login(ctx, operator_ok: bool) -> None:
+    """Redirect to setup/login, or 403 when the user's role may not use this route."""
+    request = bottle.request
+    if not ctx.users.exists():
+        bottle.redirect("/setup")
+    role = ctx.role()
+    if role is None:
+        if request.environ.get("rc.sid") and ctx.user():  # the user was deleted meanwhile
+            ctx.sessions.drop(request.environ["rc.sid"])
+        if request.path.startswith("/api/"):
+            raise bottle.HTTPError(401, "log in first")
+        here = request.path + ("?" + request.query_string if request.query_string else "")
+        bottle.redirect("/login?next=" + quote(here, safe="/"))
+    if role != ADMIN and not operator_ok:
+        raise bottle.HTTPError(403, f"this page needs an admin; you are logged in as "
+                                    f"{ctx.user()} ({role})")
+
+
+def kiosk_allowed(ctx) -> bool:
+    """The device's own screen (loopback) or a browser holding the kiosk token. A valid
+    ``?token=`` is moved into an HttpOnly cookie."""
+    request = bottle.request
+    if is_loopback(request.environ.get("REMOTE_ADDR")):
+        return True
+    token = request.query.get("token")
+    if token and ctx.kiosk.valid(token):
+        bottle.response.set_cookie(KIOSK_COOKIE, token, path="/", httponly=True, samesite="strict",
+                                   secure=ctx.config.console.https, max_age=COOKIE_MAX_AGE_S)
+        return True
+    return ctx.kiosk.valid(request.get_cookie(KIOSK_COOKIE))

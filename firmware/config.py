@@ -28,7 +28,8 @@ class _Section(BaseModel):
 
 
 class DeviceConfig(_Section):
-    id: str = Field("", description="Device id, unique in the fleet; set at provisioning.",
+    id: str = Field("", description="Device id, unique in the fleet (MQTT client id and topic); made from "
+                                     "/etc/machine-id at install, editable in the console's Device setup.",
                     pattern=r"^[A-Za-z0-9_.-]{0,64}$")
     name: str = Field("Rollcall", description="Human name shown in the console.", max_length=80)
     site: str = Field("default", description="Site (school, office) this device belongs to.",
@@ -171,10 +172,29 @@ class MqttConfig(_Section):
 
 
 class StoreConfig(_Section):
-    retention_days: int = Field(90, ge=1, le=3650, description="Days attendance files and crops are kept.")
+    retention_days: int = Field(90, ge=1, le=3650, description="Days attendance records and finished sessions are kept.")
+    unknown_retention_days: int = Field(30, ge=1, le=3650,
+                                        description="Days crops (and full frames) of unknown and spoof faces are kept.")
     audit_retention_days: int = Field(365, ge=1, le=3650, description="Days audit files are kept.")
     outbox_max_events: int = Field(100_000, ge=100, le=10_000_000, description="Outbox bound; warns at 80 %.")
     outbox_max_age_days: int = Field(30, ge=1, le=3650, description="Oldest unsent event age before a loud warning.")
+
+
+BASES = ("consent", "contract", "legal_obligation")
+
+
+class PrivacyConfig(_Section):
+    default_basis: Literal["consent", "contract", "legal_obligation"] | None = Field(
+        None, description="Legal basis recorded when an enrolment path names none (consent | contract | "
+                          "legal_obligation); None: every enrolment must name its basis.")
+    review_absent_days: int = Field(90, ge=1, le=3650,
+                                    description="Days a person with face data may be on no roster before "
+                                                "the console flags their templates for review.")
+    schedule_needs_synced_clock: bool = Field(True, description="Refuse to start or end sessions by schedule "
+                                                                "while the clock is not synchronised.")
+    clock_source: Literal["auto", "assume_synced"] = Field(
+        "auto", description="auto: ask timedatectl, then the kernel (adjtimex), then timesyncd's marker "
+                            "file; assume_synced: trust the clock (only with a battery-backed RTC).")
 
 
 class ConsoleConfig(_Section):
@@ -200,14 +220,22 @@ class Config(_Section):
     gpio: GpioConfig = Field(default_factory=GpioConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
 
-def _format_errors(exc: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid configuration:"]
+def _field_errors(exc: ValidationError) -> dict[str, str]:
+    """{dotted key: message} for every problem pydantic found."""
+    fields: dict[str, str] = {}
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {where}: {err['msg']}")
+        fields.setdefault(where, err["msg"])
+    return fields
+
+
+def _format_errors(fields: dict[str, str], source: str) -> str:
+    lines = [f"{source}: invalid configuration:"]
+    lines += [f"  {where}: {message}" for where, message in fields.items()]
     return "\n".join(lines)
 
 
@@ -216,16 +244,134 @@ def parse_config(data: dict, source: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source)) from None
+        fields = _field_errors(exc)
+        raise ConfigError(_format_errors(fields, source), fields) from None
+
+
+def startup_problems(config: Config) -> dict[str, str]:
+    """{dotted key: problem} for a schema-valid config that the device could not run as
+    asked. The console refuses to save such a config; the firmware, handed one anyway
+    (edited by hand), starts degraded and names the problem in its status."""
+    problems: dict[str, str] = {}
+    if not config.device.id:
+        problems["device.id"] = ("set a device id (letters, digits, '_', '.', '-'): it is the "
+                                 "MQTT client id and part of every topic")
+    if config.mqtt.host and not _is_host(config.mqtt.host):
+        problems["mqtt.host"] = ("a host name or address only (no mqtt://, user or port: "
+                                 "the port has its own field)")
+    pins = {}
+    for part in ("green", "red", "amber", "buzzer", "relay", "button"):
+        pin = getattr(config.gpio, part).pin
+        if pin is not None and pin in pins:
+            problems[f"gpio.{part}.pin"] = f"BCM {pin} is already used by {pins[pin]}"
+        elif pin is not None:
+            pins[pin] = part
+    if config.console.https and not (config.console.cert_file and config.console.key_file):
+        problems["console.https"] = "HTTPS needs console.cert_file and console.key_file (rollcall provision --https)"
+    return problems
+
+
+def _is_host(host: str) -> bool:
+    """True for an IPv4/IPv6 address or a DNS host name (what paho can connect to)."""
+    import ipaddress
+    import re
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return re.fullmatch(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})", host) is not None
+
+
+def check_startable(config: Config, source: str = "settings") -> None:
+    """Raise ConfigError (with ``fields``) when :func:`startup_problems` finds any."""
+    problems = startup_problems(config)
+    if problems:
+        raise ConfigError(_format_errors(problems, source), problems)
+
+
+SECRET_WORDS = ("password", "secret", "token", "key", "username")
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_diff(old: Config, new: Config) -> dict[str, str]:
+    """{dotted key: "old -> new"} for every setting that differs; values of keys that name
+    a secret (password, key, token, user name) are masked."""
+    before = _flatten(old.model_dump(mode="json"))
+    after = _flatten(new.model_dump(mode="json"))
+    diff = {}
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) == after.get(key):
+            continue
+        if any(word in key.rsplit(".", 1)[-1] for word in SECRET_WORDS):
+            diff[key] = "*** -> *** (changed)"
+        else:
+            diff[key] = f"{_show(before.get(key))} -> {_show(after.get(key))}"
+    return diff
+
+
+def _show(value: object) -> str:
+    return "(none)" if value is None else repr(value) if isinstance(value, str) else str(value).lower() \
+        if isinstance(value, bool) else str(value)
+
+
+MACHINE_ID_FILE = Path("/etc/machine-id")
+
+
+def machine_device_id(machine_id_file: Path = MACHINE_ID_FILE) -> str:
+    """A stable device id from the machine id: ``rc-`` + 10 hex digits of
+    sha256("rollcall:" + machine id) (the raw machine id is never exposed, as systemd
+    asks); the host name when there is no machine id."""
+    import hashlib
+    import socket
+
+    try:
+        seed = machine_id_file.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        seed = ""
+    if not seed:
+        name = "".join(c if c.isalnum() or c in "_.-" else "-" for c in socket.gethostname())
+        return (name or "rollcall")[:64]
+    return "rc-" + hashlib.sha256(f"rollcall:{seed}".encode()).hexdigest()[:10]
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
-    """The config file to use: explicit argument, $ROLLCALL_CONFIG, then /etc/rollcall/config.toml."""
+    """The config file to use: explicit argument, $ROLLCALL_CONFIG, /etc/rollcall/config.toml
+    when it exists, then the dev config that ``./install.sh --dev`` named in this venv's
+    ``rollcall-dev-config`` file (so `.venv/bin/rollcall models verify` finds var/config.toml)."""
     if explicit:
         return Path(explicit)
     if os.environ.get(CONFIG_ENV):
         return Path(os.environ[CONFIG_ENV])
-    return DEFAULT_CONFIG_PATH
+    if DEFAULT_CONFIG_PATH.exists():
+        return DEFAULT_CONFIG_PATH
+    return dev_config_path() or DEFAULT_CONFIG_PATH
+
+
+DEV_MARKER = "rollcall-dev-config"
+
+
+def dev_config_path(prefix: str | os.PathLike | None = None) -> Path | None:
+    """The dev config recorded in ``<venv>/rollcall-dev-config`` by ``./install.sh --dev``
+    (None outside such a venv, or when that file is gone)."""
+    import sys
+
+    if prefix is None and sys.prefix == sys.base_prefix:
+        return None
+    try:
+        named = (Path(prefix or sys.prefix) / DEV_MARKER).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return Path(named) if named and Path(named).is_file() else None
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:

@@ -11,7 +11,12 @@ class RollcallError(Exception):
 
 
 class ConfigError(RollcallError, ValueError):
-    """The configuration file or a setting is invalid."""
+    """The configuration file or a setting is invalid. ``fields`` maps each dotted key
+    that is wrong (``device.id``) to what is wrong with it, when known."""
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.fields = dict(fields or {})
 
 
 class ModelError(RollcallError, RuntimeError):

@@ -21,7 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from firmware.config import Config, config_path, load_config, parse_config, write_config_atomic
+from firmware.config import (Config, config_path, load_config, machine_device_id, parse_config,
+                             write_config_atomic)
 from firmware.errors import ConfigError
 from provisioning import credentials as cr
 from provisioning.answers import Answers, from_file, parse_broker, prompt_missing, read_secret_source
@@ -183,8 +184,14 @@ def _restart(args: argparse.Namespace) -> None:
         print("services restarted")
 
 
-def ensure_setup_code_only(args: argparse.Namespace, config: Config) -> int:
-    """install.sh hook: a setup code unless an admin exists; prints it."""
+def ensure_setup_code_only(args: argparse.Namespace, config: Config, path: Path) -> int:
+    """install.sh hook: a device id made from the machine id when there is none, and a
+    setup code unless an admin exists; prints both."""
+    if not config.device.id:
+        config.device.id = machine_device_id()
+        _write_config(config, path)
+        print(f"device id {config.device.id} (made from this machine's id; change it in the "
+              "console's Device setup or with `rollcall provision --device-id`)")
     secrets_dir = Path(args.secrets_dir or config.console.secrets_dir)
     code = cr.ensure_setup_code(secrets_dir, _owner(args, CONSOLE_USER))
     if code:
@@ -197,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     path = config_path(args.config)
     config = load_config(path)
     if args.ensure_setup_code:
-        return ensure_setup_code_only(args, config)
+        return ensure_setup_code_only(args, config, path)
     creds_dir = Path(args.credentials_dir) if args.credentials_dir else path.parent / "credentials"
     secrets_dir = Path(args.secrets_dir or config.console.secrets_dir)
     answers = collect(args, config.model_dump(mode="json"))

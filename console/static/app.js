@@ -50,12 +50,13 @@ function wireButtons() {
   });
 }
 
-function poll(url, everyMs, apply) {
+function poll(url, everyMs, apply, refused) {
   async function tick() {
     try {
       const res = await fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}});
       if (res.ok) apply(await res.json());
-    } catch (e) { /* firmware restarting: try again */ }
+      else if (refused && (res.status === 401 || res.status === 403)) refused(res.status);
+    } catch (e) { /* console or firmware restarting: try again */ }
     setTimeout(tick, everyMs);
   }
   tick();
@@ -95,11 +96,14 @@ function wireKiosk() {
   if (!body.dataset.kiosk) return;
   const card = document.getElementById("kiosk");
   const photo = document.getElementById("kiosk-photo");
+  const status = document.getElementById("kiosk-status");
   poll(body.dataset.kiosk, 500, k => {
     card.dataset.state = k.state || "idle";
     document.getElementById("kiosk-name").textContent = k.name || "";
     document.getElementById("kiosk-seat").textContent = k.seat ? ("Seat " + k.seat) : "";
     document.getElementById("kiosk-prompt").textContent = k.prompt || "";
+    status.textContent = k.status || "";
+    status.className = "kiosk-status pill " + (k.status || "hidden");
     showChallenge(k.challenge);
     if (k.person_id && k.photo_id) {
       photo.src = "/people/" + encodeURIComponent(k.person_id) + "/photos/" + encodeURIComponent(k.photo_id) + ".jpg";
@@ -107,6 +111,13 @@ function wireKiosk() {
     } else {
       photo.classList.add("hidden");
     }
+  }, () => {
+    card.dataset.state = "offline";
+    document.getElementById("kiosk-name").textContent = "";
+    document.getElementById("kiosk-seat").textContent = "";
+    status.className = "kiosk-status hidden";
+    document.getElementById("kiosk-prompt").textContent =
+      "This screen's kiosk link is no longer valid: ask an admin for the new link (Settings → Kiosk).";
   });
 }
 

@@ -8,6 +8,15 @@ of the photos. Running the same files again changes nothing.</p>
   <input type="hidden" name="csrf" value="{{csrf}}">
   <label>People (CSV) <input type="file" name="csv" accept=".csv,text/csv" required></label>
   <label>Photos (zip) <input type="file" name="zip" accept=".zip,application/zip" required></label>
+  <label>Legal basis for keeping their face data <small>(recorded for every person created, with your name and the time)</small>
+  <select name="basis" required>
+    % if not get('default_basis'):
+    <option value="" selected disabled>choose…</option>
+    % end
+    % for value, label in (("consent", "Consent (signed forms)"), ("contract", "Contract (employment)"), ("legal_obligation", "Legal obligation")):
+    <option value="{{value}}" {{'selected' if value == get('default_basis') else ''}}>{{label}}</option>
+    % end
+  </select></label>
   <label class="check"><input type="checkbox" name="confirm_duplicate" value="1"> Enrol faces that look like another enrolled person anyway (I checked they are different people)</label>
   <button type="submit">Upload and enrol</button>
 </form>

@@ -12,6 +12,7 @@
   <img id="kiosk-photo" class="hidden" alt="">
   <p id="kiosk-name" class="kiosk-name"></p>
   <p id="kiosk-seat" class="kiosk-seat"></p>
+  <p id="kiosk-status" class="kiosk-status hidden"></p>
   <div id="kiosk-challenge" class="kiosk-challenge hidden" aria-live="assertive">
     <svg id="kiosk-icon" class="kiosk-icon" viewBox="0 0 100 100" role="img" aria-labelledby="kiosk-word">
       <g data-icon="arrow"><path d="M50 12 L86 52 H62 V88 H38 V52 H14 Z"/></g>

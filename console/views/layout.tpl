@@ -12,15 +12,25 @@
   <a class="brand" href="/">Rollcall <small>{{device_name}}</small></a>
   % if user:
   <nav>
-    % for href, label in (("/", "Dashboard"), ("/people", "People"), ("/rosters", "Rosters"), ("/sessions", "Sessions"), ("/attendance", "Attendance"), ("/unknowns", "Unknown faces"), ("/settings", "Settings"), ("/audit", "Audit")):
+    % admin_links = (("/people", "People"), ("/rosters", "Rosters"), ("/unknowns", "Unknown faces"), ("/privacy", "Privacy"), ("/users", "Users"), ("/settings", "Settings"), ("/audit", "Audit"))
+    % links = (("/", "Dashboard"), ("/sessions", "Sessions"), ("/attendance", "Attendance"), ("/kiosk", "Kiosk")) + (admin_links if role == "admin" else ())
+    % for href, label in links:
     <a href="{{href}}" class="{{'active' if nav == href else ''}}">{{label}}</a>
     % end
-    <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{{csrf}}"><button class="link">Log out {{user}}</button></form>
+    <a href="/account" class="{{'active' if nav == '/account' else ''}}" id="account-link">{{user}} ({{role}})</a>
+    <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{{csrf}}"><button class="link">Log out</button></form>
   </nav>
   % end
 </header>
 % if fw_error:
-<div class="banner" role="alert" id="fw-banner">Firmware not running — {{fw_error}}. Login and settings still work; people, sessions and attendance need the firmware (<code>systemctl start rollcall-firmware</code>).</div>
+<div class="banner" role="alert" id="fw-banner">Firmware not running — {{fw_error}}. Login and settings still work; people, sessions and attendance need the firmware (<code>systemctl start rollcall-firmware</code>).
+% if fw_start_error:
+<div id="fw-start-error">Its last start failed at {{when(fw_start_error[0])}}:<pre>{{fw_start_error[1]}}</pre></div>
+% end
+</div>
+% elif fw_status and fw_status.get('restart_needed') and role == 'admin':
+<div class="banner" role="status" id="restart-banner">Saved settings that need a firmware restart: {{', '.join(fw_status['restart_needed'])}}.
+<form method="post" action="/settings/restart" class="inline"><input type="hidden" name="csrf" value="{{csrf}}"><button type="submit" id="restart-firmware">Restart firmware</button></form></div>
 % end
 <main>
 % for kind, message in flashes:

@@ -23,6 +23,15 @@
   <input type="hidden" name="csrf" value="{{csrf}}">
   <label>Name <input name="name" required maxlength="120"></label>
   <label>External id <small>(student / staff number, optional)</small> <input name="external_id" maxlength="64"></label>
+  <label>Legal basis for keeping their face data <small>(recorded with your name and the time)</small>
+  <select name="basis" required>
+    % if not default_basis:
+    <option value="" selected disabled>choose…</option>
+    % end
+    % for value, label in (("consent", "Consent (signed form)"), ("contract", "Contract (employment)"), ("legal_obligation", "Legal obligation")):
+    <option value="{{value}}" {{'selected' if value == default_basis else ''}}>{{label}}</option>
+    % end
+  </select></label>
   <button type="submit">Add</button>
 </form>
 <p><a href="/people/bulk" id="bulk-link">Enrol many people at once (CSV + zip of photos)</a></p>

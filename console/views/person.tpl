@@ -1,5 +1,13 @@
 % rebase('layout.tpl')
-<h1>{{person['name']}}</h1>
+<h1>{{person['name']}}{{(' · ' + person['external_id']) if person.get('external_id') else ''}}</h1>
+<section class="card">
+<form method="post" action="/people/{{q(person['id'])}}/edit" class="grid-form" id="person-edit">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <label>Name <input name="name" value="{{person['name']}}" required maxlength="120"></label>
+  <label>Student / staff number <input name="external_id" value="{{person.get('external_id') or ''}}" maxlength="64"></label>
+  <button type="submit" class="secondary">Save name and number</button>
+</form>
+</section>
 % if results:
 <section class="card" id="results">
 <h2>Photo check</h2>
@@ -54,9 +62,41 @@ liveness checks; you then keep or discard each one.</p>
   <button type="submit" id="capture-start">Enrol from camera</button>
 </form>
 </section>
-<section class="card danger-zone">
-<form method="post" action="/people/{{q(person['id'])}}/delete" data-confirm="Delete {{person['name']}} with all photos and face data?">
+<section class="card" id="consent">
+<h2>Legal basis and privacy</h2>
+% consent = person.get('consent') or {}
+% if consent and not consent.get('withdrawn_at'):
+<p id="consent-state">Basis: <strong>{{consent.get('basis')}}</strong>, recorded by {{consent.get('recorded_by')}} at {{consent.get('recorded_at')}}.</p>
+% elif consent:
+<p id="consent-state" class="flash warn">Consent withdrawn by {{consent.get('withdrawn_by')}} at {{consent.get('withdrawn_at')}}; face data erased. Record a basis again before adding photos.</p>
+% else:
+<p id="consent-state" class="flash warn">No legal basis recorded: photos cannot be added until one is.</p>
+% end
+% if person.get('biometrics_erased_at'):
+<p class="muted">Face data erased at {{person['biometrics_erased_at']}}.</p>
+% end
+% if person.get('source', 'local') == 'local' and (not consent or consent.get('withdrawn_at')):
+<form method="post" action="/people/{{q(person['id'])}}/consent" class="row">
   <input type="hidden" name="csrf" value="{{csrf}}">
-  <button type="submit" class="danger">Delete this person</button>
+  <select name="basis" required aria-label="legal basis"><option value="consent">Consent</option><option value="contract">Contract</option><option value="legal_obligation">Legal obligation</option></select>
+  <button type="submit" class="secondary">Record basis</button>
+</form>
+% end
+<p><a class="button secondary" href="/people/{{q(person['id'])}}/export" id="export-link">Everything held about {{person['name']}} (subject access)</a></p>
+% if consent and not consent.get('withdrawn_at') and person.get('source', 'local') == 'local':
+<form method="post" action="/people/{{q(person['id'])}}/withdraw" data-confirm="Record that {{person['name']}} withdrew consent and erase their face data?">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <button type="submit" class="secondary">Consent withdrawn: erase face data</button>
+</form>
+% end
+</section>
+<section class="card danger-zone">
+<form method="post" action="/people/{{q(person['id'])}}/erase" data-confirm="Erase every photo and face template of {{person['name']}} (attendance keeps the name)?">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <button type="submit" class="danger" id="erase-faces">Erase face data</button>
+</form>
+<form method="post" action="/people/{{q(person['id'])}}/delete" data-confirm="Delete {{person['name']}} with all photos, face data and attendance records?">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <button type="submit" class="danger">Delete this person (full erasure)</button>
 </form>
 </section>

@@ -10,6 +10,7 @@
 % end
 </tbody></table>
 </section>
+% if role == "admin":
 <section class="card">
 <h2>Schedule a session</h2>
 <form method="post" action="/sessions" class="grid-form" id="session-form">
@@ -34,3 +35,4 @@
   <button type="submit">Schedule</button>
 </form>
 </section>
+% end

@@ -1,6 +1,6 @@
 % rebase('layout.tpl')
 <h1>Settings</h1>
-<p><a href="/setup/device">Device, camera, broker and GPIO setup</a></p>
+<p><a href="/setup/device">Device, camera, broker and GPIO setup</a> · <a href="/users">Users</a> · <a href="/account">Change my password</a></p>
 <div class="two-col">
 <section class="card">
 <h2>Recognition</h2>
@@ -28,7 +28,8 @@
 <h2>Retention</h2>
 <form method="post" action="/settings/retention" id="form-retention">
   <input type="hidden" name="csrf" value="{{csrf}}">
-  <label>Keep attendance and face crops (days) <input name="retention_days" type="number" min="1" max="3650" value="{{cfg.store.retention_days}}" required></label>
+  <label>Keep attendance records (days) <input name="retention_days" type="number" min="1" max="3650" value="{{cfg.store.retention_days}}" required></label>
+  <label>Keep crops of unknown and spoof faces (days) <input name="unknown_retention_days" type="number" min="1" max="3650" value="{{cfg.store.unknown_retention_days}}" required></label>
   <label>Keep the audit log (days) <input name="audit_retention_days" type="number" min="1" max="3650" value="{{cfg.store.audit_retention_days}}" required></label>
   <button type="submit">Save</button>
 </form>
@@ -47,19 +48,29 @@
   <button type="button" class="secondary" data-post="/api/broker-test" data-form-fields="mqtt_host,mqtt_port,mqtt_tls" data-out="broker-out">Test connection</button> <output id="broker-out"></output>
 </form>
 </section>
+<section class="card" id="kiosk">
+<h2>Kiosk screen</h2>
+<p>The device's own screen (a browser on this machine) shows <a href="/kiosk">the kiosk</a> without a login.
+A screen elsewhere needs this device's kiosk link; revoke it when a screen is lost.</p>
+% if kiosk_url:
+<p><code class="kiosk-link" id="kiosk-url">{{kiosk_url}}</code></p>
+% else:
+<p class="muted" id="kiosk-url">No kiosk link: only the device's own screen shows the kiosk.</p>
+% end
+<form method="post" action="/settings/kiosk/renew" class="inline"><input type="hidden" name="csrf" value="{{csrf}}"><button type="submit" class="secondary" id="kiosk-renew">{{'Make a new link' if kiosk_url else 'Make a kiosk link'}}</button></form>
+% if kiosk_url:
+<form method="post" action="/settings/kiosk/revoke" class="inline" data-confirm="Screens using this link will stop showing the kiosk. Revoke?"><input type="hidden" name="csrf" value="{{csrf}}"><button type="submit" class="danger" id="kiosk-revoke">Revoke</button></form>
+% end
+</section>
 <section class="card">
-<h2>Change password</h2>
-<form method="post" action="/settings/password" id="form-password">
-  <input type="hidden" name="csrf" value="{{csrf}}">
-  <label>Current password <input name="old_password" type="password" required autocomplete="current-password"></label>
-  <label>New password <small>(12+ characters)</small> <input name="new_password" type="password" required minlength="12" autocomplete="new-password"></label>
-  <label>Repeat <input name="new_password2" type="password" required minlength="12" autocomplete="new-password"></label>
-  <button type="submit">Change password</button>
-</form>
+<h2>Firmware</h2>
+% restart = (fw_status or {}).get('restart_needed') or []
+<p>{{('Settings saved since the last start need a restart: ' + ', '.join(restart) + '.') if restart else 'Restart the firmware (camera, recognition, MQTT) to apply device, camera, broker and GPIO settings.'}}</p>
+<form method="post" action="/settings/restart" class="inline"><input type="hidden" name="csrf" value="{{csrf}}"><button type="submit" class="{{'' if restart else 'secondary'}}" id="restart-settings">Restart firmware</button></form>
 </section>
 <section class="card">
 <h2>Diagnostics</h2>
-<p>A zip with the configuration (no secrets), software versions, device status and recent logs.</p>
+<p>A zip with the configuration (no secrets), software versions, device status, the audit log and the last lines of the firmware and console logs (passwords, tokens and keys redacted).</p>
 <p><a class="button secondary" href="/settings/diagnostics.zip" id="diag">Download diagnostics bundle</a></p>
 <p><button type="button" class="secondary" data-post="/api/indicators-test" data-out="led-out">Blink each LED</button> <output id="led-out"></output></p>
 </section>

@@ -5,7 +5,7 @@
 % for u in items:
 <figure class="card review {{u.get('kind')}}">
   <img src="/unknowns/{{q(u['id'])}}/crop.jpg" alt="{{u.get('kind')}} face" loading="lazy">
-  <figcaption>{{u.get('kind')}} · {{u.get('at') or u.get('created_at') or ''}}</figcaption>
+  <figcaption>{{u.get('kind')}} · {{when(u.get('at') or u.get('created_at'))}}</figcaption>
   % extra = u.get('extra') or {}
   % closest = extra.get('closest_person_id')
   % if u.get('kind') == 'spoof':

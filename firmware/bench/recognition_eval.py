@@ -266,6 +266,9 @@ def headline(results: dict, default_id: str) -> dict:
         out.update(baseline_lfw_accuracy=base["accuracy_mean"],
                    baseline_ms_per_face_median=base["ms_per_face_median"],
                    speedup_vs_baseline=base["ms_per_face_median"] / ms if ms else None)
+    else:
+        out.update(speedup_vs_baseline=None, baseline_not_run=base.get("error")
+                   or ("--no-baseline given" if base.get("skipped") else "no baseline result"))
     return out
 
 
@@ -300,4 +303,6 @@ def format_table(results: dict) -> str:
     keys = ("lfw_accuracy_int8", "lfw_accuracy_float", "tar_at_far_1e-3_int8", "open_set_far", "open_set_frr",
             "ms_per_face_median", "baseline_ms_per_face_median", "speedup_vs_baseline", "rss_mb")
     lines += [f"{k}: {results.get(k)}" for k in keys]
+    if results.get("baseline_not_run"):
+        lines.append(f"speedup_vs_baseline is null: baseline not run: {results['baseline_not_run']}")
     return "\n".join(lines)

@@ -45,6 +45,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("central devices", "provisioning.central.cli", "central side: fleet status (online, last seen, outbox)"),
     ("central command", "provisioning.central.cli", "central side: send a signed command to a device or room"),
     ("central keygen", "provisioning.central.cli", "central side: make an Ed25519 roster-signing key"),
+    ("central erase", "provisioning.central.erasure", "central side: order a signed erasure on every device of a site"),
+    ("central erasures", "provisioning.central.erasure", "central side: list erasure requests and device confirmations"),
 ]
 
 
@@ -85,14 +87,25 @@ def _leaf_parser(parser: argparse.ArgumentParser, command: str) -> argparse.Argu
     return current
 
 
+def find_command(argv: list[str]) -> tuple[str, str] | None:
+    """(command words, module) of the leaf command named in ``argv``, or None (a group
+    like ``rollcall models`` or ``--help``: argparse then prints the right help)."""
+    words = [a for a in argv if not a.startswith("-")]
+    for command, module, _help in COMMANDS:
+        parts = command.split()
+        if words[:len(parts)] == parts:
+            return command, module
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    # First pass: find which subcommand, then let its module add its own arguments.
-    probe = [a for a in argv if a not in ("-h", "--help")] or argv
-    known, _ = parser.parse_known_args(probe)
-    module = importlib.import_module(known._module)
-    module.register(_leaf_parser(parser, known._command), known._command)
+    # First find which subcommand, then let its module add its own arguments.
+    found = find_command(argv)
+    if found is not None:
+        command, module = found
+        importlib.import_module(module).register(_leaf_parser(parser, command), command)
     args = parser.parse_args(argv)
     _setup_logging(0 if args.quiet else args.verbose)
     try:

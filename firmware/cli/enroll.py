@@ -2,6 +2,8 @@
 
 - ``rollcall enroll --person ID --name NAME IMG...`` prints one line per photo (accepted /
   rejected / duplicate, with the reason) and stores the accepted faces;
+- every run needs the legal basis for keeping the faces (``--basis consent|contract|
+  legal_obligation``, recorded with ``--by`` and the time; or ``privacy.default_basis``);
 - ``rollcall enroll --csv people.csv --photos DIR`` enrols every row of the CSV (see
   :mod:`firmware.domain.bulk` for the columns), shows a progress bar on stderr and prints
   one report line per row (ok / already enrolled / no face / two faces / different person
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -30,6 +33,10 @@ BAR_WIDTH = 30
 def register(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--person", help="person id (letters, digits, . _ -)")
     parser.add_argument("--name", help="the person's name as shown in the console")
+    parser.add_argument("--basis", choices=["consent", "contract", "legal_obligation"],
+                        help="legal basis for keeping their face data, recorded with --by and the time "
+                             "(required unless privacy.default_basis is set in the config)")
+    parser.add_argument("--by", default=None, help="who recorded the basis (default: $USER)")
     parser.add_argument("--csv", type=Path, help="bulk: a CSV with the columns name, photos "
                                                  "[, person_id, external_id]")
     parser.add_argument("--photos", type=Path, help="bulk: the folder the CSV's photo names are in")
@@ -104,22 +111,41 @@ def run(args: argparse.Namespace) -> int:
         print(f"rollcall enroll: {problem}", file=sys.stderr)
         return 2
     config = load_config(args.config)
-    with Store(args.data_dir or config.paths.data_dir) as store:
+    consent = _consent(args, config.privacy.default_basis)
+    if consent is None:
+        print("rollcall enroll: a legal basis for the face data is required: pass --basis "
+              "consent|contract|legal_obligation (or set privacy.default_basis)", file=sys.stderr)
+        return 2
+    with Store(args.data_dir or config.paths.data_dir, privacy=config.privacy) as store:
         enroller = Enroller(config, store, models_dir=args.models_dir, model_id=args.embedder)
         try:
-            return _bulk(args, enroller, store) if args.csv else _single(args, enroller, store)
+            return _bulk(args, enroller, store, consent) if args.csv else _single(args, enroller, store, consent)
         finally:
             enroller.close()
 
 
-def _single(args: argparse.Namespace, enroller, store) -> int:
+def _consent(args: argparse.Namespace, default_basis: str | None) -> dict | None:
+    """``{"basis", "by"}`` for this run (None: no basis given and none configured)."""
+    basis = args.basis or default_basis
+    return {"basis": basis, "by": args.by or os.environ.get("USER") or "cli"} if basis else None
+
+
+def _lacks_basis(person: dict) -> bool:
+    consent = person.get("consent") or {}
+    return not consent.get("basis") or bool(consent.get("withdrawn_at"))
+
+
+def _single(args: argparse.Namespace, enroller, store, consent: dict) -> int:
     """One person from the photos on the command line."""
     paths, contents = _read(args.images)
     existing = store.people.get(args.person) is not None and bool(store.people.photos(args.person))
     results = enroller.check(args.person, contents, confirm_duplicate=args.confirm_duplicates)
-    if any(r.accepted for r in results) and store.people.get(args.person) is None:
-        store.people.add(args.person, args.name)
-        print(f"new person {args.person} ({args.name})")
+    person = store.people.get(args.person)
+    if any(r.accepted for r in results) and person is None:
+        store.people.add(args.person, args.name, consent=consent)
+        print(f"new person {args.person} ({args.name}), basis {consent['basis']} recorded by {consent['by']}")
+    elif person is not None and args.basis and _lacks_basis(person):
+        store.people.set_consent(args.person, consent["basis"], consent["by"])
     enroller.save(args.person, results)
     for path, result in zip(paths, results):
         print(format_result(path, result))
@@ -131,14 +157,14 @@ def _single(args: argparse.Namespace, enroller, store) -> int:
 class StoreTarget:
     """:class:`~firmware.domain.bulk.BulkTarget` straight on the store (the CLI)."""
 
-    def __init__(self, enroller, store) -> None:
-        self.enroller, self.store = enroller, store
+    def __init__(self, enroller, store, consent: dict) -> None:
+        self.enroller, self.store, self.consent = enroller, store, consent
 
     def exists(self, person_id: str) -> bool:
         return self.store.people.get(person_id) is not None
 
     def create(self, person_id: str, name: str, external_id: str | None) -> None:
-        self.store.people.add(person_id, name, external_id=external_id)
+        self.store.people.add(person_id, name, external_id=external_id, consent=self.consent)
 
     def delete(self, person_id: str) -> None:
         self.store.people.delete(person_id)
@@ -158,7 +184,7 @@ def _photo_reader(folder: Path):
     return read
 
 
-def _bulk(args: argparse.Namespace, enroller, store) -> int:
+def _bulk(args: argparse.Namespace, enroller, store, consent: dict) -> int:
     """Every row of ``--csv``; exit 0 when no row failed (``ok`` / ``already`` only)."""
     from firmware.domain import bulk
 
@@ -170,7 +196,7 @@ def _bulk(args: argparse.Namespace, enroller, store) -> int:
     if not args.photos.is_dir():
         print(f"rollcall enroll: {args.photos} is not a folder", file=sys.stderr)
         return 2
-    reports = bulk.run_bulk(rows, _photo_reader(args.photos), StoreTarget(enroller, store),
+    reports = bulk.run_bulk(rows, _photo_reader(args.photos), StoreTarget(enroller, store, consent),
                             confirm_duplicate=args.confirm_duplicates, progress=Progress())
     for report in reports:
         print(f"line {report.line:<4} {report.person_id:<24} {report.label:<17} {report.message}")

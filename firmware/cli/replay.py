@@ -126,7 +126,13 @@ def replay_config(args: argparse.Namespace, root: Path) -> Config:
         cfg.recognition.security_level = args.security_level
     if args.threshold is not None:
         cfg.recognition.match_threshold = args.threshold
+    cfg.privacy.schedule_needs_synced_clock = False  # media time drives the replay, not the wall clock
     return cfg
+
+
+# The replay's data dir is a temporary folder deleted after the run: the faces given on the
+# command line live only there, for the length of the run.
+REPLAY_CONSENT = {"basis": "consent", "by": "rollcall replay (temporary data dir, deleted after the run)"}
 
 
 def enrol(cfg: Config, people: dict[str, list[Path]]) -> dict[str, str]:
@@ -144,7 +150,7 @@ def enrol(cfg: Config, people: dict[str, list[Path]]) -> dict[str, str]:
             for name, photos in people.items():
                 pid = person_id(name)
                 pid = pid if pid not in names else f"{pid[:60]}-{len(names)}"
-                store.people.add(pid, name)
+                store.people.add(pid, name, consent=REPLAY_CONSENT)
                 names[pid] = name
                 for photo in photos:
                     image = cv2.imread(str(photo), cv2.IMREAD_COLOR)

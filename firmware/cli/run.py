@@ -7,8 +7,10 @@ import logging
 import signal
 from pathlib import Path
 
-from firmware.config import Config, config_path, load_config
-from firmware.runtime.app import App
+from firmware.config import Config, PathsConfig, config_path, load_config
+from firmware.errors import ConfigError, RollcallError
+from firmware.runtime.app import RESTART_EXIT, App
+from firmware.runtime.logfiles import add_file_log, clear_start_error, write_start_error
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +39,46 @@ def load_run_config(args: argparse.Namespace) -> tuple[Config, Path]:
     return config, path
 
 
+def _log_dir_of(path: Path) -> Path:
+    """``paths.log_dir`` of a config file that does not validate (best effort)."""
+    import tomllib
+
+    try:
+        return Path(tomllib.loads(path.read_text(encoding="utf-8"))["paths"]["log_dir"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return PathsConfig().log_dir
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, RollcallError) else f"{type(exc).__name__}: {exc}"
+
+
 def run(args: argparse.Namespace) -> int:
-    config, path = load_run_config(args)
+    """Start (recording why when that fails), run until stopped; exit code RESTART_EXIT
+    when a restart was asked for (systemd and `rollcall up` start the firmware again)."""
+    try:
+        config, path = load_run_config(args)
+    except ConfigError as exc:
+        write_start_error(_log_dir_of(config_path(args.config)), _describe(exc))
+        raise
+    add_file_log(config.paths.log_dir)
     app = App(config, config_file=path, source=args.source, max_frames=args.max_frames)
     previous = {sig: signal.signal(sig, lambda *_: app.stop_event.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with app:
-            reason = app.run()
+        _start(app, config.paths.log_dir)
+        reason = app.run()
         logger.info("device stopped: %s", reason)
     finally:
+        app.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0
+    return RESTART_EXIT if app.restart_requested else 0
+
+
+def _start(app: App, log_dir: Path) -> None:
+    try:
+        app.start()
+    except Exception as exc:
+        write_start_error(log_dir, _describe(exc))
+        raise
+    clear_start_error(log_dir)

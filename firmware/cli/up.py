@@ -16,11 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from firmware.config import Config, load_config, write_config_atomic
+from firmware.config import Config, load_config, machine_device_id, write_config_atomic
 
 logger = logging.getLogger(__name__)
 
 RESTART_MAX_S = 30.0
+RESTART_EXIT = 75  # firmware.runtime.app.RESTART_EXIT: the firmware asks to be started again
 HEALTHY_RUN_S = 60.0  # a child that ran this long before dying starts again after 1 s
 
 
@@ -29,6 +30,7 @@ def dev_config(root: Path) -> Config:
     console on 127.0.0.1:8080, no broker until one is configured."""
     root = root.resolve()
     cfg = Config()
+    cfg.device.id = machine_device_id()
     cfg.paths.data_dir = root / "data"
     cfg.paths.models_dir = root / "models"
     cfg.paths.control_socket = root / "run" / "control.sock"
@@ -77,7 +79,10 @@ class _Child:
     def poll(self, now: float) -> None:
         if self.proc is not None and self.proc.poll() is None:
             return
-        if self.proc is not None:
+        if self.proc is not None and self.proc.returncode == RESTART_EXIT:
+            logger.info("%s asked to be restarted; starting it again", self.name)
+            self.proc, self.next_start = None, now
+        elif self.proc is not None:
             if now - self.started_at >= HEALTHY_RUN_S:
                 self.backoff = 1.0  # it was healthy: this is a new failure, not a crash loop
             logger.warning("%s exited with code %s; restarting in %.0f s", self.name, self.proc.returncode, self.backoff)

@@ -12,7 +12,7 @@ from typing import Callable
 
 import bottle
 
-from firmware.control import routes_capture, routes_device, routes_people, routes_sessions
+from firmware.control import routes_capture, routes_device, routes_people, routes_privacy, routes_sessions
 from firmware.control.web import actor_plugin, json_default_errors, json_errors_plugin, limit_body
 
 
@@ -28,4 +28,5 @@ def create_control_app(store, device, *, clock: Callable[[], float] = time.monot
     routes_people.register(app, ctx)
     routes_capture.register(app, ctx)
     routes_sessions.register(app, ctx)
+    routes_privacy.register(app, ctx)
     return app

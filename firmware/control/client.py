@@ -216,6 +216,11 @@ class ControlClient:
         """Ask the firmware to re-read config.toml; ``restart_needed`` lists sections."""
         return self.post("/v1/config/reload")
 
+    @route("POST", "/v1/restart")
+    def restart(self) -> dict:
+        """Ask the firmware to exit so its service manager starts it again (code 75)."""
+        return self.post("/v1/restart", timeout=5)
+
     @route("POST", "/v1/indicators/test")
     def test_indicators(self) -> dict:
         return self.post("/v1/indicators/test", timeout=15)
@@ -309,6 +314,43 @@ class ControlClient:
         """``assign`` (to ``person_id``) or ``discard`` an unknown/spoof face."""
         body = {"action": action, "person_id": person_id, "by": self.actor or "console", **extra}
         return self.post(f"/v1/unknowns/{_q(unknown_id)}/resolve", body, timeout=30)
+
+    # ---- privacy: consent, erasure, retention, subject access -------------------------------
+    @route("POST", "/v1/people/<person_id>/consent")
+    def set_consent(self, person_id: str, basis: str) -> dict:
+        """Record the legal basis (consent | contract | legal_obligation) for face data."""
+        return self.post(f"/v1/people/{_q(person_id)}/consent",
+                         {"basis": basis, "by": self.actor or "console"})
+
+    @route("POST", "/v1/people/<person_id>/withdraw")
+    def withdraw_consent(self, person_id: str) -> dict:
+        """Consent withdrawn: the erasure record (face data erased)."""
+        return self.post(f"/v1/people/{_q(person_id)}/withdraw", {"by": self.actor or "console"},
+                         timeout=60)
+
+    @route("POST", "/v1/people/<person_id>/erase")
+    def erase_person(self, person_id: str, full: bool = False) -> dict:
+        """Erase the person's face data everywhere (``full``: the person too)."""
+        return self.post(f"/v1/people/{_q(person_id)}/erase",
+                         {"by": self.actor or "console", "full": full}, timeout=60)
+
+    @route("GET", "/v1/people/<person_id>/export")
+    def person_export(self, person_id: str) -> dict:
+        """Everything held about one person (subject access)."""
+        return self.get(f"/v1/people/{_q(person_id)}/export", timeout=30)
+
+    @route("GET", "/v1/erasures")
+    def erasures(self, person_id: str | None = None) -> list[dict]:
+        return self.get("/v1/erasures", {"person_id": person_id})["items"]
+
+    @route("GET", "/v1/privacy")
+    def privacy(self) -> dict:
+        """What is held and until when, review list, clock, last sweep."""
+        return self.get("/v1/privacy")
+
+    @route("POST", "/v1/privacy/sweep")
+    def retention_sweep(self) -> dict:
+        return self.post("/v1/privacy/sweep", {"by": self.actor or "console"}, timeout=60)
 
     # ---- enrolment at the door (capture mode) ---------------------------------------------
     @route("POST", "/v1/capture")

@@ -8,6 +8,7 @@ import logging
 
 import bottle
 
+from firmware.control.routes_people import require_basis
 from firmware.control.web import ApiError, field, must, read_json
 from firmware.runtime.capture import MAX_FRAMES
 
@@ -44,7 +45,7 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
     def capture_start():
         data = read_json()
         person_id = field(data, "person_id")
-        must(store.people.get(person_id), "person")
+        require_basis(must(store.people.get(person_id), "person"))
         running = device.capture_status()
         if running and running["state"] == "capturing":
             raise ApiError(409, f"a capture for {running['name']} is running: cancel it first")

@@ -92,6 +92,10 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
     def reload_config():
         return device.reload_config()
 
+    @app.post("/v1/restart")
+    def restart():
+        return device.restart()
+
     @app.post("/v1/indicators/test")
     def indicators_test():
         return device.test_indicators()

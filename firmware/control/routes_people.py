@@ -9,7 +9,8 @@ import uuid
 
 import bottle
 
-from firmware.control.web import MAX_BODY_BYTES, ApiError, field, must, query, read_json
+from firmware.control.web import MAX_BODY_BYTES, ApiError, field, must, query, read_json, request_actor
+from firmware.store.people import BASES, has_basis
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,10 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
     def people_create():
         data = read_json()
         person_id = field(data, "person_id", required=False) or f"p{uuid.uuid4().hex[:12]}"
+        consent = consent_of(data, store.privacy.default_basis)
         person = store.people.add(person_id, field(data, "name").strip(),
-                                  external_id=field(data, "external_id", required=False))
+                                  external_id=field(data, "external_id", required=False),
+                                  consent=consent)
         return person
 
     @app.get("/v1/people/<person_id>")
@@ -88,12 +91,12 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
     @app.delete("/v1/people/<person_id>")
     def people_delete(person_id: str):
         must(store.people.get(person_id), "person")
-        store.people.delete(person_id)
-        return {"deleted": person_id}
+        erasure = device.erase(person_id, query("by") or request_actor(), full=True)
+        return {"deleted": person_id, "erasure": erasure}
 
     @app.post("/v1/people/<person_id>/photos")
     def photos_add(person_id: str):
-        must(store.people.get(person_id), "person")
+        require_basis(must(store.people.get(person_id), "person"))
         data = read_json(limit=MAX_BODY_BYTES)
         images = _decode_images(data)
         confirm = field(data, "confirm_duplicate", bool, required=False, default=False)
@@ -139,7 +142,7 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
         if action != "assign":
             raise ApiError(400, "action must be assign or discard", "action")
         person_id = field(data, "person_id")
-        must(store.people.get(person_id), "person")
+        require_basis(must(store.people.get(person_id), "person"))
         record = store.unknowns.get(unknown_id)
         if record.get("kind") == "spoof" and not field(data, "confirm_spoof", bool, required=False, default=False):
             raise ApiError(409, "this face FAILED the liveness check (a photo or a screen?): confirm that it "
@@ -151,6 +154,25 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
             raise ApiError(422, f"the face was not added: {result.get('message')}", "person_id")
         resolved = store.unknowns.resolve(unknown_id, "assign", by, person_id=person_id)
         return {"resolved": resolved, "enrolment": result}
+
+
+def consent_of(data: dict, default_basis: str | None) -> dict:
+    """``{"basis", "by"}`` from a request: the basis is required unless a default is set."""
+    basis = field(data, "basis", required=False) or default_basis
+    if basis is None:
+        raise ApiError(400, f"a legal basis for the face data is required: basis = one of "
+                            f"{', '.join(BASES)} (or set privacy.default_basis)", "basis")
+    if basis not in BASES:
+        raise ApiError(400, f"basis must be one of {', '.join(BASES)}", "basis")
+    return {"basis": basis, "by": field(data, "by", required=False) or request_actor()}
+
+
+def require_basis(person: dict) -> None:
+    """400 unless the person has a recorded, not withdrawn, basis (before any face data)."""
+    if not has_basis(person):
+        raise ApiError(400, f"{person['name']} has no recorded legal basis for face data"
+                            f"{' (consent was withdrawn)' if person.get('consent') else ''}: "
+                            "record consent, contract or legal obligation first", "consent")
 
 
 def _read_crop(store, unknown_id: str) -> bytes:

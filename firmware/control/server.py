@@ -55,6 +55,11 @@ class DeviceAPI(Protocol):
 
     def session_command(self, action: str, session_id: str, by: str, liveness_policy: str | None = None) -> dict: ...
 
+    def erase(self, person_id: str, by: str, full: bool = False, reason: str = "request",
+              request_id: str | None = None) -> dict: ...  # store.erase + stop matching them
+
+    def clock_state(self) -> dict: ...     # synced, source, lower_bound, behind_s, clamped
+
 
 def _remove_stale_socket(path: Path) -> None:
     """Remove a socket file left by a crashed firmware; refuse to delete anything else."""

@@ -5,7 +5,12 @@ A bundle is one JSON object (schema: ``firmware/contract/roster-bundle.schema.js
     {"schema_version": 1, "roster_version": 1763712000, "site": "s1", "room": "hall-1" | "_all",
      "issued_at": "...Z", "model_id": "dlib_resnet_int8", "roster_id": "maths-101", "name": "...",
      "people": [{"person_id", "name", "external_id"?, "seat"?,
+                 "consent"?: {"basis", "recorded_by", "recorded_at"},
                  "embeddings": [{"model_id", "float32_b64"} | {"model_id", "values": [...]}]}],
+
+A person's ``consent`` records the legal basis for their face data (``consent``,
+``contract`` or ``legal_obligation``); without one the device keeps no embeddings of them
+unless its ``privacy.default_basis`` is set.
      "signature": {"alg": "ed25519", "key_id": "<16 hex>", "value": "<base64>"}}
 
 The Ed25519 signature covers :func:`canonical_bytes` of everything except ``signature``
@@ -41,7 +46,8 @@ PERSON_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")   # person_id, roster_id (st
 MAX_SEAT = 16
 TOP_KEYS = {"schema_version", "roster_version", "site", "room", "issued_at", "model_id",
             "roster_id", "name", "people", "signature"}
-PERSON_KEYS = {"person_id", "name", "external_id", "seat", "embeddings"}
+PERSON_KEYS = {"person_id", "name", "external_id", "seat", "embeddings", "consent"}
+BASES = ("consent", "contract", "legal_obligation")
 
 
 def canonical_bytes(bundle: dict) -> bytes:
@@ -88,7 +94,7 @@ def encode_embedding(vector: np.ndarray | list[float], model_id: str) -> dict:
 def to_store_form(bundle: dict) -> dict:
     """A verified bundle in the shape ``store.rosters.apply_bundle`` takes (vectors decoded)."""
     people = [{"person_id": p["person_id"], "name": p["name"], "external_id": p.get("external_id"),
-               "seat": p.get("seat"),
+               "seat": p.get("seat"), "consent": p.get("consent"),
                "embeddings": [{"model_id": e["model_id"], "vector": decode_embedding(e)}
                               for e in p.get("embeddings", [])]} for p in bundle["people"]]
     return {"roster_id": bundle["roster_id"], "version": bundle["roster_version"],
@@ -240,11 +246,24 @@ def _check_person(person: object, index: int, seen: set[str]) -> None:
         value = person.get(name)
         if value is not None and (not isinstance(value, str) or len(value) > limit):
             raise BundleError(f"{where}.{name} must be a string of at most {limit} characters")
+    _check_consent(person.get("consent"), where)
     embeddings = person.get("embeddings", [])
     if not isinstance(embeddings, list) or len(embeddings) > MAX_EMBEDDINGS_PER_PERSON:
         raise BundleError(f"{where}.embeddings must be a list of at most {MAX_EMBEDDINGS_PER_PERSON}")
     for number, embedding in enumerate(embeddings):
         _check_embedding(embedding, f"{where}.embeddings[{number}]")
+
+
+def _check_consent(consent: object, where: str) -> None:
+    if consent is None:
+        return
+    if not isinstance(consent, dict) or set(consent) != {"basis", "recorded_by", "recorded_at"}:
+        raise BundleError(f"{where}.consent must be {{basis, recorded_by, recorded_at}}")
+    if consent["basis"] not in BASES:
+        raise BundleError(f"{where}.consent.basis must be one of {', '.join(BASES)}")
+    for name, limit in (("recorded_by", 80), ("recorded_at", 40)):
+        if not isinstance(consent[name], str) or not 0 < len(consent[name]) <= limit:
+            raise BundleError(f"{where}.consent.{name} must be a string of 1..{limit} characters")
 
 
 def _check_embedding(embedding: object, where: str) -> None:

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 MAX_COMMAND_BYTES = 64 * 1024
 BIG_COMMANDS = {"roster_sync": MAX_BUNDLE_BYTES + 64 * 1024}
-DELEGATED = frozenset({"session_start", "session_stop"})
+DELEGATED = frozenset({"session_start", "session_stop", "erasure"})
 INVALID_NAME = "_invalid"
 
 Handler = Callable[[dict], dict]

@@ -50,6 +50,11 @@ class RosterSync:
             logger.error("%s", self._key_problem)
 
     @property
+    def public_key(self):
+        """The central Ed25519 public key (None when not installed); also checks signed commands."""
+        return self._key
+
+    @property
     def version(self) -> int | None:
         """Newest site version: the last applied, the store's durable mark, what the device reports."""
         reported = self._version_provider()

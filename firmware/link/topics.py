@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 CONTRACT_VERSION = "v1"
 ALL_ROOMS = "_all"
-EVENT_KINDS = ("attendance", "unknown", "spoof", "session")
+EVENT_KINDS = ("attendance", "unknown", "spoof", "session", "erasure")
 COMMAND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 HA_PREFIX = "homeassistant"
 

@@ -1,7 +1,7 @@
 """The composition root of the device process (``rollcall run``, see :mod:`firmware.cli.run`).
 
 Start order: config (validated) -> models (verified; missing = degraded, mismatch =
-refuse) -> store -> indicators -> decision engine + device -> MQTT link -> control server
+refuse) -> trusted clock (sync state + lower bound) -> store -> indicators -> decision engine + device -> MQTT link -> control server
 -> camera -> loop. Shutdown runs the same list in reverse, each ``close()`` safe twice.
 SIGTERM / SIGINT set the stop event; systemd hears ``READY=1`` when the loop runs,
 ``WATCHDOG=1`` while it is healthy and ``STOPPING=1`` on the way out.
@@ -20,7 +20,7 @@ from typing import Callable, Protocol, TypeVar
 
 from gpiozero import Factory
 
-from firmware.config import Config
+from firmware.config import Config, machine_device_id
 from firmware.control.server import ControlServer
 from firmware.domain.decisions import DecisionEngine
 from firmware.errors import ModelError, ModelHashMismatch, RollcallError
@@ -28,7 +28,9 @@ from firmware.hal.camera import Camera
 from firmware.hal.indicators import Indicators
 from firmware.hal.sources import FrameSource
 from firmware.hal.systemd import Notifier
+from firmware.hal.timesync import SyncSource, default_source
 from firmware.link.mqtt import MqttLink
+from firmware.runtime.clock import TrustedClock
 from firmware.runtime.device import Device
 from firmware.runtime.loop import DeviceLoop, FrameAnalyser
 from firmware.runtime.tuning import configure_engine
@@ -47,6 +49,9 @@ class Closeable(Protocol):
 P = TypeVar("P", bound=Closeable | None)
 
 BUILD_HINT = "build them with `rollcall models build --out {dir}` (or `./install.sh`)"
+RESTART_EXIT = 75  # EX_TEMPFAIL: "start me again" (systemd Restart=on-failure, `rollcall up`)
+
+
 def check_models(config: Config) -> dict:
     """{"state": ok | missing, "message"}; raises ModelHashMismatch (refuse to start)."""
 
@@ -66,8 +71,9 @@ def check_models(config: Config) -> dict:
 
 @dataclass
 class App:
-    """The device process. ``pin_factory``/``source_factory``/``notifier`` are injectable
-    (tests: MockFactory, a replayed file, a socket of their own)."""
+    """The device process. ``pin_factory``/``source_factory``/``notifier``/``sync_source``
+    are injectable (tests: MockFactory, a replayed file, a socket of their own, a fixed
+    clock-sync answer)."""
 
     config: Config
     config_file: Path | None = None
@@ -76,8 +82,11 @@ class App:
     pin_factory: Factory | None = None
     notifier: Notifier | None = None
     source_factory: Callable[[], FrameSource] | None = None
+    sync_source: SyncSource | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     parts: list[tuple[str, Closeable | None]] = field(default_factory=list)
+    restart_requested: bool = False
+    degraded: list[str] = field(default_factory=list)
 
     def _add(self, name: str, part: P) -> P:
         self.parts.append((name, part))
@@ -87,16 +96,21 @@ class App:
         """Start every component in order (see module doc)."""
 
         cfg = self.config
+        self._ensure_device_id()
         self.models = check_models(cfg)
         self.analyser = self._add("models", self._analyser()) if self.models["state"] == "ok" else None
+        source = self.sync_source or default_source(cfg.privacy.clock_source)
+        self.clock = self._add("clock", TrustedClock(cfg.paths.data_dir / "clock.json", source))
         self.store = self._add("store", self._store())
         self.indicators = self._add("indicators", self._indicators())
         self.engine = DecisionEngine()
         configure_engine(self.engine, cfg)
         self.camera = self._camera()
         self.device = self._device()
+        self.device.on_restart = self.request_restart
         self.link = self._add("link", self._link()) if cfg.mqtt.enabled and cfg.mqtt.host else None
         self.device.link = self.link
+        self.device.warnings_extra.extend(self.degraded)
         self._add("control", self._control())
         self._add("camera", self.camera)
         self.camera.start()
@@ -104,14 +118,32 @@ class App:
         self.notifier = self._add("notifier", self.notifier or Notifier())
         return self
 
+    def _ensure_device_id(self) -> None:
+        """An empty ``device.id`` (a hand-edited file) must not stop the device: use the
+        one made from the machine id, and say so."""
+        if self.config.device.id:
+            return
+        self.config.device.id = machine_device_id()
+        message = (f"device.id was empty: using {self.config.device.id} (made from this machine's "
+                   "id); set it in the console's Device setup")
+        logger.warning("%s", message)
+        self.degraded.append(message)
+
+    def request_restart(self) -> None:
+        """Stop the loop and exit with RESTART_EXIT (the console's "Restart firmware")."""
+        logger.warning("restart requested: stopping; the service manager starts the firmware again")
+        self.restart_requested = True
+        self.stop_event.set()
+
     def _analyser(self) -> FrameAnalyser:
 
         return FrameAnalyser(self.config, self.config.paths.models_dir)
 
     def _store(self) -> Store:
 
-        return Store(self.config.paths.data_dir, config=self.config.store,
-                     timezone=self.config.device.timezone)
+        return Store(self.config.paths.data_dir, clock=self.clock.now, config=self.config.store,
+                     timezone=self.config.device.timezone, privacy=self.config.privacy,
+                     clock_synced=self.clock.synced)
 
     def _indicators(self) -> Indicators:
 
@@ -131,14 +163,22 @@ class App:
 
         return Device(self.config, store=self.store, engine=self.engine, indicators=self.indicators,
                       camera=self.camera, analyser=self.analyser, models=self.models,
-                      config_path=self.config_file)
+                      config_path=self.config_file, wall=self.clock.now, timekeeper=self.clock)
 
-    def _link(self) -> MqttLink:
-
+    def _link(self) -> MqttLink | None:
+        """The MQTT link; a link that cannot start (bad TLS files, no credentials...) leaves
+        the device running without a broker, saying why."""
         link = MqttLink(self.config.mqtt, self.config.device, self.store, commands=self.device.commands,
                         status_provider=self.device.status, telemetry_provider=self.device.telemetry,
                         model_id=self.config.recognition.embedder)
-        return link.start()
+        try:
+            return link.start()
+        except (RollcallError, OSError, ValueError) as exc:
+            message = f"MQTT link not started ({exc}); attendance stays on the device until it is fixed"
+            logger.error("%s", message)
+            self.degraded.append(message)
+            link.close()
+            return None
 
     def _control(self) -> ControlServer:
         return ControlServer(self.config.paths.control_socket, self.store, self.device).start()

@@ -28,8 +28,10 @@ from firmware.hal.camera import Camera, CameraState
 from firmware.hal.display import annotate, encode_jpeg
 from firmware.hal.indicators import Indicators
 from firmware.inference import images
+from firmware.inference.embedder import same_person_threshold
 from firmware.link.mqtt import MqttLink
 from firmware.runtime.capture import DEFAULT_FRAMES, DEFAULT_TIMEOUT_S, EnrolCapture
+from firmware.runtime.clock import TrustedClock
 from firmware.runtime.damage import DamageWatch
 from firmware.runtime.enrol import Enroller, failed_views
 from firmware.runtime.learning import DoorLearner
@@ -67,7 +69,7 @@ class Device:
     def __init__(self, config: Config, *, store: Store, engine: DecisionEngine, indicators: Indicators,
                  camera: Camera, link: MqttLink | None = None, analyser: FrameAnalyser | None = None,
                  models: dict | None = None, config_path: Path | None = None, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, timekeeper: TrustedClock | None = None) -> None:
         self.config = config
         self.store = store
         self.engine = engine
@@ -78,18 +80,22 @@ class Device:
         self.models = models or {"state": "ok", "message": ""}
         self.config_path = config_path
         self.clock, self.wall = clock, wall
+        self.timekeeper = timekeeper
         self.started = clock()
         self.lock = threading.RLock()
-        self.sessions = SessionKeeper(config, store, engine, lock=self.lock, wall=wall, clock=clock)
+        self.sessions = SessionKeeper(config, store, engine, lock=self.lock, wall=wall, clock=clock,
+                                      synced=self.clock_synced)
         self.learner = DoorLearner(config, store)
         #: Called with (decision, frame) after each decision is recorded (e.g. `rollcall replay`).
         self.listeners: list[Callable[[Decision, Frame], None]] = []
         self.loop_stats: LoopStats | None = None
         self.warnings_extra: list[str] = []
+        self.on_restart: Callable[[], None] | None = None  # set by the composition root
+        self.restart_needed: list[str] = []  # config sections changed since the start
         self._frame: Frame | None = None
         self._overlays: list[Overlay] = []
-        self._kiosk: dict = {"state": "idle", "name": None, "person_id": None, "seat": None, "prompt": "",
-                             "required_blinks": 0, "at": None, "challenge": None}
+        self._kiosk: dict = {"state": "idle", "name": None, "person_id": None, "seat": None, "status": None,
+                             "prompt": "", "required_blinks": 0, "at": None, "challenge": None}
         self._challenge_code = ""
         self._kiosk_until = 0.0
         self._kiosk_track: int | None = None
@@ -118,7 +124,7 @@ class Device:
         state = "challenge" if challenge else KIOSK_STATES.get(stage, "idle")
         if (state != self._kiosk["state"] or (main and main.prompt != self._kiosk["prompt"])
                 or challenge != self._kiosk.get("challenge")):
-            self._kiosk = {"state": state, "name": None, "person_id": None, "seat": None,
+            self._kiosk = {"state": state, "name": None, "person_id": None, "seat": None, "status": None,
                            "prompt": main.prompt if main else "",
                            "required_blinks": track.required_blinks if track else 0, "at": None,
                            "challenge": challenge}
@@ -133,18 +139,18 @@ class Device:
     def on_decision(self, decision: Decision, frame: Frame, box: np.ndarray) -> None:
         """Record, then indicate, then wake the MQTT link (record before you report)."""
         with self.lock:
-            shown = self._record(decision, frame, box)
+            shown, status = self._record(decision, frame, box)
             if self.learner.learn(decision, self.engine.scope.rule) is not None:
                 self.sessions.invalidate()
         for listener in self.listeners:
             listener(decision, frame)
         self.indicators.show(shown)
-        self._set_kiosk(shown, decision, frame)
+        self._set_kiosk(shown, decision, frame, status)
         if self.link is not None:
             self.link.wake()
 
-    def _record(self, d: Decision, frame: Frame, box: np.ndarray) -> str:
-        """Store the decision; returns the indicator pattern to show."""
+    def _record(self, d: Decision, frame: Frame, box: np.ndarray) -> tuple[str, str | None]:
+        """Store the decision; returns (indicator pattern to show, attendance status or None)."""
         try:
             if d.outcome is Outcome.ACCEPTED:
                 rec = self.store.attendance.record(d.session_id, d.person_id, None, d.score, frame.wall,
@@ -152,18 +158,27 @@ class Device:
                                                    liveness_policy=d.liveness_policy or None)
                 if rec.get("duplicate"):
                     logger.info("duplicate check-in ignored: %s already marked", d.person_id)
-                    return "already"
+                    return "already", rec.get("status")
                 logger.info("accepted %s (score %.3f) in %.2f s", d.person_id, d.score, d.latency_s)
+                return "accepted", rec.get("status")
             elif d.outcome is Outcome.ALREADY:
                 logger.info("duplicate check-in ignored: %s already marked", d.person_id)
+                return "already", self._marked_status(d)
             elif d.outcome in (Outcome.UNKNOWN, Outcome.SPOOF) and d.embedding is not None:
                 self._keep_face(d, frame, box)
             elif d.outcome is Outcome.SPOOF:
                 logger.warning("spoof verdict on track %d (no embedding to keep)", d.track_id)
         except (RollcallError, OSError, ValueError) as exc:
             logger.error("could not record %s for %s: %s", d.outcome.value, d.person_id or "face", exc)
-            return "retry"
-        return d.outcome.value
+            return "retry", None
+        return d.outcome.value, None
+
+    def _marked_status(self, d: Decision) -> str | None:
+        """The status already recorded for this person in this session (for the kiosk)."""
+        if d.session_id is None or d.person_id is None:
+            return None
+        rec = self.store.attendance.get(d.session_id, d.person_id)
+        return rec.get("status") if rec else None
 
     def _keep_face(self, d: Decision, frame: Frame, box: np.ndarray) -> None:
         """Keep an unknown or spoof face for review, with why it was not recognised: the
@@ -176,14 +191,14 @@ class Device:
                                       extra)
         logger.info("%s face on track %d: %s", kind, d.track_id, "kept" if rec else "already kept")
 
-    def _set_kiosk(self, shown: str, d: Decision, frame: Frame) -> None:
+    def _set_kiosk(self, shown: str, d: Decision, frame: Frame, status: str | None = None) -> None:
+        """What the kiosk screen shows for a decision; ``status`` is the attendance status
+        recorded (``present`` / ``late``), None when nothing was recorded."""
         person = self._person(d.person_id) if d.person_id else {}
-        prompt = {"accepted": "Marked present", "already": "Already marked", "unknown": "Not recognised",
-                  "spoof": "Liveness check failed", "retry": "Please try again",
-                  "no_session": "No session is running"}.get(shown, "")
         self._kiosk = {"state": shown, "name": person.get("name"), "person_id": d.person_id,
-                       "seat": self.sessions.seat_of(d.person_id), "prompt": prompt,
-                       "required_blinks": 0, "at": frame.wall, "challenge": None}
+                       "seat": self.sessions.seat_of(d.person_id), "status": status,
+                       "prompt": kiosk_prompt(shown, status), "required_blinks": 0, "at": frame.wall,
+                       "challenge": None}
         self._kiosk_until = self.clock() + KIOSK_HOLD_S
         self._kiosk_track = d.track_id if d.outcome is not Outcome.RETRY else None
 
@@ -194,11 +209,53 @@ class Device:
             return {}
 
     def housekeeping(self) -> None:
-        """Once a second from the loop: session schedule and scope (the link publishes
-        telemetry itself from :meth:`telemetry`)."""
+        """Once a second from the loop: clock sync state, session schedule and scope, the
+        daily retention sweep (the link publishes telemetry itself from :meth:`telemetry`)."""
+        if self.timekeeper is not None:
+            self.timekeeper.refresh()
         self.sessions.tick()
         if self.damage is not None:
             self.damage.check(self.camera.status() if self.camera else {})
+        self.retention_tick()
+
+    def clock_synced(self) -> bool:
+        """Is the wall clock synchronised? (True without a timekeeper: tests, tools.)"""
+        return self.timekeeper.synced() if self.timekeeper is not None else True
+
+    def clock_state(self) -> dict:
+        if self.timekeeper is None:
+            return {"synced": True, "source": "not checked", "lower_bound": None, "behind_s": 0.0,
+                    "clamped": 0}
+        return self.timekeeper.state()
+
+    def retention_tick(self) -> dict | None:
+        """Run the retention sweep when a day has passed since the last one (synced clock only)."""
+        try:
+            retention = self.store.retention
+            if not self.clock_synced() or not retention.due(self.wall()):
+                return None
+            result = self.store.sweep_retention()
+        except (RollcallError, OSError) as exc:
+            logger.error("retention sweep failed: %s", exc)
+            return None
+        self.sessions.invalidate()
+        return result
+
+    def erase(self, person_id: str, by: str, full: bool = False, reason: str = "request",
+              request_id: str | None = None) -> dict:
+        """Erase a person's face data everywhere on the device (and stop matching them now)."""
+        threshold = same_person_threshold(self.config.recognition.embedder)
+        with self.lock:
+            if reason == "consent_withdrawn":
+                result = self.store.withdraw_consent(person_id, by)
+            else:
+                result = self.store.erase(person_id, by, full=full, reason=reason,
+                                          request_id=request_id, threshold=threshold)
+            self.sessions.invalidate()
+            self.sessions.refresh()
+        if self.link is not None:
+            self.link.wake()
+        return result
 
     # ---- DeviceAPI -------------------------------------------------------------------
     def telemetry(self) -> dict:
@@ -208,7 +265,8 @@ class Device:
                 "dropped_frames": cam.get("dropped", 0), "outbox_depth": self._outbox_depth(),
                 "cpu_temp_c": cpu_temp_c(), "disk_free_mb": self._disk_free_mb(),
                 "skipped_files": cam.get("skipped_files", 0), "notices": self._notices(),
-                "warnings": self._notice_warnings()}
+                "warnings": self._notice_warnings(),
+                "clock_synced": self.clock_synced()}
 
     def _notices(self) -> list[dict]:
         """Unacknowledged damage notices (persistent until an admin acknowledges them)."""
@@ -241,7 +299,9 @@ class Device:
                "model_id": self.config.recognition.embedder, "firmware_version": __version__,
                "roster_version": self.sessions.roster_version, "session": session["session"],
                "mode": session["mode"], "liveness_policy": self.sessions.policy,
-               "gpio": self.indicators.status(), "uptime_s": round(self.clock() - self.started, 1)}
+               "gpio": self.indicators.status(), "uptime_s": round(self.clock() - self.started, 1),
+               "clock": self.clock_state(),
+               "device_id": self.config.device.id, "restart_needed": list(self.restart_needed)}
         out["warnings"] = self._warnings(cam, session)  # replaces telemetry's notice-only list
         return out
 
@@ -259,6 +319,7 @@ class Device:
             warnings.append(self.models["message"])
         if session["message"]:
             warnings.append(session["message"])
+        warnings.extend(clock_warnings(self.clock_state()))
         if not self.config.mqtt.host:
             warnings.append("broker not configured: attendance is kept on the device only")
         if self.config.liveness.policy == "off":
@@ -368,7 +429,12 @@ class Device:
             return {"ok": False, "message": str(exc)}
         restart = [name for name in ("camera", "gpio", "mqtt", "paths", "detection", "console")
                    if getattr(new, name) != getattr(self.config, name)]
+        if not new.device.id:
+            new.device.id = self.config.device.id  # keep the id in use (see App._ensure_device_id)
+        if new.device != self.config.device:
+            restart.append("device")
         with self.lock:
+            self.restart_needed = sorted(set(self.restart_needed) | set(restart))
             self.config = new
             self.sessions.config = new
             self.enroller.config = new
@@ -377,6 +443,13 @@ class Device:
         message = "reloaded" + (f"; restart to apply: {', '.join(restart)}" if restart else "")
         logger.info("config %s", message)
         return {"ok": True, "message": message, "restart_needed": restart}
+
+    def restart(self) -> dict:
+        """Exit (after this answer is sent) so the service manager starts the firmware again."""
+        if self.on_restart is None:
+            return {"ok": False, "message": "this firmware was not started by `rollcall run`: restart it by hand"}
+        threading.Timer(0.3, self.on_restart).start()
+        return {"ok": True, "message": "restarting: the firmware is back in a few seconds"}
 
     def test_indicators(self) -> dict:
         return self.indicators.test()
@@ -392,7 +465,13 @@ class Device:
         return result
 
     def commands(self, name: str, payload: dict) -> dict:
-        """MQTT commands delegated by the link (``session_start`` / ``session_stop``)."""
+        """MQTT commands delegated by the link (``session_start`` / ``session_stop`` /
+        ``erasure``), already verified by it (signature, target, time, nonce; ``by`` = the
+        signing key)."""
+        if name == "erasure":
+            args = erasure_args(payload)
+            return self.erase(args["person_id"], args["by"], full=args["full"], reason="central",
+                              request_id=args["erasure_id"])
         action = {"session_start": "start", "session_stop": "stop", "session_cancel": "cancel"}.get(name)
         if action is None:
             raise CommandError(f"unknown command {name!r}")
@@ -401,6 +480,48 @@ class Device:
             raise CommandError("liveness_policy must be a string")
         return self.session_command(action, str(payload.get("session_id", "")), str(payload.get("by", "mqtt")),
                                     policy)
+
+
+def erasure_args(payload: dict) -> dict:
+    """The fields of a verified ``cmd/erasure``: ``erasure_id`` (the centre's request, also
+    the device's de-duplication key), ``person_id``, ``full``, ``by`` (signing key, plus
+    ``requested_by`` when the centre names a person); CommandError when one is wrong."""
+    person_id, erasure_id = payload.get("person_id"), payload.get("erasure_id")
+    if not isinstance(person_id, str) or not 0 < len(person_id) <= 64:
+        raise CommandError("erasure: person_id is missing")
+    if not isinstance(erasure_id, str) or not 0 < len(erasure_id) <= 64:
+        raise CommandError("erasure: erasure_id is missing (the centre matches confirmations by it)")
+    full = payload.get("full", False)
+    if not isinstance(full, bool):
+        raise CommandError("erasure: full must be true or false")
+    requested = payload.get("requested_by")
+    if requested is not None and (not isinstance(requested, str) or not 0 < len(requested) <= 40):
+        raise CommandError("erasure: requested_by must be a short text")
+    by = str(payload.get("by") or "central")
+    by = f"{requested} via {by}"[:80] if requested else by[:80]
+    return {"person_id": person_id, "erasure_id": erasure_id, "full": full, "by": by}
+
+
+def clock_warnings(clock: dict) -> list[str]:
+    """Operator-facing lines about the clock (empty when all is well)."""
+    out = []
+    if not clock.get("synced"):
+        out.append(f"clock not synchronised (source: {clock.get('source')}): events are marked "
+                   "clock_synced=false and sessions do not start by schedule; check the network / NTP")
+    if clock.get("behind_s"):
+        out.append(f"system clock is {clock['behind_s']:.0f} s behind the newest recorded time "
+                   f"({clock.get('lower_bound')}): times are held there until it catches up")
+    return out
+
+
+def kiosk_prompt(shown: str, status: str | None) -> str:
+    """The kiosk's sentence for a decision (``status``: the attendance status recorded)."""
+    if shown == "accepted":
+        return "Marked late" if status == "late" else "Marked present"
+    if shown == "already":
+        return f"Already marked {status}" if status else "Already marked"
+    return {"unknown": "Not recognised", "spoof": "Liveness check failed", "retry": "Please try again",
+            "no_session": "No session is running"}.get(shown, "")
 
 
 def cpu_temp_c() -> float | None:

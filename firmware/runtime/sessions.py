@@ -47,12 +47,14 @@ class SessionKeeper:
     """Session state for one device (room ``config.device.room``)."""
 
     def __init__(self, config: Config, store: Store, engine: DecisionEngine, *, lock: threading.RLock | None = None,
-                 wall: Callable[[], float] = time.time, clock: Callable[[], float] = time.monotonic) -> None:
+                 wall: Callable[[], float] = time.time, clock: Callable[[], float] = time.monotonic,
+                 synced: Callable[[], bool] = lambda: True) -> None:
         self.config = config
         self.store = store
         self.engine = engine
         self.lock = lock or threading.RLock()
-        self.wall, self.clock = wall, clock
+        self.wall, self.clock, self.synced = wall, clock, synced
+        self.schedule_held = False  # True while the unsynchronised clock holds the schedule
         self.session: dict | None = None
         self.roster: dict | None = None
         self.gallery: Gallery | None = None
@@ -81,7 +83,17 @@ class SessionKeeper:
             self.refresh()
 
     def schedule(self) -> list[tuple[str, str]]:
-        """Start due sessions of this room and complete finished ones; returns (id, state)."""
+        """Start due sessions of this room and complete finished ones; returns (id, state).
+
+        Nothing happens while the clock is not synchronised (``privacy.schedule_needs_synced_clock``):
+        a wrong time would start or end the wrong session. Start/stop by hand still works.
+        """
+        if self.config.privacy.schedule_needs_synced_clock and not self.synced():
+            if not self.schedule_held:
+                logger.warning("clock not synchronised: sessions are not started or ended by schedule")
+            self.schedule_held = True
+            return []
+        self.schedule_held = False
         now, room, changes = self.wall(), self.config.device.room, []
         with self.lock:
             try:
@@ -178,11 +190,13 @@ class SessionKeeper:
         """{"session": summary or None, "mode": session | open_door | no_session, "message"}."""
         if self._error:
             return {"session": None, "mode": DeviceMode.ERROR, "message": f"roster not loaded: {self._error}"}
+        held = ("clock not synchronised: scheduled sessions do not start or end by themselves "
+                "(start them by hand, or fix NTP)") if self.schedule_held else ""
         if self.session is not None:
             s = self.session
             summary = {k: s.get(k) for k in ("id", "name", "room", "state", "scheduled_start", "scheduled_end")}
-            return {"session": summary, "mode": DeviceMode.SESSION, "message": ""}
+            return {"session": summary, "mode": DeviceMode.SESSION, "message": held}
         if self.config.decisions.open_door:
-            return {"session": None, "mode": DeviceMode.OPEN_DOOR, "message": ""}
+            return {"session": None, "mode": DeviceMode.OPEN_DOOR, "message": held}
         return {"session": None, "mode": DeviceMode.NO_SESSION,
-                "message": "no session is running: start one in the console (or enable open-door mode)"}
+                "message": held or "no session is running: start one in the console (or enable open-door mode)"}

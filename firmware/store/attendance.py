@@ -108,7 +108,8 @@ class Attendance:
                 "day": session["day"] if session else self._ctx.day_of(captured),
                 "person_id": person_id, "status": status, "score": score,
                 "captured_at": to_iso(captured), "recorded_at": to_iso(now),
-                "source": source, "revision": 0, "extra": extra}
+                "source": source, "revision": 0, "extra": extra,
+                "clock_synced": bool(self._ctx.clock_synced())}
 
     # -- API ---------------------------------------------------------------------
     def record(self, session_id: str | None, person_id: str, status: str | None = None,
@@ -277,6 +278,24 @@ class Attendance:
         """Highest seq in the newest day (a floor for the seq counter)."""
         days = self.days()
         return max((r["seq"] for r in self._day_records(days[-1])), default=0) if days else 0
+
+    def erase_person(self, person_id: str) -> int:
+        """Delete every record of one person (full erasure); returns how many."""
+        removed = 0
+        for name in self.days():
+            day = self._day(name)
+            victims = [r for r in day.records.values() if r["person_id"] == person_id]
+            by_segment: dict[int, list[int]] = {}
+            for rec in victims:
+                by_segment.setdefault(rec["_seg"], []).append(rec["_id"])
+                del day.records[rec["event_id"]]
+                day.by_key.pop((rec.get("session_id") or "", person_id), None)
+            for number, doc_ids in by_segment.items():
+                day.log.remove(number, doc_ids)
+            if victims:
+                self._cache.invalidate(name)
+            removed += len(victims)
+        return removed
 
     def delete_day(self, day_name: str) -> None:
         """Remove a whole day (retention)."""

@@ -64,6 +64,8 @@ class StoreContext:
     on_commit: Callable[[], None] = lambda: None
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # days are local dates
     lock: threading.RLock = field(default_factory=threading.RLock)  # the Store's one lock
+    default_basis: str | None = None  # privacy.default_basis: legal basis when none is named
+    clock_synced: Callable[[], bool] = lambda: True  # is ``clock`` synchronised (NTP)?
 
     def day_of(self, epoch: float) -> str:
         """The device's local calendar day ``YYYY-MM-DD`` of a UNIX time (partition key)."""

@@ -23,3 +23,7 @@ class OutboxFull(StoreError):
 
 class StoreClosed(StoreError):
     """The Store was used after ``close()``."""
+
+
+class ConsentRequired(StoreValueError):
+    """Face data (embeddings, photos) refused: the person has no recorded legal basis."""

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from firmware.config import StoreConfig
+from firmware.config import PrivacyConfig, StoreConfig
 from firmware.domain import sessions as rules
 from firmware.errors import StoreError
 from firmware.store.atomic import sweep_temp_files
@@ -32,6 +32,7 @@ from firmware.store.attendance import Attendance
 from firmware.store.audit import Audit
 from firmware.store.checkpoint import Checkpointer
 from firmware.store.context import StoreContext
+from firmware.store.erasure import MATCH_THRESHOLD, Erasures
 from firmware.store.errors import StoreClosed
 from firmware.store.ids import SeqCounter, check_zone
 from firmware.store.journal import Journal
@@ -39,6 +40,7 @@ from firmware.store.migrate import migrate, read_day_zone, rezone
 from firmware.store.notices import Notices, raise_damage_notice
 from firmware.store.outbox import Outbox
 from firmware.store.people import People
+from firmware.store.retention import Retention
 from firmware.store.rosters import Rosters
 from firmware.store.sessions import Sessions
 from firmware.store.tinyfile import FILE_MODE, ensure_dir, intercept_writes
@@ -86,13 +88,19 @@ class Store:
 
     ``clock`` returns UNIX seconds (records); ``segment_max`` bounds records per file;
     ``timezone`` (IANA name, the device's) makes attendance and session days local dates.
+    ``privacy`` gives the default legal basis and the review period; ``clock_synced``
+    says whether ``clock`` is synchronised (every event records it).
     """
 
     def __init__(self, data_dir: str | os.PathLike, clock: Callable[[], float] = time.time,
                  config: StoreConfig | None = None, segment_max: int = SEGMENT_MAX,
-                 checkpoint_s: float = CHECKPOINT_S, timezone: str = "UTC") -> None:
+                 checkpoint_s: float = CHECKPOINT_S, timezone: str = "UTC",
+                 privacy: PrivacyConfig | None = None,
+                 clock_synced: Callable[[], bool] = lambda: True) -> None:
         self.data_dir = ensure_dir(Path(data_dir))
         self.config = config or StoreConfig()
+        self.privacy = privacy or PrivacyConfig()
+        self._clock_synced = clock_synced
         self.zone = check_zone(timezone)
         self.corrupt_files: list[dict] = []
         self.notices = Notices(self.data_dir, clock)
@@ -130,14 +138,15 @@ class Store:
         if seq.lost and self.migration["from"] is None:
             seq.next_block_on_disk()  # a fresh dir: the counter file exists from the start
         ctx = StoreContext(self.data_dir, clock, self.config, seq, self._corrupt, segment_max,
-                           zone=self.zone, lock=self._lock)
+                           zone=self.zone, lock=self._lock, default_basis=self.privacy.default_basis,
+                           clock_synced=self._clock_synced)
         ctx.journal = Journal(self.data_dir / "journal", clock, self._corrupt)
         ctx.audit = Audit(ctx)
         ctx.appliers.update({"file.put": ctx.apply_file_put, "audit.add": ctx.audit.apply_add})
         steps = ctx.journal.replay()
         _redo_file_writes(ctx, steps)  # before the parts load those files
         ctx.outbox = Outbox(self.data_dir / "outbox", seq, self.config, ctx.commit, clock,
-                            segment_max, self._corrupt)
+                            segment_max, self._corrupt, clock_synced=self._clock_synced)
         self._ctx = ctx
         self._people = People(ctx)
         self._rosters = Rosters(ctx, self._people)
@@ -145,6 +154,12 @@ class Store:
         self._attendance = Attendance(ctx, self._people, self._sessions)
         self._sessions.attendance = self._attendance
         self._unknowns = Unknowns(ctx, self._people, self._sessions)
+        self._erasures = Erasures(ctx, self._people, self._rosters, self._unknowns,
+                                  self._attendance)
+        self._retention = Retention(ctx, {"people": self._people, "rosters": self._rosters,
+                                          "unknowns": self._unknowns, "attendance": self._attendance,
+                                          "audit": ctx.audit}, self._apply_retention,
+                                    self.privacy.review_absent_days)
         ctx.appliers.update({"outbox.put": ctx.outbox.apply_put, "outbox.ack": ctx.outbox.apply_ack,
                              "att.insert": self._attendance.apply_insert,
                              "att.update": self._attendance.apply_update})
@@ -153,7 +168,8 @@ class Store:
         self.replayed = self._replay(steps)
         self._raise_seq_floor(seq)
         self.recovered = self._recover()
-        for name in ("people", "rosters", "sessions", "attendance", "unknowns"):
+        for name in ("people", "rosters", "sessions", "attendance", "unknowns", "erasures",
+                     "retention"):
             setattr(self, name, _Locked(getattr(self, f"_{name}"), self))
         self.audit = _Locked(ctx.audit, self)
         self.outbox = _Locked(ctx.outbox, self)
@@ -206,28 +222,67 @@ class Store:
         if self._closed:
             raise StoreClosed("the store is closed")
 
+    def erase(self, person_id: str, by: str, full: bool = False, reason: str = "request",
+              request_id: str | None = None, threshold: float | None = None) -> dict:
+        """Erase one person's face data everywhere (``store/erasure.py``); returns the
+        erasure record with its counts. Checkpoints before and after (outside the lock) so
+        no journal file keeps a copy of an erased embedding; backup archives are scanned
+        outside the lock too (they can be large), so the device loop never waits on them."""
+        self.checkpoint()
+        with self._lock:
+            self._check_open()
+            done = self._erasures.check(person_id, by, reason, request_id)
+            if done is not None:
+                return done
+            counts, ids = self._erasures.erase_data(person_id, full, threshold or MATCH_THRESHOLD)
+        counts["backups"] = Erasures.drop_backups(self.data_dir, person_id, ids)
+        with self._lock:
+            self._check_open()
+            result = self._erasures.record(person_id, by, full, reason, request_id, counts)
+        self.checkpoint()
+        return result
+
+    def withdraw_consent(self, person_id: str, by: str) -> dict:
+        """Consent withdrawn: record who and when, then erase the face data."""
+        with self._lock:
+            self._check_open()
+            self._people.require(person_id)
+            self._people.mark_withdrawn(person_id, by)
+        return self.erase(person_id, by, reason="consent_withdrawn")
+
+    def sweep_retention(self, now: float | None = None) -> dict:
+        """The daily retention sweep (``store/retention.py``); refused on an unsynced clock."""
+        self.checkpoint()  # nothing journaled may point into a day being deleted
+        with self._lock:
+            self._check_open()
+            return self._retention.sweep(now)
+
     def apply_retention(self, now: float | None = None) -> dict:
         """Delete attendance days, unknown crops, sessions and audit months past retention."""
         self.checkpoint()  # nothing journaled may point into a day being deleted
         with self._lock, intercept_writes(self._ctx.journal_file_write):
             self._check_open()
-            now = self._ctx.clock() if now is None else now
-            cutoff = self._ctx.day_of(now - self.config.retention_days * 86400)
-            busy = {s["day"] for s in self._sessions.list() if s["state"] not in rules.FINAL_STATES}
-            old_days = [d for d in self._attendance.days() if d < cutoff and d not in busy]
-            for day in old_days:
-                self._attendance.delete_day(day)
-            old_unknowns = [d for d in self._unknowns.days() if d < cutoff]
-            for day in old_unknowns:
-                self._unknowns.delete_day(day)
-            audit_age_s = self.config.audit_retention_days * 86400
-            audit_cutoff = time.strftime("%Y-%m", time.gmtime(now - audit_age_s))
-            result = {"attendance_days": len(old_days), "unknown_days": len(old_unknowns),
-                      "sessions": self._sessions.delete_before(cutoff),
-                      "audit_months": self._ctx.audit.delete_before(audit_cutoff)}
-            if any(result.values()):
-                logger.info("retention: deleted %s", result)
-            return result
+            return self._apply_retention(self._ctx.clock() if now is None else now)
+
+    def _apply_retention(self, now: float) -> dict:
+        """``apply_retention`` under the lock (also the daily sweep's worker)."""
+        cutoff = self._ctx.day_of(now - self.config.retention_days * 86400)
+        busy = {s["day"] for s in self._sessions.list() if s["state"] not in rules.FINAL_STATES}
+        old_days = [d for d in self._attendance.days() if d < cutoff and d not in busy]
+        for day in old_days:
+            self._attendance.delete_day(day)
+        crop_cutoff = self._ctx.day_of(now - self.config.unknown_retention_days * 86400)
+        old_unknowns = [d for d in self._unknowns.days() if d < crop_cutoff]
+        for day in old_unknowns:
+            self._unknowns.delete_day(day)
+        audit_age_s = self.config.audit_retention_days * 86400
+        audit_cutoff = time.strftime("%Y-%m", time.gmtime(now - audit_age_s))
+        result = {"attendance_days": len(old_days), "unknown_days": len(old_unknowns),
+                  "sessions": self._sessions.delete_before(cutoff),
+                  "audit_months": self._ctx.audit.delete_before(audit_cutoff)}
+        if any(result.values()):
+            logger.info("retention: deleted %s", result)
+        return result
 
     def health(self) -> dict:
         """Outbox numbers, damaged files found, next seq: for telemetry and the console."""
@@ -251,7 +306,7 @@ class Store:
     def _close_parts(self) -> None:
         self._ctx.journal.close()
         for part in (self._attendance, self._sessions, self._rosters, self._people,
-                     self._ctx.outbox, self._ctx.audit):
+                     self._erasures, self._ctx.outbox, self._ctx.audit):
             part.close()
 
     def __enter__(self) -> "Store":

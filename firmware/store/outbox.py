@@ -37,7 +37,9 @@ class Outbox:
 
     def __init__(self, directory: Path, seq: SeqCounter, config: StoreConfig,
                  commit: Callable[[list], None], clock: Callable[[], float] = time.time,
-                 segment_max: int = 256, on_corrupt: CorruptHook | None = None) -> None:
+                 segment_max: int = 256, on_corrupt: CorruptHook | None = None,
+                 clock_synced: Callable[[], bool] = lambda: True) -> None:
+        self._clock_synced = clock_synced
         self._log = SegmentedLog(directory, segment_max, clock, on_corrupt, deferred=True)
         self._commit = commit
         self._seq = seq
@@ -83,7 +85,8 @@ class Outbox:
         event_id = event_id or new_ulid(now)
         seq = seq if seq is not None else self._seq.next()
         entry = {"event_id": event_id, "seq": seq, "topic": topic,
-                 "payload": {**payload, "event_id": event_id, "seq": seq},
+                 "payload": {"clock_synced": bool(self._clock_synced()), **payload,
+                             "event_id": event_id, "seq": seq},
                  "created": now, "created_at": to_iso(now)}
         if journal is not None:
             entry["journal"] = journal
@@ -141,6 +144,17 @@ class Outbox:
             if len(out) >= minimum:
                 break
         return out
+
+    def scrub_journal(self, event_ids: set[str]) -> int:
+        """Drop the crash-recovery ``journal`` copy (it may hold an embedding) from pending
+        entries; returns how many were changed (erasure)."""
+        changed = 0
+        for number in self._log.numbers():
+            for rec in self._log.read(number):
+                if rec["event_id"] in event_ids and rec.get("journal"):
+                    self._log.update(number, rec["_id"], {"journal": None})
+                    changed += 1
+        return changed
 
     def contains(self, event_id: str) -> bool:
         return event_id in self._index

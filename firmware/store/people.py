@@ -5,6 +5,10 @@ Layout: ``people/people.json`` (one record per person), and per person
 (re-encoded JPEG, 0600; ids are generated, user file names never reach a path).
 People from synced roster bundles are read-only here; they come from ``rosters``.
 ``embeddings(model_id)`` is served from an in-memory matrix invalidated on every write.
+
+Face data is biometric data: ``add_embedding`` refuses (``ConsentRequired``) unless the
+person has a recorded legal basis (``consent``: ``{"basis", "recorded_by", "recorded_at"}``,
+basis one of ``consent | contract | legal_obligation``) that was not withdrawn.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 
 from firmware.store.atomic import atomic_write_bytes, fsync_dir
 from firmware.store.context import ID_RE_TEXT, StoreContext, audited, check_text
-from firmware.store.errors import NotFound, StoreValueError
+from firmware.store.errors import ConsentRequired, NotFound, StoreValueError
 from firmware.store.ids import is_ulid, new_ulid, to_iso
 from firmware.store.tinyfile import DIR_MODE, FILE_MODE, DocFile, ensure_dir
 from firmware.store.vectors import (check_model_id, check_sha256, decode_b64, encode_b64,
@@ -29,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 PERSON_ID_RE = re.compile(ID_RE_TEXT)
 EDITABLE = ("name", "external_id")
+BASES = ("consent", "contract", "legal_obligation")
 SOURCES = ("photo", "device", "door")   # where a template came from (see add_embedding)
 SyncedSource = Callable[[], dict[str, dict]]
 
@@ -38,6 +43,37 @@ def check_person_id(value: object) -> str:
         raise StoreValueError(f"person_id {value!r}: use 1-64 letters, digits, '_' or '-'",
                               "person_id")
     return value
+
+
+def check_basis(value: object) -> str:
+    """One of :data:`BASES`."""
+    if value not in BASES:
+        raise StoreValueError(f"basis {value!r}: use one of {', '.join(BASES)} (the legal basis "
+                              "for keeping this person's face data)", "basis")
+    return str(value)
+
+
+def make_consent(consent: object, now: float, default_basis: str | None = None) -> dict | None:
+    """A consent record ``{"basis", "recorded_by", "recorded_at"}`` from ``{"basis", "by"}``
+    (or a bare basis string); None when nothing is given and there is no default."""
+    if consent is None:
+        if default_basis is None:
+            return None
+        consent = {"basis": default_basis, "by": "privacy.default_basis"}
+    if isinstance(consent, str):
+        consent = {"basis": consent}
+    if not isinstance(consent, dict):
+        raise StoreValueError("consent: expected {basis, by}", "consent")
+    by = consent.get("by") or consent.get("recorded_by") or "unknown"
+    at = consent.get("recorded_at")
+    return {"basis": check_basis(consent.get("basis")), "recorded_by": check_text(by, "by", 80),
+            "recorded_at": at if isinstance(at, str) and len(at) <= 40 else to_iso(now)}
+
+
+def has_basis(person: dict) -> bool:
+    """True when the person has a recorded basis that was not withdrawn."""
+    consent = person.get("consent")
+    return bool(consent) and not consent.get("withdrawn_at")
 
 
 class People:
@@ -74,17 +110,22 @@ class People:
 
     # -- people ------------------------------------------------------------------
     @audited("person.created", target="person_id")
-    def add(self, person_id: str, name: str, external_id: str | None = None) -> dict:
-        """Create a local person; the id must be new."""
+    def add(self, person_id: str, name: str, external_id: str | None = None,
+            consent: dict | str | None = None) -> dict:
+        """Create a local person; the id must be new. ``consent``: ``{"basis", "by"}``
+        (None: ``privacy.default_basis`` if set, else the person gets no face data until
+        :meth:`set_consent`)."""
         check_person_id(person_id)
         if person_id in self._people or person_id in self._synced():
             raise StoreValueError(f"person {person_id!r} already exists", "person_id")
-        now = to_iso(self._ctx.clock())
+        clock = self._ctx.clock()
+        now = to_iso(clock)
         rec = {"id": person_id, "name": check_text(name, "name", 120),
                "external_id": None if external_id is None
                else check_text(external_id, "external_id", 120),
-               "source": "local", "created_at": now, "updated_at": now}
-        self._ctx.audit_note(name=rec["name"])
+               "source": "local", "created_at": now, "updated_at": now,
+               "consent": make_consent(consent, clock, self._ctx.default_basis)}
+        self._ctx.audit_note(name=rec["name"], basis=(rec["consent"] or {}).get("basis"))
         rec["_id"] = self._file.insert(rec)
         self._people[person_id], self._emb[person_id] = rec, []
         return _public(rec)
@@ -135,6 +176,58 @@ class People:
         rec.update(changes)
         return _public(rec)
 
+    @audited("person.consent", target="person_id", actor="by")
+    def set_consent(self, person_id: str, basis: str, by: str) -> dict:
+        """Record (again) the legal basis for a local person's face data; audited."""
+        rec = self._require_local(person_id)
+        consent = make_consent({"basis": basis, "by": by}, self._ctx.clock())
+        self._ctx.audit_note(basis=consent["basis"])
+        self._file.update(rec["_id"], {"consent": consent})
+        rec["consent"] = consent
+        return _public(rec)
+
+    def mark_withdrawn(self, person_id: str, by: str) -> None:
+        """Consent withdrawn: keep the record of it (who, when) on the person."""
+        rec = self._people.get(person_id)
+        if rec is None:
+            return
+        consent = {**(rec.get("consent") or {}), "withdrawn_at": to_iso(self._ctx.clock()),
+                   "withdrawn_by": check_text(by, "by", 80)}
+        self._file.update(rec["_id"], {"consent": consent})
+        rec["consent"] = consent
+
+    def erase_biometrics(self, person_id: str) -> dict:
+        """Delete every embedding and photo of a local person (keeps name and consent
+        history); returns ``{"embeddings", "photos"}`` counted before deletion."""
+        rec = self._people.get(person_id)
+        if rec is None:
+            return {"embeddings": 0, "photos": 0}
+        metas = self._emb.get(person_id, [])
+        counts = {"embeddings": len(metas), "photos": _count_files(self._root / person_id)}
+        shutil.rmtree(self._root / person_id, ignore_errors=True)
+        fsync_dir(self._root)
+        self._emb[person_id] = []
+        stamp = to_iso(self._ctx.clock())
+        self._file.update(rec["_id"], {"biometrics_erased_at": stamp})
+        rec["biometrics_erased_at"] = stamp
+        self.invalidate()
+        return counts
+
+    def templates_of(self, person_id: str) -> list[dict]:
+        """Every template of one person with its vector (base64 float32), for an export."""
+        metas = self._emb.get(person_id)
+        if metas is None:
+            metas = (self._synced().get(person_id) or {}).get("embeddings", [])
+        return [{**{k: v for k, v in m.items() if k != "vec"}, "vector_b64": encode_b64(m["vec"])}
+                for m in metas]
+
+    def vectors_of(self, person_id: str) -> list[np.ndarray]:
+        """Every stored vector of one person (local or synced), any model."""
+        metas = self._emb.get(person_id)
+        if metas is None:
+            metas = (self._synced().get(person_id) or {}).get("embeddings", [])
+        return [m["vec"] for m in metas]
+
     @audited("person.deleted", target="person_id")
     def delete(self, person_id: str) -> None:
         """Delete a local person with their embeddings and photos."""
@@ -160,7 +253,11 @@ class People:
         ``door`` (learnt at the door after a confident accept; see :meth:`templates`).
         The same ``photo_sha256`` and ``model_id`` twice returns the first with ``duplicate``.
         """
-        self._require_local(person_id)
+        rec = self._require_local(person_id)
+        if not has_basis(rec):
+            raise ConsentRequired(f"person {person_id!r} has no recorded legal basis for face data "
+                                  f"(consent, contract or legal_obligation){' (withdrawn)' if rec.get('consent') else ''}: "
+                                  "record one first", "consent")
         if source not in SOURCES:
             raise StoreValueError(f"source {source!r}: use one of {', '.join(SOURCES)}", "source")
         vec, model_id = to_vector(vector), check_model_id(model_id)
@@ -222,6 +319,14 @@ class People:
         matrix.setflags(write=False)
         return ids, matrix
 
+    def template_counts(self) -> dict[str, int]:
+        """Local people holding face templates -> how many."""
+        return {pid: len(metas) for pid, metas in self._emb.items() if metas}
+
+    def synced_template_count(self) -> int:
+        """Face templates held from synced roster bundles."""
+        return sum(len(s["embeddings"]) for s in self._synced().values())
+
     def local_dims(self) -> dict[str, int]:
         """Vector length per model id among local people's embeddings."""
         return {m["model_id"]: m["dim"] for metas in self._emb.values() for m in metas}
@@ -269,6 +374,11 @@ class People:
     def close(self) -> None:
         """Release files; safe twice."""
         self._file.close()
+
+
+def _count_files(directory: Path) -> int:
+    photos = directory / "photos"
+    return sum(1 for p in photos.iterdir() if p.is_file()) if photos.is_dir() else 0
 
 
 def _public(rec: dict) -> dict:

@@ -24,7 +24,7 @@ from firmware.store.atomic import atomic_write_bytes
 from firmware.store.context import ID_RE_TEXT, StoreContext, audited, check_text
 from firmware.store.errors import NotFound, StoreValueError
 from firmware.store.ids import new_ulid, to_iso
-from firmware.store.people import People, check_person_id
+from firmware.store.people import People, check_person_id, make_consent
 from firmware.store.tinyfile import DIR_MODE, FILE_MODE, DocFile, dumps, ensure_dir, read_json_file
 from firmware.store.vectors import check_model_id, decode_b64, encode_b64, to_vector
 
@@ -62,6 +62,7 @@ class Rosters:
         self._synced: dict[str, dict] = {}
         self._synced_people: dict[str, dict] = {}
         self.in_use: Callable[[str], bool] = lambda roster_id: False
+        self.erased_at: Callable[[str], str | None] = lambda person_id: None  # set by Erasures
         self._versions_path = self._root / "versions.json"
         self._versions = self._load_versions()
         self._load_synced()
@@ -182,17 +183,72 @@ class Rosters:
                               f"{current['roster']['version']} in force; ignored")
         self._check_not_older(bundle.get("site"), roster_id, version)
         self._check_dims(roster_id, content)
+        dropped = self._drop_unlawful(content)
+        self._write_generation(roster_id, content)
+        self._remember_version(bundle.get("site"), roster_id, version)
+        logger.info("roster %s version %d applied (%d people)", roster_id, version,
+                    len(content["people"]))
+        return {**content["roster"], "unchanged": False, **dropped}
+
+    def _write_generation(self, roster_id: str, content: dict) -> None:
         directory = ensure_dir(self._synced_root / roster_id)
         gen = f"gen-{new_ulid(self._ctx.clock())}"
         atomic_write_bytes(directory / gen / "bundle.json", dumps(content), FILE_MODE, DIR_MODE)
         atomic_write_bytes(directory / "CURRENT", gen.encode(), FILE_MODE)  # the switch
         self._clean_generations(directory, gen)
         self._synced[roster_id] = _inflate(content)
-        self._remember_version(bundle.get("site"), roster_id, version)
         self._refresh_people()
-        logger.info("roster %s version %d applied (%d people)", roster_id, version,
-                    len(content["people"]))
-        return {**content["roster"], "unchanged": False}
+
+    def _drop_unlawful(self, content: dict) -> dict:
+        """Keep no face data of people without a basis, or erased since their basis was
+        recorded; returns ``{"without_basis": [ids], "erased": [ids]}`` (logged)."""
+        out: dict[str, list[str]] = {"without_basis": [], "erased": []}
+        for person in content["people"]:
+            if not person["embeddings"]:
+                continue
+            erased, consent = self.erased_at(person["id"]), person.get("consent")
+            reason = "without_basis" if not consent else \
+                "erased" if erased and erased >= consent["recorded_at"] else None
+            if reason:
+                person["embeddings"] = []
+                out[reason].append(person["id"])
+        if out["without_basis"] or out["erased"]:
+            logger.warning("roster bundle: face data not kept for %d people without a recorded basis "
+                           "and %d erased before their basis was recorded", len(out["without_basis"]),
+                           len(out["erased"]))
+        return out
+
+    def erase_person(self, person_id: str, full: bool) -> int:
+        """Remove a person's embeddings (``full``: the whole entry) from every synced
+        roster, rewriting its generation atomically; returns embeddings removed."""
+        removed = 0
+        for roster_id, synced in list(self._synced.items()):
+            if person_id not in synced["people"]:
+                continue
+            content = self._current_content(roster_id)
+            for person in content["people"]:
+                if person["id"] == person_id:
+                    removed += len(person["embeddings"])
+                    person["embeddings"] = []
+                    person["biometrics_erased"] = True
+            if full:
+                content["people"] = [p for p in content["people"] if p["id"] != person_id]
+                content["roster"]["entries"] = [e for e in content["roster"]["entries"]
+                                                if e["person_id"] != person_id]
+            self._write_generation(roster_id, content)
+        return removed
+
+    def _current_content(self, roster_id: str) -> dict:
+        directory = self._synced_root / roster_id
+        gen = (directory / "CURRENT").read_text().strip()
+        return read_json_file(directory / gen / "bundle.json", self._ctx.clock, self._ctx.on_corrupt)
+
+    def roster_people(self) -> set[str]:
+        """Every person id on any roster (local or synced)."""
+        ids = {e["person_id"] for r in self._local.values() for e in r["entries"]}
+        for synced in self._synced.values():
+            ids |= {e["person_id"] for e in synced["roster"]["entries"]}
+        return ids
 
     # -- version high-water marks ------------------------------------------------------
     def site_version(self, site: str) -> int | None:
@@ -245,7 +301,7 @@ class Rosters:
 
     def _parse_bundle(self, bundle: object) -> tuple[str, int, dict]:
         try:
-            return _parse(bundle, self._ctx.clock())
+            return _parse(bundle, self._ctx.clock(), self._ctx.default_basis)
         except (StoreValueError, KeyError, TypeError) as exc:
             raise BundleError(f"roster bundle rejected: {exc}") from None
 
@@ -283,7 +339,7 @@ class Rosters:
         self._file.close()
 
 
-def _parse(bundle: object, now: float) -> tuple[str, int, dict]:
+def _parse(bundle: object, now: float, default_basis: str | None = None) -> tuple[str, int, dict]:
     if not isinstance(bundle, dict):
         raise StoreValueError("expected a dict")
     roster_id = check_roster_id(bundle["roster_id"])
@@ -295,8 +351,12 @@ def _parse(bundle: object, now: float) -> tuple[str, int, dict]:
         pid = check_person_id(item["person_id"])
         embs = [{"model_id": check_model_id(e["model_id"]),
                  "vector_b64": encode_b64(to_vector(e["vector"]))} for e in item.get("embeddings", [])]
+        consent = item.get("consent")
+        if consent is None and default_basis is not None:
+            consent = {"basis": default_basis, "by": "privacy.default_basis (roster from the centre)"}
         people.append({"id": pid, "name": check_text(item["name"], "name", 120),
                        "external_id": item.get("external_id"), "source": f"bundle:{roster_id}",
+                       "consent": make_consent(consent, now) if consent is not None else None,
                        "embeddings": embs})
         entries.append({"person_id": pid, "seat": _seat(item.get("seat"))})
     if len({p["id"] for p in people}) != len(people):

@@ -98,7 +98,8 @@ class Unknowns:
                 "day": day_of(ULID.from_str(event_id).timestamp), "created_at": to_iso(now),
                 "state": "open", "crop_sha256": hashlib.sha256(crop).hexdigest(),
                 "has_frame": has_frame, "model_id": extra.get("model_id"),
-                "embedding_b64": encode_b64(vec) if vec is not None else None, "extra": extra}
+                "embedding_b64": encode_b64(vec) if vec is not None else None, "extra": extra,
+                "clock_synced": bool(self._ctx.clock_synced())}
 
     def _write_images(self, rec: dict, crop: bytes, frame: bytes | None) -> None:
         atomic_write_bytes(self.crop_path(rec["id"]), crop, FILE_MODE, DIR_MODE)
@@ -193,9 +194,63 @@ class Unknowns:
             fixed += 1
         return fixed
 
+    def erase_matching(self, person_id: str, vectors: list[np.ndarray], threshold: float,
+                       forget_person: bool) -> tuple[dict, set[str]]:
+        """Erase every kept face assigned to ``person_id`` or whose embedding matches one of
+        ``vectors`` (cosine >= ``threshold``): crop and frame deleted, embedding dropped, the
+        record kept as ``erased``. Returns (``{"crops", "frames", "records"}``, their ids)."""
+        counts, ids = {"crops": 0, "frames": 0, "records": 0}, set()
+        for day in self.days():
+            log = self._log(day)
+            for number, rec in list(log.iter_records()):
+                if rec["state"] == "erased" or not self._is_theirs(rec, person_id, vectors, threshold):
+                    continue
+                counts["crops"] += _unlink(self.crop_path(rec["id"]))
+                counts["frames"] += _unlink(self._frame_path(rec["id"]))
+                fields = {"state": "erased", "embedding_b64": None, "crop_sha256": None,
+                          "erased_at": to_iso(self._ctx.clock())}
+                if forget_person:
+                    fields["person_id"] = None
+                log.update(number, rec["_id"], fields)
+                counts["records"] += 1
+                ids.add(rec["id"])
+            self._cache.invalidate(day)
+        self._recent = collections.deque(
+            (item for item in self._recent if not _matches(item[3], vectors, threshold)), maxlen=256)
+        return counts, ids
+
+    @staticmethod
+    def _is_theirs(rec: dict, person_id: str, vectors: list[np.ndarray], threshold: float) -> bool:
+        if rec.get("person_id") == person_id:
+            return True
+        b64 = rec.get("embedding_b64")
+        return bool(b64) and _matches(decode_b64(b64), vectors, threshold)
+
+    def held(self) -> dict:
+        """What is kept: ``{"records", "crops", "oldest_day"}`` (for the privacy page)."""
+        days = self.days()
+        crops = sum(len(list((self._root / d / "crops").glob("*.jpg")))
+                    for d in days if (self._root / d / "crops").is_dir())
+        records = sum(1 for d in days for _ in self._log(d).iter_records())
+        return {"records": records, "crops": crops, "oldest_day": days[0] if days else None}
+
     def delete_day(self, day: str) -> None:
         shutil.rmtree(self._root / day, ignore_errors=True)
         self._cache.invalidate(day)
+
+
+def _unlink(path: Path) -> int:
+    try:
+        path.unlink()
+        return 1
+    except FileNotFoundError:
+        return 0
+
+
+def _matches(vec: np.ndarray | None, vectors: list[np.ndarray], threshold: float) -> bool:
+    if vec is None:
+        return False
+    return any(v.shape == vec.shape and float(np.dot(v, vec)) >= threshold for v in vectors)
 
 
 def _day_of_id(unknown_id: str) -> str:

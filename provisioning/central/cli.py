@@ -97,6 +97,8 @@ def _register_roster(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--room", help="room, or _all for the whole site (one roster file)")
     parser.add_argument("--version", type=int, help="roster version (default: UNIX seconds)")
     parser.add_argument("--model-id", help="embedder id (default: the roster file's model_id)")
+    parser.add_argument("--basis", choices=["consent", "contract", "legal_obligation"],
+                        help="legal basis for people whose roster entry names none")
     _add_db_arg(parser, required=False)
     _add_broker_args(parser)
     parser.set_defaults(func=_roster_publish)
@@ -162,7 +164,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _roster_publish(args: argparse.Namespace) -> int:
     key = load_private_key(args.key)
-    bundles = [sign_bundle(build_bundle(roster, args.site, room, args.version, args.model_id), key)
+    bundles = [sign_bundle(build_bundle(roster, args.site, room, args.version, args.model_id,
+                                      basis=args.basis), key)
                for room, roster in _rosters(args).items()]
     topics = publish_bundles(mqtt_config(args), bundles)
     if args.db:

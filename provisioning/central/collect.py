@@ -156,7 +156,7 @@ class Collector:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
-            self.store_batch(min(0.2, left) if left is not None else 0.2)
+            count += self.store_batch(min(0.2, left) if left is not None else 0.2)
             if until_count is not None and time.monotonic() >= next_count:
                 count, next_count = self.count(), time.monotonic() + 1.0  # others write here too
         return count if until_count is None else self.count()

@@ -52,14 +52,25 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 
 def build_bundle(roster: dict, site: str, room: str, version: int | None = None,
-                 model_id: str | None = None) -> dict:
-    """An unsigned bundle from a simple roster file (embeddings as lists or wire objects)."""
+                 model_id: str | None = None, basis: str | None = None, by: str = "central") -> dict:
+    """An unsigned bundle from a simple roster file (embeddings as lists or wire objects).
+
+    Each person's legal basis for face data comes from their ``consent`` object, their
+    ``basis``, the roster's ``basis`` or ``basis`` here; a person with embeddings and none
+    is refused (the device would keep no face data of them anyway).
+    """
     model = model_id or roster.get("model_id")
     if not model:
         raise BundleError("roster has no model_id; pass --model-id (the device's embedder id)")
     people = []
     for person in roster.get("people", []):
         item = {k: person[k] for k in ("person_id", "name", "external_id", "seat") if person.get(k) is not None}
+        consent = _consent(person, roster.get("basis") or basis, by)
+        if consent is not None:
+            item["consent"] = consent
+        elif person.get("embeddings"):
+            raise BundleError(f"person {person.get('person_id')!r} has embeddings but no legal basis: "
+                              "give them a consent object or basis, or pass --basis")
         item["embeddings"] = [e if isinstance(e, dict) else encode_embedding(e, model)
                               for e in person.get("embeddings", [])]
         people.append(item)
@@ -68,6 +79,14 @@ def build_bundle(roster: dict, site: str, room: str, version: int | None = None,
     return {"schema_version": SCHEMA_VERSION, "roster_version": int(version or time.time()),
             "roster_id": roster_id, "name": roster.get("name") or roster_id, "site": site,
             "room": room, "issued_at": utc_iso(), "model_id": model, "people": people}
+
+
+def _consent(person: dict, basis: str | None, by: str) -> dict | None:
+    """The bundle's consent object for one roster-file person (None: no basis known)."""
+    if isinstance(person.get("consent"), dict):
+        return {k: person["consent"][k] for k in ("basis", "recorded_by", "recorded_at")}
+    basis = person.get("basis") or basis
+    return None if basis is None else {"basis": basis, "recorded_by": by, "recorded_at": utc_iso()}
 
 
 def rosters_from_csv(csv_path: Path, people_file: dict) -> dict[str, dict]:
@@ -91,6 +110,7 @@ def rosters_from_csv(csv_path: Path, people_file: dict) -> dict[str, dict]:
     for room, roster in rooms.items():
         del roster["_ids"]
         roster["model_id"] = people_file.get("model_id")
+        roster["basis"] = people_file.get("basis")  # legal basis for everyone, unless a person names one
         roster["name"] = room
     return rooms
 

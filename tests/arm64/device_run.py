@@ -127,7 +127,7 @@ def main() -> int:
     cfg = write_config(work, port, args.models.resolve(), args.fps)
     photos = extract_frames(clip, work, (0.2, 0.6))
     frames = decimate(clip, work / "frames", args.fps, args.seconds)
-    subprocess.run([*ROLLCALL, "enroll", "--config", str(cfg), "--person", "p1", "--name", "Blink Clip",
+    subprocess.run([*ROLLCALL, "enroll", "--config", str(cfg), "--person", "p1", "--name", "Blink Clip", "--basis", "consent",
                     *map(str, photos)], check=True)
     broker = start_broker(work, port)
     db = work / "central.db"

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from firmware.config import PrivacyConfig
 from firmware.errors import SessionError
 
 
@@ -44,10 +45,13 @@ class _Table:
 
 
 class _People(_Table):
-    def add(self, person_id, name, external_id=None):
+    def add(self, person_id, name, external_id=None, consent=None):
         if not name:
             raise ValueError("name must not be empty")
-        self.rows[person_id] = {"id": person_id, "name": name, "external_id": external_id}
+        recorded = {"basis": consent["basis"], "recorded_by": consent.get("by"),
+                    "recorded_at": _iso(time.time())} if consent else None
+        self.rows[person_id] = {"id": person_id, "name": name, "external_id": external_id,
+                                "source": "local", "consent": recorded}
         self.owner.photo_store[person_id] = []
         self._audit("person.created", person_id, {"name": name})
         return dict(self.rows[person_id])
@@ -217,6 +221,7 @@ class FakeStore:
         self.people, self.rosters = _People(self), _Rosters(self)
         self.sessions, self.attendance = _Sessions(self), _Attendance(self)
         self.unknowns, self.audit, self.outbox = _Unknowns(self), _Audit(self), _Outbox()
+        self.privacy = PrivacyConfig()
         self.actor = "system"
 
     @contextmanager
@@ -324,6 +329,10 @@ class FakeDevice:
         self.calls.append(("reload",))
         return {"ok": True, "message": "reloaded"}
 
+    def restart(self) -> dict:
+        self.calls.append(("restart",))
+        return {"ok": True, "message": "restarting"}
+
     def test_indicators(self) -> dict:
         self.calls.append(("indicators",))
         return {"ok": True, "message": "blinked green, amber, red, buzzer"}
@@ -331,6 +340,23 @@ class FakeDevice:
     def test_broker(self, mqtt: dict) -> dict:
         self.calls.append(("broker", mqtt))
         return {"ok": False, "message": f"cannot connect to {mqtt.get('host') or '(no host)'}"}
+
+    def erase(self, person_id: str, by: str, full: bool = False, reason: str = "request",
+              request_id: str | None = None) -> dict:
+        """A real Store erases for real; the fake one forgets the person's photos."""
+        self.calls.append(("erase", person_id, by, full, reason))
+        if not isinstance(self.store, FakeStore):
+            if reason == "consent_withdrawn":
+                return self.store.withdraw_consent(person_id, by)
+            return self.store.erase(person_id, by, full=full, reason=reason, request_id=request_id)
+        photos = self.store.photo_store.pop(person_id, [])
+        if full:
+            self.store.people.rows.pop(person_id, None)
+        return {"id": "E1", "person_id": person_id, "by": by, "full": full, "reason": reason,
+                "counts": {"embeddings": len(photos), "photos": len(photos), "crops": 0}}
+
+    def clock_state(self) -> dict:
+        return {"synced": True, "source": "fake", "lower_bound": None, "behind_s": 0.0, "clamped": 0}
 
     def session_command(self, action: str, session_id: str, by: str, liveness_policy: str | None = None) -> dict:
         self.calls.append(("session", action, session_id, by))

@@ -154,6 +154,7 @@ def test_enrol_person_with_photo_checks(page, stack, lfw10):
     page.goto(stack["base"] + "/people")
     page.fill("input[name=name]", "Tony Blair")
     page.fill("input[name=external_id]", "TB-1")
+    page.select_option("select[name=basis]", "consent")
     page.click("form[action='/people'][method=post] button[type=submit]")
     page.wait_for_url("**/people/p*")
     files = [str(lfw10 / "Tony_Blair" / n) for n in ENROL]
@@ -166,6 +167,22 @@ def test_enrol_person_with_photo_checks(page, stack, lfw10):
     assert results.count("accepted") >= 3, results
     assert "Colin_Powell_0001.jpg: rejected" in results, results
     assert "Start camera" in page.inner_text("main")  # 127.0.0.1 is a secure context
+
+
+def test_subject_access_page_and_privacy_page(page, stack):
+    page.goto(stack["base"] + "/people")
+    page.click("#people-table a:has-text('Tony Blair')")
+    assert "Basis: consent, recorded by admin" in page.inner_text("#consent-state")
+    page.click("#export-link")
+    faces = page.inner_text("#sar-faces")
+    assert "templates" in faces and page.locator("#sar-faces img").count() >= 3
+    assert "Consent, recorded by admin" in page.inner_text("#sar-person")
+    shot(page, "05b-subject-access")
+    page.goto(stack["base"] + "/privacy")
+    held = page.inner_text("#held")
+    assert "face templates and enrolment photos" in held and "1 people" in held
+    assert "ynchronised" in page.inner_text("#clock")
+    shot(page, "05c-privacy")
 
 
 def test_roster_and_session_with_live_recognition(page, stack):
@@ -223,6 +240,7 @@ def test_attendance_filter_and_csv_export(page, stack):
 def test_review_unknown_face(page, stack):
     page.goto(stack["base"] + "/people")
     page.fill("input[name=name]", "George W Bush")
+    page.select_option("select[name=basis]", "consent")
     page.click("form[action='/people'][method=post] button[type=submit]")
     page.wait_for_url("**/people/p*")
     bush_url = page.url

@@ -105,6 +105,7 @@ def person_url(browser, stack):
     page.wait_for_url("**/setup/device")
     page.goto(base + "/people")
     page.fill("input[name=name]", NAME)
+    page.select_option("select[name=basis]", "consent")
     page.click("form[action='/people'][method=post] button[type=submit]")
     page.wait_for_url("**/people/p*")
     url = page.url

@@ -251,6 +251,9 @@ def test_still_photo_is_refused_and_reviewed_as_spoof(page, stack):
     page.click("#sessions-table a:has-text('Clip session')")
     page.click("#btn-stop")
     page.wait_for_selector("#session-state:has-text('completed')")
+    # The blinking person leaves first: a person still in view when a session starts is
+    # (rightly) decided again for the new session (issue 11, item 10).
+    stack.run_firmware()  # the door folder: the empty doorway
     session2 = _start_session(page, stack, "Photo session")
     session2_id = session2.rsplit("/", 1)[1]
     _put(_frame(stack.clip, STILL_AT_S), stack.door)  # one frame held up, never blinking

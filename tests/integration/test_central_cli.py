@@ -50,7 +50,7 @@ def test_keygen_roster_publish_collect_and_export(tmp_path, mosquitto):
     assert b"PRIVATE KEY" not in (tmp_path / "keys" / "roster_signing_key.pub.pem").read_bytes()
 
     roster = tmp_path / "roster.json"
-    roster.write_text('{"model_id": "m1", "people": [{"person_id": "p1", "name": "Ada", "seat": "A1",'
+    roster.write_text('{"model_id": "m1", "basis": "consent", "people": [{"person_id": "p1", "name": "Ada", "seat": "A1",'
                       ' "embeddings": [[0.1, 0.2, 0.3]]}]}')
     watcher = Watcher(mosquitto.port, ["rollcall/v1/site1/roster/#"])
     try:
@@ -96,7 +96,7 @@ def test_bad_broker_argument_is_a_clear_error():
 def test_roster_publish_many_rooms_from_one_csv_then_devices_and_export(tmp_path, mosquitto):
     broker, db = f"127.0.0.1:{mosquitto.port}", tmp_path / "central.db"
     private, _ = generate_keypair(tmp_path / "keys")
-    (tmp_path / "people.json").write_text(json.dumps({"model_id": "m1", "people": [
+    (tmp_path / "people.json").write_text(json.dumps({"model_id": "m1", "basis": "consent", "people": [
         {"person_id": p, "name": f"Pupil {p}", "embeddings": [[0.1, 0.2, 0.3]]} for p in ("p1", "p2", "p3")]}))
     (tmp_path / "rooms.csv").write_text("room,person_id,seat\nhall-1,p1,A1\nhall-1,p2,A2\nhall-2,p3,B7\n")
     (tmp_path / "bad.csv").write_text("room,person_id\nhall-3,p1\nhall-3,nobody\n")

@@ -68,7 +68,7 @@ def test_bulk_cli_reports_each_row_and_reruns_change_nothing(models, shared_data
     csv.write_text(csv_rows())
     data = tmp_path / "data"
     args = ["-q", "enroll", "--csv", str(csv), "--photos", str(photos), "--data-dir", str(data),
-            "--models-dir", str(models), "--embedder", EMBEDDER, "--config", str(tmp_path / "none.toml")]
+            "--models-dir", str(models), "--embedder", EMBEDDER, "--config", str(tmp_path / "none.toml"), "--basis", "consent"]
     assert main(args) == 1
     out, err = capsys.readouterr()
     rows = report(out)
@@ -98,10 +98,10 @@ def test_a_photo_of_another_enrolled_person_is_refused_naming_them(models, share
     with Store(tmp_path / "data") as store:
         enroller = Enroller(config, store, models_dir=models)
         try:
-            store.people.add("tblair", "Tony Blair")
+            store.people.add("tblair", "Tony Blair", consent="consent")
             blair = [(lfw10 / "Tony_Blair" / f"Tony_Blair_{i:04d}.jpg").read_bytes() for i in range(1, 7)]
             assert all(r["ok"] for r in enroller.enrol_photos("tblair", blair[:3]))
-            store.people.add("other", "Someone Else")
+            store.people.add("other", "Someone Else", consent="consent")
             first = enroller.enrol_photos("other", [blair[0]])[0]
             assert first["reason"] == "duplicate" and first["other_person"] == "tblair"
             assert "looks like Tony Blair (tblair)" in first["message"] and first["other_score"] > 0.99
@@ -111,7 +111,7 @@ def test_a_photo_of_another_enrolled_person_is_refused_naming_them(models, share
             print("other photos of Blair vs his 3 templates:",
                   [(r.reason, r.other_score and round(r.other_score, 3)) for r in others],
                   "accept threshold", round(enroller.accept_threshold, 3))
-            store.people.add("twin", "A Twin")
+            store.people.add("twin", "A Twin", consent="consent")
             assert not enroller.enrol_photos("twin", [blair[0]])[0]["ok"]
             confirmed = enroller.enrol_photos("twin", [blair[0]], confirm_duplicate=True)[0]
             assert confirmed["ok"] and confirmed["other_person"] == "tblair"
@@ -127,8 +127,8 @@ def test_an_unknown_face_is_kept_with_the_closest_person_score_and_threshold(mod
     config.recognition.embeddings_per_track = 1  # one good frame may decide unknown (default 6)
     config.paths.data_dir, config.paths.models_dir = tmp_path / "data", models
     with Store(config.paths.data_dir) as store:
-        store.people.add("tblair", "Tony Blair")
-        store.people.add("cpowell", "Colin Powell")
+        store.people.add("tblair", "Tony Blair", consent="consent")
+        store.people.add("cpowell", "Colin Powell", consent="consent")
         engine = DecisionEngine(embeddings_per_track=1)
         device = Device(config, store=store, engine=engine, camera=None, indicators=None,
                         config_path=tmp_path / "config.toml")
@@ -152,7 +152,7 @@ def test_an_unknown_face_is_kept_with_the_closest_person_score_and_threshold(mod
             assert extra["threshold"] == round(engine.scope.rule.threshold, 4) > extra["score"] > 0
             print("unknown Schroeder: closest", extra["closest_person_id"], "score", extra["score"],
                   "threshold", extra["threshold"])
-            store.people.add("gschroeder", "Gerhard Schroeder")
+            store.people.add("gschroeder", "Gerhard Schroeder", consent="consent")
             with ControlServer(tmp_path / "control.sock", store, device) as server:
                 server.start()
                 answer = ControlClient(tmp_path / "control.sock", timeout=60).post(
@@ -192,7 +192,7 @@ def test_a_small_face_from_the_door_camera_is_accepted_where_an_upload_is_not(mo
             scale = 70.0 / width                        # the face becomes ~70 px wide
             small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             crop = images.encode_jpeg(cv2.copyMakeBorder(small, 20, 20, 20, 20, cv2.BORDER_REPLICATE))
-            store.people.add("cpowell", "Colin Powell")
+            store.people.add("cpowell", "Colin Powell", consent="consent")
             upload = enroller.enrol_photos("cpowell", [crop])[0]
             assert upload["reason"] == "small_face" and "need 80" in upload["message"]
             door = enroller.enrol_photos("cpowell", [crop], source="device")[0]

@@ -50,6 +50,9 @@ def test_enroll_cli_stores_accepted_photos(built_models, pipeline, photos, tmp_p
     data = tmp_path / "data"
     args = ["-q", "enroll", "--person", "tblair", "--name", "Tony Blair", "--data-dir", str(data),
             "--models-dir", str(built_models), "--config", str(tmp_path / "none.toml")]
+    assert main(args + [str(photos["blair1"])]) == 2  # no legal basis given or configured
+    assert "legal basis" in capsys.readouterr().err and not data.exists()
+    args += ["--basis", "consent", "--by", "registrar"]
     assert main(args + [str(photos["blair1"]), str(photos["blair2"]), str(photos["putin"])]) == 0
     out = capsys.readouterr().out
     assert "2 of 3 photos enrolled for tblair" in out and "rejected" in out
@@ -61,3 +64,4 @@ def test_enroll_cli_stores_accepted_photos(built_models, pipeline, photos, tmp_p
         ids, matrix = store.people.embeddings(EMBEDDER, ["tblair"])
         assert ids == ["tblair"] * 3 and matrix.shape == (3, 128)
         assert len(store.people.photos("tblair")) == 3
+        assert store.people.get("tblair")["consent"]["recorded_by"] == "registrar"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,7 +163,9 @@ def test_upgrade_keeps_config_credentials_and_data(src, tmp_path):
         with Store(data) as store:
             store.people.add("p1", "Ada Lovelace")
     config = root / "etc/rollcall/config.toml"
-    config.write_text(config.read_text().replace('id = ""', 'id = "door-12"'))
+    text = config.read_text()
+    assert re.search(r'^id = "(rc-[0-9a-f]{10}|[A-Za-z0-9_.-]+)"$', text, re.M), text  # made at install
+    config.write_text(re.sub(r'^id = ".*"$', 'id = "door-12"', text, count=1, flags=re.M))
     secret = root / "etc/rollcall/credentials/mqtt-password"
     secret.write_text("kept-secret\n")
     # a previous version: other code, an older unit file

@@ -38,7 +38,7 @@ def rig(tmp_path):
     factory = MockFactory()
     store = Store(cfg.paths.data_dir)
     for i, (pid, name) in enumerate([("alice", "Alice"), ("bob", "Bob")]):
-        store.people.add(pid, name)
+        store.people.add(pid, name, consent="consent")
         store.people.add_embedding(pid, unit(i), cfg.recognition.embedder, photo_sha256=f"{i:064x}")
     roster = store.rosters.create("Class", [{"person_id": "alice", "seat": "A1"}, {"person_id": "bob", "seat": "B2"}])
     now = time.time()
@@ -184,12 +184,38 @@ def test_enrol_photos(rig, shared_data, built_models):
     people = shared_data / "faces-small" / "lfw10" / "Colin_Powell"
     photos = [p.read_bytes() for p in sorted(people.glob("*.jpg"))[:2]]
     group = (shared_data / "faces-small" / "knn_examples" / "test" / "obama_and_biden.jpg").read_bytes()
-    store.people.add("colin", "Colin")
+    store.people.add("colin", "Colin", consent="consent")
     results = device.enrol_photos("colin", photos + [group, photos[0]])
     assert [r["ok"] for r in results] == [True, True, False, False]
     assert results[0]["photo_id"] and "face" in results[2]["message"]
     assert len(store.people.photos("colin")) == 2
     assert not device.enrol_photos("nobody", photos)[0]["ok"]
+
+
+def test_kiosk_says_late_for_a_late_mark_and_present_otherwise(rig):
+    """Issue 14: the kiosk said "Marked present" for a late arrival."""
+    device, store, _factory, roster, _later = rig
+    now = time.time()
+    late = store.sessions.create(roster["id"], device.config.device.room, "Started", now - 600, now + 600,
+                                 late_after=now - 300)
+    device.session_command("start", late["id"], "test")
+    device.on_decision(Decision(Outcome.ACCEPTED, 1, 1.0, late["id"], "alice", 0.97, unit(0), 0.4), frame(),
+                       np.array([100, 60, 200, 180], np.float32))
+    shown = device.kiosk_state()
+    assert (shown["name"], shown["seat"], shown["status"], shown["prompt"]) == ("Alice", "A1", "late", "Marked late")
+    assert store.attendance.get(late["id"], "alice")["status"] == "late"
+    device._kiosk_until = 0.0  # the next person steps up after the hold
+    device.on_decision(Decision(Outcome.ALREADY, 3, 3.0, late["id"], "alice", 0.97, unit(0), 0.4), frame(),
+                       np.array([100, 60, 200, 180], np.float32))
+    assert (device.kiosk_state()["status"], device.kiosk_state()["prompt"]) == ("late", "Already marked late")
+    device.session_command("stop", late["id"], "test")
+    on_time = store.sessions.create(roster["id"], device.config.device.room, "Now", now - 60, now + 600,
+                                    late_after=now + 300)
+    device.session_command("start", on_time["id"], "test")
+    device.on_decision(Decision(Outcome.ACCEPTED, 2, 2.0, on_time["id"], "bob", 0.97, unit(1), 0.4), frame(),
+                       np.array([100, 60, 200, 180], np.float32))
+    shown = device.kiosk_state()
+    assert (shown["name"], shown["seat"], shown["status"], shown["prompt"]) == ("Bob", "B2", "present", "Marked present")
 
 
 def test_unreachable_threshold_is_a_status_warning(rig):
@@ -201,3 +227,35 @@ def test_unreachable_threshold_is_a_status_warning(rig):
     device.sessions.refresh()
     assert device.engine.scope.rule.threshold == 0.995
     assert any("almost nobody will be recognised" in w for w in device.status()["warnings"])
+
+
+def test_learning_at_the_door_keeps_bounded_removable_door_templates(rig):
+    device, store, _, _, _ = rig
+    device.config.recognition.learn_at_door = True
+    device.config.recognition.door_templates_max = 2
+    device.config.decisions.open_door = True
+    device.sessions.refresh()
+    rule = device.engine.scope.rule
+    model = device.config.recognition.embedder
+
+    def accept(outcome=Outcome.ACCEPTED, score=rule.threshold + 0.03, runner_up=0.2, i=5):
+        d = Decision(outcome, 1, 1.0, None, "alice" if outcome is not Outcome.SPOOF else None, score,
+                     unit(0), 0.5, closest="alice", runner_up=runner_up, threshold=rule.threshold,
+                     best_frame=unit(i))
+        device.on_decision(d, frame(), np.array([100, 60, 200, 180], np.float32))
+
+    accept(score=rule.threshold + 0.001)                 # too close to the threshold: not learnt
+    accept(runner_up=rule.threshold + 0.02)              # too close to the runner-up: not learnt
+    accept(Outcome.SPOOF)                                 # never from a spoof
+    assert store.people.templates("alice", source="door") == []
+    for i in (5, 6, 7):                                   # three confident accepts, at most two kept
+        accept(i=i)
+    door = store.people.templates("alice", source="door")
+    assert len(door) == 2 and all(t["model_id"] == model for t in door)
+    ids, matrix = store.people.embeddings(model, ["alice"])
+    assert len(ids) == 3 and np.allclose(matrix[-2:], np.stack([unit(6), unit(7)]))  # the oldest was dropped
+    device.remove_template("alice", door[0]["embedding_id"])
+    assert len(store.people.templates("alice", source="door")) == 1
+    device.config.liveness.policy = "off"                 # liveness off: nothing is learnt
+    accept(i=8)
+    assert len(store.people.templates("alice", source="door")) == 1

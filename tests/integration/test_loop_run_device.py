@@ -56,6 +56,7 @@ def make_config(tmp_path, models, **decisions) -> Config:
     cfg.camera.replay_loop = False
     cfg.camera.fps = 25.0
     cfg.liveness.policy = "blink"
+    cfg.privacy.clock_source = "assume_synced"  # the session below starts by schedule
     for key, value in decisions.items():
         setattr(cfg.decisions, key, value)
     return cfg
@@ -68,7 +69,7 @@ def enrol_and_schedule(cfg: Config, images) -> str:
 
     analyser = FrameAnalyser(cfg, cfg.paths.models_dir)
     with Store(cfg.paths.data_dir) as store:
-        store.people.add("aoc", "Alexandria")
+        store.people.add("aoc", "Alexandria", consent="consent")
         for image in images[::10][:5]:
             frame = Frame(image, 0.0, 0.0, 0, downscale(image, cfg.camera.detect_width))
             [det] = analyser.detect(frame)

@@ -26,7 +26,7 @@ ROOT = "rollcall/v1/site1/dev-r"
 
 def roster(people: int = 3) -> dict:
     rng = np.random.default_rng(1)
-    return {"roster_id": "maths-101", "name": "Maths 101",
+    return {"roster_id": "maths-101", "name": "Maths 101", "basis": "consent",
             "people": [{"person_id": f"p{i}", "name": f"Pupil {i}", "seat": f"A{i}",
                         "embeddings": [rng.normal(size=128).astype(np.float32).tolist()]} for i in range(people)]}
 

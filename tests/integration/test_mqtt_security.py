@@ -71,7 +71,10 @@ def test_password_auth_and_credentials_never_logged(tmp_path, caplog):
     try:
         with caplog.at_level(logging.DEBUG):
             cfg = MqttConfig(host="127.0.0.1", port=broker.port, username="dev-sec", password_file=secret)
-            assert drain_with(cfg, tmp_path / "d1") == (True, 0)
+            # a subscriber must exist: "No matching subscribers" is not a delivery (contract)
+            with Collector(cfg, tmp_path / "central.db", client_id="central-sec") as collector:
+                assert collector.connected.wait(10)
+                assert drain_with(cfg, tmp_path / "d1") == (True, 0)
             bad = cfg.model_copy(update={"password_file": wrong})
             assert drain_with(bad, tmp_path / "d2", events=1, wait_s=3) == (False, 1)
         text = caplog.text + "".join(str(r.args) for r in caplog.records)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -27,6 +26,7 @@ def bundle(version: int, people: int = 2, seed: int = 0) -> dict:
     return {"schema_version": 1, "roster_version": version, "roster_id": "r1", "name": "R1", "site": "site1",
             "room": "room1", "model_id": MODEL,
             "people": [{"person_id": f"p{i}", "name": f"P {i}", "seat": f"{i}",
+                        "consent": {"basis": "consent", "recorded_by": "office", "recorded_at": "2026-09-01T08:00:00Z"},
                         "embeddings": [encode_embedding(rng.normal(size=64), MODEL)]} for i in range(people)]}
 
 

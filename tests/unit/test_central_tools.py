@@ -48,12 +48,15 @@ def test_store_dedups_rejects_and_exports(tmp_path):
 def test_keygen_build_sign_verify(tmp_path):
     private, public = generate_keypair(tmp_path)
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
-    roster = {"model_id": "m1", "people": [{"person_id": "p1", "name": "Ada", "seat": "A1",
+    roster = {"model_id": "m1", "basis": "contract", "people": [{"person_id": "p1", "name": "Ada", "seat": "A1",
                                             "embeddings": [[0.1, 0.2, 0.3]]}]}
     bundle = sign_bundle(build_bundle(roster, "site1", "hall.1", version=7), load_private_key(private))
     assert bundle["roster_id"] == "site1-hall-1"
     got = verify_bundle(encode_bundle(bundle), load_public_key(public.read_bytes()), "m1", 6)
     assert got["people"][0]["embeddings"][0]["model_id"] == "m1"
+    assert got["people"][0]["consent"]["basis"] == "contract"
+    with pytest.raises(BundleError, match="legal basis"):
+        build_bundle({**roster, "basis": None}, "site1", "hall.1")
     with pytest.raises(BundleError, match="model-id"):
         build_bundle({"people": []}, "s", "r")
 

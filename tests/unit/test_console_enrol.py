@@ -36,6 +36,7 @@ ZIP = {"ann/1.jpg": jpeg(1), "ann/2.jpg": jpeg(2), "photos/bob.jpg": jpeg(3), "n
 
 
 def _bulk(admin, csv: bytes, zip_data: bytes, **fields):
+    fields.setdefault("basis", "consent")
     admin.get("/people/bulk")
     return admin.post_files("/people/bulk", [("csv", "people.csv", csv), ("zip", "photos.zip", zip_data)],
                             fields=fields)
@@ -70,7 +71,7 @@ def test_bulk_upload_refuses_corrupt_and_bomb_zips_and_bad_csv_cleanly(admin, co
 
 
 def test_enrol_from_camera_pages(admin, console_env):
-    admin.post("/people", {"name": "Cam"})
+    admin.post("/people", {"name": "Cam", "basis": "consent"})
     pid = console_env.store.people.list()[0]["id"]
     page = admin.get(f"/people/{pid}")
     assert "Enrol from camera" in page.text
@@ -90,7 +91,7 @@ def test_enrol_from_camera_pages(admin, console_env):
 
 
 def test_review_cards_show_closest_person_score_threshold_and_spoof_needs_confirmation(admin, console_env):
-    admin.post("/people", {"name": "Zoe"})
+    admin.post("/people", {"name": "Zoe", "basis": "consent"})
     pid = console_env.store.people.list()[0]["id"]
     vec = np.ones(8, np.float32) / np.sqrt(8)
     console_env.store.unknowns.add("unknown", None, vec, jpeg(7),

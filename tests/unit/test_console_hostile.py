@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from console.app import create_app
-from console.auth import ARGON2_MEMORY_KIB, AdminAccount, LoginLimiter, Sessions, pi_hasher
+from console.auth import ARGON2_MEMORY_KIB, LoginLimiter, Sessions, pi_hasher
+from console.users import ADMIN, Users
 from console.pages_auth import safe_next
 from console.throttle import PasswordGate, TokenBucket
 from tests.unit.test_console_support import (PASSWORD, Browser, admin, console_env,  # noqa: F401
@@ -66,7 +67,7 @@ def counted():
     env = make_env()
     setup_admin(env.browser())
     hasher = CountingHasher()
-    env.app.config["rollcall.ctx"].admin.hasher = hasher
+    env.app.config["rollcall.ctx"].users.hasher = hasher
     try:
         yield env, hasher
     finally:
@@ -184,11 +185,11 @@ def test_export_with_a_bad_filter_says_what_was_wrong(admin, console_env):
 
 
 def test_a_hash_with_old_costlier_parameters_is_rehashed_at_login(tmp_path):
-    old = AdminAccount(tmp_path, PasswordHasher(time_cost=1, memory_cost=2048, parallelism=1))
-    old.set_password("admin", PASSWORD)
-    account = AdminAccount(tmp_path)
+    old = Users(tmp_path, PasswordHasher(time_cost=1, memory_cost=2048, parallelism=1))
+    old.add("admin", PASSWORD, ADMIN, bootstrap=True)
+    account = Users(tmp_path)
     assert account.hasher.memory_cost == ARGON2_MEMORY_KIB == 32 * 1024
-    assert account.verify("admin", PASSWORD)
-    stored = (tmp_path / "admin.json").read_text()
-    assert f"m={ARGON2_MEMORY_KIB}" in stored and not pi_hasher().check_needs_rehash(
-        json.loads(stored)["hash"])
+    assert account.verify("admin", PASSWORD) == ADMIN
+    stored = json.loads((tmp_path / "users.json").read_text())["users"]["admin"]["hash"]
+    assert f"m={ARGON2_MEMORY_KIB}" in stored and not pi_hasher().check_needs_rehash(stored)
+    assert Users(tmp_path).verify("admin", PASSWORD) == ADMIN  # admin.json (older hash) is not re-imported

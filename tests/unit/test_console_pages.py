@@ -41,7 +41,7 @@ def test_roster_csv_import_matching():
 
 def _people(admin, names):
     for name in names:
-        assert admin.post("/people", {"name": name}).status == 303
+        assert admin.post("/people", {"name": name, "basis": "consent"}).status == 303
     return admin
 
 
@@ -149,12 +149,12 @@ def test_password_change_rotates_and_requires_old(admin, console_env):
     admin.get("/settings")
     admin.post("/settings/password", {"old_password": "nope", "new_password": "another-long-pass-77",
                                       "new_password2": "another-long-pass-77"})
-    assert "current password is wrong" in admin.get("/settings").text
+    assert "current password is wrong" in admin.get("/account").text
     admin.post("/settings/password", {"old_password": "correct-horse-battery-9",
                                       "new_password": "another-long-pass-77",
                                       "new_password2": "another-long-pass-77"})
-    assert "Password changed" in admin.get("/settings").text
-    assert console_env.app.config["rollcall.ctx"].admin.verify("admin", "another-long-pass-77")
+    assert "Password changed" in admin.get("/account").text
+    assert console_env.app.config["rollcall.ctx"].users.verify("admin", "another-long-pass-77") == "admin"
 
 
 def test_diagnostics_bundle_has_no_secrets(admin, console_env):
@@ -205,7 +205,7 @@ def test_broker_and_indicator_tests_need_csrf_header(admin, console_env):
 def _seed_days(store, people: int, days: int) -> tuple[str, str]:
     """``people`` open-door check-ins on each of the last ``days`` days (today included),
     written newest day first (seq order is not time order); returns (day_from, day_to)."""
-    ids = [store.people.add(f"p{i:03d}", f"Person {i}")["id"] for i in range(people)]
+    ids = [store.people.add(f"p{i:03d}", f"Person {i}", consent="consent")["id"] for i in range(people)]
     midnight = time.time() // 86400 * 86400  # the test config's device.timezone is UTC
     for back in range(days):
         for i, pid in enumerate(ids):

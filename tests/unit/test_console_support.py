@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from argon2 import PasswordHasher
@@ -103,6 +103,14 @@ class Browser:
             fields.append(("csrf", self.csrf))
         return self.request("POST", path, urlencode(fields).encode(),
                             "application/x-www-form-urlencoded", **kw)
+
+    def follow(self, reply: Reply) -> Reply:
+        """GET the redirect target of ``reply`` (as a browser does after a POST); a reply
+        that is not a redirect is returned as it is."""
+        if reply.status not in (301, 302, 303, 307) or not reply.location:
+            return reply
+        parts = urlsplit(reply.location)
+        return self.get(parts.path + ("?" + parts.query if parts.query else ""))
 
     def post_files(self, path: str, files: list[tuple[str, str, bytes]], fields: dict | None = None,
                    headers: dict | None = None) -> Reply:

@@ -70,7 +70,7 @@ def test_client_says_firmware_not_running(tmp_path):
 
 def test_people_crud_photos_and_errors(control):
     client, store, device, _ = control
-    person = client.post("/v1/people", {"name": "Ada Lovelace", "external_id": "S-1"})
+    person = client.post("/v1/people", {"name": "Ada Lovelace", "external_id": "S-1", "basis": "consent"})
     assert client.get("/v1/people", {"q": "ada"})["items"][0]["id"] == person["id"]
     images = [base64.b64encode(jpeg(i)).decode() for i in (1, 2, 1)]
     answer = client.post(f"/v1/people/{person['id']}/photos", {"images": images})
@@ -82,7 +82,7 @@ def test_people_crud_photos_and_errors(control):
     assert photo.startswith(b"\xff\xd8")
     assert client.post(f"/v1/people/{person['id']}", {"name": "Ada K."})["name"] == "Ada K."
     with pytest.raises(ControlError) as bad:
-        client.post("/v1/people", {"name": ""})
+        client.post("/v1/people", {"name": "", "basis": "consent"})
     assert bad.value.status == 400 and bad.value.field == "name"
     with pytest.raises(ControlError) as missing:
         client.get("/v1/people/nobody")
@@ -90,7 +90,7 @@ def test_people_crud_photos_and_errors(control):
     with pytest.raises(ControlError) as b64:
         client.post(f"/v1/people/{person['id']}/photos", {"images": ["***"]})
     assert "base64" in str(b64.value)
-    assert client.delete(f"/v1/people/{person['id']}") == {"deleted": person["id"]}
+    assert client.delete(f"/v1/people/{person['id']}")["deleted"] == person["id"]
     assert store.people.get(person["id"]) is None
 
 
@@ -105,7 +105,7 @@ def test_bad_json_and_oversized_body_are_4xx_json(control):
 
 
 def _session(client, store) -> tuple[dict, list[dict]]:
-    people = [client.post("/v1/people", {"name": n}) for n in ("Ann", "Ben", "Cy")]
+    people = [client.post("/v1/people", {"name": n, "basis": "consent"}) for n in ("Ann", "Ben", "Cy")]
     roster = client.post("/v1/rosters", {"name": "Maths", "entries": [
         {"person_id": p["id"], "seat": str(i + 1)} for i, p in enumerate(people)]})
     now = time.time()
@@ -141,7 +141,7 @@ def test_sessions_grid_commands_manual_status_and_attendance_query(control):
 
 def test_unknown_assign_goes_through_enrolment_then_discard(control):
     client, store, device, _ = control
-    person = client.post("/v1/people", {"name": "Dee"})
+    person = client.post("/v1/people", {"name": "Dee", "basis": "consent"})
     vec = np.ones(8, np.float32) / np.sqrt(8)
     first = store.unknowns.add("unknown", None, vec, jpeg(7))
     second = store.unknowns.add("spoof", None, -vec, jpeg(8))
@@ -211,7 +211,7 @@ def test_mjpeg_frames_paced_by_injected_clock():
 def seed_open_door(store, people: int, days: int, start: float = 1_790_000_000.0) -> None:
     """``people`` x ``days`` open-door check-ins, written NEWEST day first, so seq order
     (oldest first by seq) is not capture-time order."""
-    ids = [store.people.add(f"p{i:03d}", f"Person {i}")["id"] for i in range(people)]
+    ids = [store.people.add(f"p{i:03d}", f"Person {i}", consent="consent")["id"] for i in range(people)]
     for day in reversed(range(days)):
         for i, pid in enumerate(ids):
             store.attendance.record(None, pid, score=0.9, captured_at=start + day * 86400 + i * 60)
@@ -252,7 +252,7 @@ def test_attendance_pages_offset_limit_order_and_bad_arguments(control):
 
 def test_door_templates_are_listed_and_removable(control):
     client, store, device, _ = control
-    person = client.post("/v1/people", {"name": "Door Learner"})
+    person = client.post("/v1/people", {"name": "Door Learner", "basis": "consent"})
     pid = person["id"]
     vec = np.eye(128, dtype=np.float32)
     store.people.add_embedding(pid, vec[0], "dlib_resnet_int8")

@@ -45,7 +45,7 @@ def _status(fn, *args) -> int:
 
 def test_capture_start_poll_frames_keep(control):
     client, _store, device = control
-    person = client.post("/v1/people", {"name": "Cam"})
+    person = client.post("/v1/people", {"name": "Cam", "basis": "consent"})
     assert _status(client.get, "/v1/capture") == 404
     started = client.post("/v1/capture", {"person_id": person["id"], "frames": 4, "timeout_s": 30})
     assert started["state"] == "capturing" and ("capture_start", person["id"], 4, 30.0) in device.calls
@@ -70,7 +70,7 @@ def test_capture_start_poll_frames_keep(control):
 ])
 def test_capture_start_refuses_bad_input(control, body, field):
     client, _store, device = control
-    person = client.post("/v1/people", {"name": "Cam"})
+    person = client.post("/v1/people", {"name": "Cam", "basis": "consent"})
     body = {k: (person["id"] if v == "P" else v) for k, v in body.items()}
     with pytest.raises(ControlError) as err:
         client.post("/v1/capture", body)
@@ -80,7 +80,7 @@ def test_capture_start_refuses_bad_input(control, body, field):
 
 def test_capture_keep_and_cancel_refuse_bad_input(control):
     client, _store, device = control
-    person = client.post("/v1/people", {"name": "Cam"})
+    person = client.post("/v1/people", {"name": "Cam", "basis": "consent"})
     assert _status(client.post, "/v1/capture/keep", {"keep": [0]}) == 404           # no capture
     client.post("/v1/capture", {"person_id": person["id"]})
     for bad in ({"keep": "0"}, {"keep": [True]}, {"keep": ["1"]}, {"keep": list(range(11))}, {}):
@@ -91,7 +91,7 @@ def test_capture_keep_and_cancel_refuse_bad_input(control):
 
 def test_photo_upload_passes_the_duplicate_confirmation(control):
     client, _store, device = control
-    person = client.post("/v1/people", {"name": "Dup"})
+    person = client.post("/v1/people", {"name": "Dup", "basis": "consent"})
     client.post(f"/v1/people/{person['id']}/photos", {"images": [base64.b64encode(jpeg(3)).decode()]})
     assert device.enrol_options == {"source": "photo", "confirm_duplicate": False}
     client.post(f"/v1/people/{person['id']}/photos",
@@ -103,7 +103,7 @@ def test_photo_upload_passes_the_duplicate_confirmation(control):
 
 def test_spoof_crop_needs_explicit_confirmation_and_assign_adds_a_device_template(control):
     client, store, device = control
-    person = client.post("/v1/people", {"name": "Eve"})
+    person = client.post("/v1/people", {"name": "Eve", "basis": "consent"})
     vec = np.ones(8, np.float32) / np.sqrt(8)
     spoof = store.unknowns.add("spoof", None, vec, jpeg(8), extra={"closest_person_id": person["id"],
                                                                    "score": 0.91, "threshold": 0.955})

@@ -53,6 +53,10 @@ def test_topics():
                           "captured_at": "2026-11-21T08:00:01.000Z"}, "event-attendance.schema.json"),
     ("event/unknown", {"kind": "unknown", "unknown_id": "u1"}, "event-unknown.schema.json"),
     ("event/session", {"session_id": "s1", "state": "completed", "summary": {"present": 3}}, "event-session.schema.json"),
+    ("event/erasure", {"person_id": "p1", "request_id": "er-1", "full": False, "reason": "central",
+                       "by": "dpo", "clock_synced": False,
+                       "counts": {"embeddings": 2, "photos": 2, "crops": 1, "frames": 0, "unknown_records": 1,
+                                  "attendance": 0, "backups": 0, "person": 0}}, "event-erasure.schema.json"),
 ])
 def test_event_messages_match_schemas(topic, payload, schema):
     message = payloads.event_message(entry(topic, payload), "dev1", "dlib_resnet_int8")

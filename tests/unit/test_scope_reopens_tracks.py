@@ -31,9 +31,9 @@ def keeper(tmp_path):
     cfg = Config()
     cfg.liveness.policy = "off"
     store = Store(tmp_path / "data")
-    store.people.add("alice", "Alice")
+    store.people.add("alice", "Alice", consent="consent")
     store.people.add_embedding("alice", unit(1), cfg.recognition.embedder)
-    store.people.add("bob", "Bob")
+    store.people.add("bob", "Bob", consent="consent")
     store.people.add_embedding("bob", unit(2), cfg.recognition.embedder)
     roster = store.rosters.create("Class", [{"person_id": "alice"}, {"person_id": "bob"}])
     now = time.time()

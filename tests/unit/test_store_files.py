@@ -10,6 +10,7 @@ import pytest
 from tinydb import TinyDB
 
 from firmware.errors import StoreError
+from firmware.config import StoreConfig
 from firmware.store import Store, StoreClosed
 from firmware.store.ids import SEQ_BLOCK, SeqCounter
 from firmware.store.migrate import CURRENT_VERSION, migrate, read_version
@@ -46,12 +47,12 @@ def test_damaged_file_is_moved_aside_loudly_not_emptied(tmp_path, caplog, damage
 
 def test_store_reports_damaged_files_and_keeps_working(tmp_path, clock):
     with Store(tmp_path / "d", clock=clock) as s:
-        s.people.add("ann", "Ann")
+        s.people.add("ann", "Ann", consent="consent")
     (tmp_path / "d" / "people" / "people.json").write_text("{not json")
     with Store(tmp_path / "d", clock=clock) as s:
         health = s.health()
         assert len(health["corrupt_files"]) == 1 and "corrupt-" in health["corrupt_files"][0]["moved_to"]
-        s.people.add("bob", "Bob")
+        s.people.add("bob", "Bob", consent="consent")
         assert [p["id"] for p in s.people.list()] == ["bob"]
 
 
@@ -88,7 +89,7 @@ def test_seq_counter_reserves_before_use(tmp_path):
 
 def test_retention_deletes_old_days_crops_sessions_and_audit(tmp_path):
     clock = Clock(T0)
-    with Store(tmp_path / "d", clock=clock) as s:
+    with Store(tmp_path / "d", clock=clock, config=StoreConfig(unknown_retention_days=90)) as s:
         session, _ = running_session(s, clock)
         s.attendance.record(session["id"], "p0")
         old_unknown = s.unknowns.add("unknown", None, unit_vector(1), jpeg_bytes())
@@ -136,7 +137,7 @@ def test_migration_from_v0_backs_up_then_upgrades(tmp_path, clock):
         recs = s.attendance.query()
         assert [(r["person_id"], r["status"]) for r in recs] == [("ann", "present"), ("bob", "late")]
         assert all(r["event_id"] for r in recs) and recs[0]["seq"] < recs[1]["seq"]
-        s.people.add("cy", "Cy")
+        s.people.add("cy", "Cy", consent="consent")
         s.outbox.put("event/custom", {})
         assert s.outbox.pending(1)[0]["seq"] > recs[1]["seq"]
     with tarfile.open(s.migration["backup"]) as tar:

@@ -13,8 +13,8 @@ from tests.unit.test_store_support import clock, jpeg_bytes, store, unit_vector 
 
 
 def test_add_get_list_update_delete(store):
-    store.people.add("ann", "Ann Lee", external_id="S-1")
-    store.people.add("bob", "Bob")
+    store.people.add("ann", "Ann Lee", external_id="S-1", consent="consent")
+    store.people.add("bob", "Bob", consent="consent")
     assert store.people.get("ann")["external_id"] == "S-1"
     assert [p["id"] for p in store.people.list()] == ["ann", "bob"]
     assert [p["id"] for p in store.people.list(search="lee")] == ["ann"]
@@ -26,13 +26,13 @@ def test_add_get_list_update_delete(store):
 @pytest.mark.parametrize("pid", ["", "../x", "a/b", ".hidden", "x" * 65, None, 5])
 def test_bad_person_ids_are_refused(store, pid):
     with pytest.raises(StoreValueError):
-        store.people.add(pid, "Name")
+        store.people.add(pid, "Name", consent="consent")
 
 
 def test_duplicate_unknown_and_bad_fields(store):
-    store.people.add("ann", "Ann")
+    store.people.add("ann", "Ann", consent="consent")
     with pytest.raises(StoreValueError, match="already exists"):
-        store.people.add("ann", "Ann again")
+        store.people.add("ann", "Ann again", consent="consent")
     with pytest.raises(NotFound):
         store.people.update("nobody", name="X")
     with pytest.raises(NotFound):
@@ -44,8 +44,8 @@ def test_duplicate_unknown_and_bad_fields(store):
 
 
 def test_embeddings_matrix_cache_and_filter(store):
-    store.people.add("ann", "Ann")
-    store.people.add("bob", "Bob")
+    store.people.add("ann", "Ann", consent="consent")
+    store.people.add("bob", "Bob", consent="consent")
     store.people.add_embedding("ann", unit_vector(1), "m1", None)
     store.people.add_embedding("bob", list(map(float, unit_vector(2))), "m1", None)
     store.people.add_embedding("ann", 3 * unit_vector(3), "m1", None)
@@ -65,7 +65,7 @@ def test_embeddings_matrix_cache_and_filter(store):
 def test_base64_vector_and_persistence(tmp_path, clock):
     vec = unit_vector(7)
     with Store(tmp_path / "d", clock=clock) as s:
-        s.people.add("ann", "Ann")
+        s.people.add("ann", "Ann", consent="consent")
         s.people.add_embedding("ann", base64.b64encode(vec.astype("<f4").tobytes()).decode(), "m1", None)
     with Store(tmp_path / "d", clock=clock) as s:
         ids, matrix = s.people.embeddings("m1")
@@ -83,14 +83,14 @@ def test_base64_vector_and_persistence(tmp_path, clock):
     (np.ones(1, np.float32), "1-D"),
 ])
 def test_bad_vectors_are_refused(store, vector, message):
-    store.people.add("ann", "Ann")
+    store.people.add("ann", "Ann", consent="consent")
     with pytest.raises(StoreValueError, match=message):
         store.people.add_embedding("ann", vector, "m1", None)
     assert store.people.embeddings("m1")[0] == []
 
 
 def test_wrong_dimension_model_and_unknown_person(store):
-    store.people.add("ann", "Ann")
+    store.people.add("ann", "Ann", consent="consent")
     store.people.add_embedding("ann", unit_vector(1), "m1", None)
     with pytest.raises(StoreValueError, match="128"):
         store.people.add_embedding("ann", unit_vector(2, 64), "m1", None)
@@ -103,7 +103,7 @@ def test_wrong_dimension_model_and_unknown_person(store):
 
 
 def test_photo_is_reencoded_private_and_deduplicated(store):
-    store.people.add("ann", "Ann")
+    store.people.add("ann", "Ann", consent="consent")
     upload = cv2.imencode(".png", np.full((32, 32, 3), 200, np.uint8))[1].tobytes()
     sha = "ab" * 32
     emb = store.people.add_embedding("ann", unit_vector(1), "m1", sha, photo_jpeg=upload)
@@ -121,7 +121,7 @@ def test_photo_is_reencoded_private_and_deduplicated(store):
 
 
 def test_bad_photo_bytes_and_delete_removes_files(store):
-    store.people.add("ann", "Ann")
+    store.people.add("ann", "Ann", consent="consent")
     with pytest.raises(ImageError):
         store.people.add_embedding("ann", unit_vector(1), "m1", None, photo_jpeg=b"not an image")
     store.people.add_embedding("ann", unit_vector(1), "m1", None, photo_jpeg=jpeg_bytes())

@@ -142,7 +142,7 @@ def test_unknown_index_cut_after_outbox_is_recovered(tmp_path, clock, monkeypatc
         assert s2.recovered["unknowns"] == 1
         [rec] = s2.unknowns.list()
         assert s2.unknowns.crop_path(rec["id"]).exists()
-        s2.people.add("ann", "Ann")
+        s2.people.add("ann", "Ann", consent="consent")
         s2.unknowns.resolve(rec["id"], "assign", by="admin", person_id="ann")
         assert s2.people.embeddings("m1")[0] == ["ann"]  # the embedding survived via the journal
 

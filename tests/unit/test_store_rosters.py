@@ -8,16 +8,19 @@ from firmware.store import rosters as rosters_mod
 from tests.unit.test_store_support import clock, running_session, store, unit_vector  # noqa: F401
 
 
+CONSENT = {"basis": "consent", "recorded_by": "registrar", "recorded_at": "2026-09-01T08:00:00.000Z"}
+
+
 def bundle(version=1, people=("s1", "s2"), dim=16):
     return {"roster_id": "class-7b", "version": version, "name": "7B",
-            "people": [{"person_id": pid, "name": pid.upper(), "seat": i + 1,
+            "people": [{"person_id": pid, "name": pid.upper(), "seat": i + 1, "consent": CONSENT,
                         "embeddings": [{"model_id": "m1", "vector": unit_vector(i, dim).tolist()}]}
                        for i, pid in enumerate(people)]}
 
 
 def test_local_roster_crud(store):
-    store.people.add("ann", "Ann")
-    store.people.add("bob", "Bob")
+    store.people.add("ann", "Ann", consent="consent")
+    store.people.add("bob", "Bob", consent="consent")
     roster = store.rosters.create("Maths", [{"person_id": "ann", "seat": 4}], roster_id="maths")
     assert roster["entries"] == [{"person_id": "ann", "seat": "4"}] and roster["version"] == 1
     updated = store.rosters.update("maths", entries=[{"person_id": "bob", "seat": None}], name="M2")
@@ -30,7 +33,7 @@ def test_local_roster_crud(store):
 
 
 def test_roster_bad_input(store):
-    store.people.add("ann", "Ann")
+    store.people.add("ann", "Ann", consent="consent")
     with pytest.raises(NotFound):
         store.rosters.create("R", [{"person_id": "ghost"}])
     with pytest.raises(StoreValueError, match="twice"):
@@ -104,7 +107,7 @@ def test_failure_before_the_switch_keeps_previous_roster(tmp_path, clock, monkey
 
 
 def test_bundle_with_other_vector_length_is_rejected(store):
-    store.people.add("ann", "Ann")
+    store.people.add("ann", "Ann", consent="consent")
     store.people.add_embedding("ann", unit_vector(0, 32), "m1", None)
     with pytest.raises(BundleError, match="expected 32"):
         store.rosters.apply_bundle(bundle(dim=16))

@@ -43,7 +43,7 @@ def running_session(store: Store, clock: Clock, people: int = 3, late_in_s: floa
     """People p0..pN-1 on a roster and an in-progress session that started now."""
     ids = [f"p{i}" for i in range(people)]
     for pid in ids:
-        store.people.add(pid, f"Person {pid}")
+        store.people.add(pid, f"Person {pid}", consent="consent")
     roster = store.rosters.create("Class", [{"person_id": p, "seat": str(i)} for i, p in enumerate(ids)])
     session = store.sessions.create(roster["id"], "room-1", "Maths", clock.t, clock.t + 3600,
                                     clock.t + late_in_s)

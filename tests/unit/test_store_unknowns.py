@@ -52,7 +52,7 @@ def test_bad_input(store):
 
 
 def test_assign_enrols_and_discard_deletes_crop(store):
-    store.people.add("ann", "Ann")
+    store.people.add("ann", "Ann", consent="consent")
     a = store.unknowns.add("unknown", None, unit_vector(1), jpeg_bytes(1), extra={"model_id": "m1"})
     b = store.unknowns.add("unknown", None, unit_vector(2), jpeg_bytes(2), frame_jpeg=jpeg_bytes(3))
     done = store.unknowns.resolve(a["id"], "assign", by="admin", person_id="ann")
