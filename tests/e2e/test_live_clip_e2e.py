@@ -203,6 +203,7 @@ def test_setup_and_enrol_from_clip_frames(page, stack):
     page.wait_for_url("**/setup/device")
     page.goto(stack.base + "/people")
     page.fill("input[name=name]", NAME)
+    page.select_option("select[name=basis]", "consent")
     page.click("form[action='/people'][method=post] button[type=submit]")
     page.wait_for_url("**/people/p*")
     photos = sorted((stack.root / "photos").glob("*.jpg"))
