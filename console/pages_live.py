@@ -36,7 +36,7 @@ def health_rows(status: dict | None) -> list[tuple[str, str, str]]:
         value = (status or {}).get(key)
         text = _text(value)
         bad = isinstance(value, str) and value.lower() not in ("ok", "connected", "running", "blink",
-                                                               "challenge", "online", "ready")
+                                                               "challenge", "blink_challenge", "online", "ready")
         rows.append((label, text, "bad" if bad and key in ("camera", "broker", "models") else ""))
     clock = (status or {}).get("clock")
     if isinstance(clock, dict):

@@ -62,7 +62,8 @@ def _session_form(ctx, form) -> dict:
     return {"roster_id": form.get("roster_id", ""), "name": form.get("name", "").strip(),
             "room": form.get("room", "").strip() or ctx.config.device.room,
             "scheduled_start": start, "scheduled_end": end,
-            "late_after": start + timedelta(minutes=late_min).total_seconds()}
+            "late_after": start + timedelta(minutes=late_min).total_seconds(),
+            "liveness_policy": form.get("liveness_policy") or None}
 
 
 def grid_export_rows(grid: dict, zone: ZoneInfo) -> list[list]:
@@ -138,7 +139,9 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.post("/sessions/<session_id>/<action:re:start|stop|cancel>", role="operator")
     def session_command(session_id: str, action: str):
-        if fw_call(ctx, ctx.fw.session_command, session_id, action):  # audited by the store
+        policy = bottle.request.forms.decode().get("liveness_policy") or None
+        if fw_call(ctx, ctx.fw.session_command, session_id, action,
+                   policy if action == "start" else None):  # audited by the store
             ctx.flash(f"Session {action} done.")
         bottle.redirect(f"/sessions/{q(session_id)}")
 

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from firmware.errors import ConfigError
 
@@ -97,7 +97,9 @@ class RecognitionConfig(_Section):
 
 
 class LivenessConfig(_Section):
-    policy: Literal["blink", "challenge", "off"] = Field("blink", description="blink | challenge | off (testing only).")
+    policy: Literal["blink", "blink_challenge", "challenge", "off"] = Field(
+        "blink", description="blink | blink_challenge (1..N blinks) | challenge (random head-pose prompts) | "
+                             "off (testing only).")
     window_s: float = Field(6.0, gt=0.5, le=60, description="Seconds a person has to blink (or finish the challenge).")
     min_closed_s: float = Field(0.04, ge=0.0, le=1.0, description="Shortest eye closure in seconds that counts.")
     max_closed_s: float = Field(0.6, gt=0.05, le=3.0, description="Longest closure in seconds that is still a blink.")
@@ -106,7 +108,23 @@ class LivenessConfig(_Section):
     max_yaw_deg: float = Field(25.0, gt=0, le=90, description="Largest head yaw in degrees accepted as frontal.")
     max_pitch_deg: float = Field(25.0, gt=0, le=90, description="Largest head pitch in degrees accepted as frontal.")
     min_sharpness: float = Field(20.0, ge=0, description="Minimum variance of the Laplacian on the face crop.")
-    challenge_max_blinks: int = Field(3, ge=1, le=5, description="Challenge policy asks for 1..N blinks.")
+    challenge_max_blinks: int = Field(3, ge=1, le=5, description="blink_challenge policy asks for 1..N blinks.")
+    challenge_min_steps: int = Field(2, ge=1, le=5, description="challenge policy: fewest prompts per try.")
+    challenge_max_steps: int = Field(3, ge=1, le=5, description="challenge policy: most prompts per try.")
+    challenge_step_s: float = Field(2.5, ge=1.0, le=10.0, description="Seconds to complete each prompt once shown.")
+    challenge_tries: int = Field(2, ge=1, le=5, description="Failed tries after which the track is a spoof.")
+    challenge_yaw_deg: float = Field(15.0, ge=5.0, le=45.0,
+                                     description="Turn left/right: degrees of yaw from the person's neutral pose.")
+    challenge_pitch_deg: float = Field(10.0, ge=5.0, le=45.0,
+                                       description="Look up/down: degrees of pitch from the person's neutral pose.")
+    challenge_reaction_s: float = Field(0.2, ge=0.0, le=1.0,
+                                        description="A move that starts sooner than this after its prompt is too early.")
+
+    @model_validator(mode="after")
+    def _steps_order(self) -> LivenessConfig:
+        if self.challenge_min_steps > self.challenge_max_steps:
+            raise ValueError("challenge_min_steps must not exceed challenge_max_steps")
+        return self
 
 
 class DecisionConfig(_Section):

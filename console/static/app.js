@@ -62,6 +62,35 @@ function poll(url, everyMs, apply, refused) {
   tick();
 }
 
+// Head-pose challenge: one big icon (an arrow turned to the side to move to, an eye for
+// "blink"), one short word and a dot per step (done / current / to do).
+const CHALLENGE_ICONS = {
+  turn_left: ["arrow", -90, "Left"], turn_right: ["arrow", 90, "Right"], look_up: ["arrow", 0, "Up"],
+  look_down: ["arrow", 180, "Down"], blink: ["blink", 0, "Blink"], hold_still: ["hold", 0, "Still"],
+  try_again: ["again", 0, "Again"],
+};
+
+function showChallenge(c) {
+  const box = document.getElementById("kiosk-challenge");
+  if (!box) return;
+  if (!c || !CHALLENGE_ICONS[c.code]) { box.classList.add("hidden"); return; }
+  const [icon, turn, word] = CHALLENGE_ICONS[c.code];
+  box.classList.remove("hidden");
+  box.dataset.code = c.code;
+  const svg = document.getElementById("kiosk-icon");
+  svg.querySelectorAll("[data-icon]").forEach(g => { g.style.display = g.dataset.icon === icon ? "" : "none"; });
+  svg.style.transform = "rotate(" + turn + "deg)";
+  document.getElementById("kiosk-word").textContent = word;
+  const steps = document.getElementById("kiosk-steps");
+  steps.textContent = "";
+  (c.steps || []).forEach((code, i) => {
+    const li = document.createElement("li");
+    li.className = i < c.step ? "done" : (i === c.step && c.code === code ? "current" : "todo");
+    li.title = code.replace("_", " ");
+    steps.appendChild(li);
+  });
+}
+
 function wireKiosk() {
   const body = document.body;
   if (!body.dataset.kiosk) return;
@@ -75,6 +104,7 @@ function wireKiosk() {
     document.getElementById("kiosk-prompt").textContent = k.prompt || "";
     status.textContent = k.status || "";
     status.className = "kiosk-status pill " + (k.status || "hidden");
+    showChallenge(k.challenge);
     if (k.person_id && k.photo_id) {
       photo.src = "/people/" + encodeURIComponent(k.person_id) + "/photos/" + encodeURIComponent(k.photo_id) + ".jpg";
       photo.classList.remove("hidden");

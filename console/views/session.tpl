@@ -1,7 +1,7 @@
 % rebase('layout.tpl')
 % s = grid['session']
 <h1>{{s.get('name')}} <span class="pill {{s.get('state')}}" id="session-state">{{s.get('state')}}</span></h1>
-<p class="muted">Room {{s.get('room')}} · {{fmt(s.get('scheduled_start'))}} – {{fmt(s.get('scheduled_end'))}} · roster {{grid['roster'].get('name') or ''}}
+<p class="muted">Room {{s.get('room')}} · {{fmt(s.get('scheduled_start'))}} – {{fmt(s.get('scheduled_end'))}} · roster {{grid['roster'].get('name') or ''}} · liveness <span id="session-liveness">{{s.get('liveness_policy') or 'device default'}}</span>
  · <a href="/sessions/{{q(s['id'])}}/export.csv" id="session-csv">Export CSV</a>
  · <a href="/sessions/{{q(s['id'])}}/export.xlsx" id="session-xlsx">Export XLSX</a>
  · <a href="/reports?roster_id={{q(s.get('roster_id') or '')}}">Roster report</a></p>
@@ -9,7 +9,15 @@
 % allowed = {"scheduled": ("start", "cancel"), "in_progress": ("stop", "cancel")}.get(s.get('state'), ())
 % for action, label, cls in (("start", "Start", ""), ("stop", "Stop", "secondary"), ("cancel", "Cancel", "danger")):
 <form method="post" action="/sessions/{{q(s['id'])}}/{{action}}" class="inline" {{!'data-confirm="Cancel this session?"' if action == 'cancel' else ''}}>
-  <input type="hidden" name="csrf" value="{{csrf}}"><button type="submit" class="{{cls}}" id="btn-{{action}}" {{'' if action in allowed else 'disabled'}}>{{label}}</button>
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  % if action == "start" and "start" in allowed:
+  <select name="liveness_policy" id="start-liveness" aria-label="Liveness policy for this session">
+  % for value, text in (("", "liveness: " + (s.get('liveness_policy') or "device default")), ("blink", "blink"), ("blink_challenge", "blink challenge"), ("challenge", "head-pose challenge")):
+  <option value="{{value}}">{{text}}</option>
+  % end
+  </select>
+  % end
+  <button type="submit" class="{{cls}}" id="btn-{{action}}" {{'' if action in allowed else 'disabled'}}>{{label}}</button>
 </form>
 % end
 </div>

@@ -26,6 +26,12 @@
   <label>Start <input name="start" type="time" value="09:00" required></label>
   <label>End <input name="end" type="time" value="10:00" required></label>
   <label>Late after (minutes) <input name="late_after_min" type="number" min="0" max="600" value="10"></label>
+  <label>Liveness <select name="liveness_policy" id="session-liveness">
+  <option value="">device default</option>
+  <option value="blink">blink (canteen door)</option>
+  <option value="blink_challenge">blink challenge (1..N blinks)</option>
+  <option value="challenge">head-pose challenge (exam)</option>
+  </select></label>
   <button type="submit">Schedule</button>
 </form>
 </section>

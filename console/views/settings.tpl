@@ -17,7 +17,7 @@
   <label>Margin over the runner-up <small>(cosine; empty = the model's default)</small>
     <input name="margin" type="number" step="0.01" min="0" max="1" value="{{'' if cfg.recognition.margin is None else cfg.recognition.margin}}"></label>
   <label>Liveness policy <select name="policy">
-  % for p in ("blink", "challenge", "off"):
+  % for p in ("blink", "blink_challenge", "challenge", "off"):
   <option value="{{p}}" {{'selected' if cfg.liveness.policy == p else ''}}>{{p}}{{' (testing only)' if p == 'off' else ''}}</option>
   % end
   </select></label>

@@ -406,7 +406,8 @@ class ControlClient:
 
     @route("POST", "/v1/sessions")
     def create_session(self, **fields: Any) -> dict:
-        """``roster_id``, ``room``, ``name``, ``scheduled_start``, ``scheduled_end``[, ``late_after``]."""
+        """``roster_id``, ``room``, ``name``, ``scheduled_start``, ``scheduled_end``[, ``late_after``,
+        ``liveness_policy``]."""
         return self.post("/v1/sessions", fields)
 
     @route("GET", "/v1/sessions/<session_id>")
@@ -419,9 +420,13 @@ class ControlClient:
         return self.get(f"/v1/sessions/{_q(session_id)}/grid", timeout=timeout)
 
     @route("POST", "/v1/sessions/<session_id>/<action:re:start|stop|cancel>")
-    def session_command(self, session_id: str, action: str) -> dict:
-        """``start`` | ``stop`` | ``cancel`` a session."""
-        return self.post(f"/v1/sessions/{_q(session_id)}/{_q(action)}", {"by": self.actor or "console"})
+    def session_command(self, session_id: str, action: str, liveness_policy: str | None = None) -> dict:
+        """``start`` | ``stop`` | ``cancel`` a session; ``liveness_policy`` (start only) sets
+        the session's liveness policy first."""
+        body: dict[str, Any] = {"by": self.actor or "console"}
+        if liveness_policy:
+            body["liveness_policy"] = liveness_policy
+        return self.post(f"/v1/sessions/{_q(session_id)}/{_q(action)}", body)
 
     @route("POST", "/v1/sessions/<session_id>/attendance")
     def set_attendance_status(self, session_id: str, person_id: str, status: str) -> dict:

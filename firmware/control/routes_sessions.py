@@ -229,7 +229,8 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
         return store.sessions.create(data["roster_id"], field(data, "room"), field(data, "name"),
                                      field(data, "scheduled_start", (int, float, str)),
                                      field(data, "scheduled_end", (int, float, str)),
-                                     field(data, "late_after", (int, float, str), required=False))
+                                     field(data, "late_after", (int, float, str), required=False),
+                                     field(data, "liveness_policy", str, required=False))
 
     @app.get("/v1/sessions/<session_id>")
     def sessions_get(session_id: str):
@@ -244,8 +245,9 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
         if action not in SESSION_ACTIONS:
             raise ApiError(404, f"unknown session action {action!r} (start, stop, cancel)")
         must(store.sessions.get(session_id), "session")
-        by = field(read_json(), "by")
-        return device.session_command(action, session_id, by)
+        data = read_json()
+        by = field(data, "by")
+        return device.session_command(action, session_id, by, field(data, "liveness_policy", str, required=False))
 
     @app.post("/v1/sessions/<session_id>/attendance")
     def sessions_set_status(session_id: str):

@@ -88,6 +88,7 @@ class Decision:
     threshold: float | None = None
     frames: int = 0
     best_frame: np.ndarray | None = None
+    liveness_policy: str = ""  # the liveness policy this track was judged under
 
 
 @dataclass(slots=True)
@@ -110,6 +111,9 @@ class TrackState:
     last_embed_ts: float = float("-inf")
     decided: Decision | None = None
     person_id: str | None = None
+    liveness_policy: str = ""
+    liveness_state: object = None  # the liveness machine's last answer (prompt, steps...) for the kiosk
+    liveness_busy: bool = False    # a challenge is under way: no retry yet
 
     @property
     def stage(self) -> str:
@@ -146,6 +150,7 @@ class DecisionEngine:
         self.retry_after_s = retry_after_s
         self.embeddings_per_track = embeddings_per_track
         self.liveness_factory = liveness_factory
+        self.liveness_policy = "blink" if liveness_factory else "off"
         self.recheck_s = recheck_s
         self.swap_cosine = swap_cosine
         self.scope = Scope()
@@ -173,6 +178,7 @@ class DecisionEngine:
                                scores=deque(maxlen=n))
             state.liveness = self.liveness_factory() if self.liveness_factory else None
             state.verdict = "pending" if state.liveness else "live"
+            state.liveness_policy = self.liveness_policy if state.liveness else "off"
             self.tracks[track_id] = state
         return state
 
@@ -211,7 +217,7 @@ class DecisionEngine:
             decision = self._try_match(state, ts)
             if decision is not None or state.person_id is not None:
                 return decision
-        if ts - state.first_ts >= self.retry_after_s:
+        if ts - state.first_ts >= self.retry_after_s and not state.liveness_busy:
             return self._retry(state, ts)
         return None
 
@@ -232,6 +238,8 @@ class DecisionEngine:
         state.prompt = str(getattr(result, "prompt", "") or "")
         state.blinks = int(getattr(result, "blinks", 0) or 0)
         state.required_blinks = int(getattr(result, "required_blinks", 0) or 0)
+        state.liveness_state = result
+        state.liveness_busy = bool(getattr(result, "busy", False))
 
     def verdict(self, track_id: int) -> Verdict:
         """The evidence rule's current view of a track (wait when unknown track / no scope)."""
@@ -274,7 +282,8 @@ class DecisionEngine:
                                  closest=verdict.person_id if verdict else None,
                                  runner_up=verdict.runner_up if verdict else None,
                                  threshold=self.scope.rule.threshold if verdict else None,
-                                 frames=len(state.embeddings), best_frame=best)
+                                 frames=len(state.embeddings), best_frame=best,
+                                 liveness_policy=state.liveness_policy)
         return state.decided
 
     def _retry(self, state: TrackState, ts: float) -> Decision:
@@ -283,6 +292,12 @@ class DecisionEngine:
         del self.tracks[state.track_id]
         self._state(state.track_id, ts)  # start over: fresh liveness, no embeddings
         return decision
+
+    def restart_liveness(self) -> None:
+        """The liveness policy changed: tracks not decided yet start over under the new one
+        (a track must never pass a weaker policy than the one in force when it is decided)."""
+        for track_id in [t for t, s in self.tracks.items() if s.decided is None and s.person_id is None]:
+            del self.tracks[track_id]
 
     def end_track(self, track_id: int) -> None:
         """Forget a track that died (or was split after a swap)."""

@@ -14,9 +14,11 @@ squashes the eyes like a blink).
 Verdicts: ``pending`` (please blink), ``look_at_camera`` (gate failed: too small, turned,
 blurred), ``live`` (required blinks seen; latched until :meth:`LivenessTracker.reset`),
 ``spoof`` (``window_s`` seconds of steady frontal face without the required blinks;
-latched too). Policies: ``blink`` (1 blink), ``challenge`` (a random 1..N blinks, the
-count is in :attr:`LivenessState.required_blinks` and the prompt), ``off`` (always live;
-testing only). Pure Python + numpy: no clock, no I/O, a few microseconds per frame.
+latched too). Policies: ``blink`` (1 blink), ``blink_challenge`` (a random 1..N blinks,
+the count is in :attr:`LivenessState.required_blinks` and the prompt), ``off`` (always
+live; testing only). The head-pose ``challenge`` policy is
+:class:`firmware.domain.challenge.ChallengeTracker`, which uses this tracker (in
+``counting`` mode) to see blinks. Pure Python + numpy: no clock, no I/O, a few microseconds per frame.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ MAX_GAP_S = 0.5           # a gap longer than this between samples aborts a clos
 LOST_GAP_S = 2.0          # a gap longer than this means the track was lost: reset
 NOISE_K = 4.0             # a closure must also dip this many noise spreads below the baseline
 ASPECT_S = 1.5            # seconds of face-aspect history
+REOPEN_FRACTION = 0.7     # reopened when back up this fraction of the closure's depth
 ASPECT_TOL = 0.12         # a frame whose face aspect is off its median by more is refused
 
 
@@ -71,6 +74,12 @@ class LivenessState:
     frontal_s: float = 0.0
     openness_ratio: float | None = None
     reason: str = ""
+    policy: str = "blink"
+    prompt_code: str = ""       # challenge: turn_left | turn_right | look_up | look_down | blink | hold_still | try_again
+    steps: tuple[str, ...] = ()  # challenge: this try's prompt codes, in order
+    step: int = 0               # challenge: index of the current prompt (== len(steps) when done)
+    failures: int = 0           # challenge: failed tries so far
+    busy: bool = False          # a challenge is under way: do not restart the track
 
 
 def _prompt(verdict: Verdict, blinks: int, required: int, reason: str) -> str:
@@ -154,10 +163,12 @@ class LivenessTracker:
     every frame of that track; call :meth:`reset` when the track is lost or swapped
     (a gap of more than ``LOST_GAP_S`` seconds, time going backwards or a changed
     ``track_id`` reset it too). ``rng`` draws the challenge count (default: the OS's
-    random source)."""
+    random source). ``counting`` True: never decide, only count blinks (the head-pose
+    challenge reads :attr:`blinks` and :attr:`last_blink_start`)."""
 
-    def __init__(self, config: LivenessConfig, rng: random.Random | None = None) -> None:
+    def __init__(self, config: LivenessConfig, rng: random.Random | None = None, *, counting: bool = False) -> None:
         self.config = config
+        self.counting = counting
         self._rng = rng if rng is not None else random.SystemRandom()
         self._baseline = _Baseline()
         self._aspect = _Aspect()
@@ -171,10 +182,20 @@ class LivenessTracker:
         """Blinks this track must show (0 with policy off)."""
         return self._required
 
+    @property
+    def blinks(self) -> int:
+        """Blinks counted since the last reset."""
+        return self._blinks
+
+    @property
+    def last_blink_start(self) -> float | None:
+        """Timestamp (seconds) at which the last counted blink's closure began."""
+        return self._last_blink_start
+
     def _draw_required(self) -> int:
         if self.config.policy == "off":
             return 0
-        if self.config.policy == "challenge":
+        if self.config.policy == "blink_challenge":
             return self._rng.randint(1, self.config.challenge_max_blinks)
         return 1
 
@@ -188,6 +209,7 @@ class LivenessTracker:
         self._limit = self.config.closed_ratio
         self._verdict = Verdict.PENDING
         self._blinks = 0
+        self._last_blink_start: float | None = None
         self._start: float | None = None
         self._last_ts: float | None = None
         self._last_ok_ts: float | None = None
@@ -200,6 +222,10 @@ class LivenessTracker:
         self._raw_last: float | None = None
         self._frame_dt: float | None = None  # smoothed seconds between openness samples
         self._frontal_s = 0.0
+        self._early: list[tuple[float, tuple[float, float], float]] = []  # samples before the baseline
+        self._pre_close = 1.0  # ratio just before the current closure
+        self._replaying = False
+        self._closed_min = 1.0  # lowest ratio during the current closure
         self._track_id: object = None
 
     def update(self, ts: float, openness: EyeOpenness | None, gate: GateResult, *,
@@ -212,7 +238,7 @@ class LivenessTracker:
         self._last_ts = ts
         if self._verdict in (Verdict.LIVE, Verdict.SPOOF):
             return self._state(ts, self._verdict)
-        if self.config.policy == "off":
+        if self.config.policy == "off" and not self.counting:
             self._verdict = Verdict.LIVE
             return self._state(ts, self._verdict)
         if not gate.ok:
@@ -244,6 +270,8 @@ class LivenessTracker:
         self._last_ok_ts = ts
 
     def _decide(self) -> Verdict:
+        if self.counting:
+            return self._verdict
         if self._blinks >= self._required:
             self._verdict = Verdict.LIVE
             logger.debug("liveness passed: %d blink(s)", self._blinks)
@@ -283,43 +311,83 @@ class LivenessTracker:
         if base is None:
             self._ratio = None
             self._baseline.add(ts, *self._smooth)
+            self._early.append((ts, self._smooth, raw))
+            if self._baseline.value() is not None:
+                self._replay_early()
         else:
-            if self._eyes is not _Eyes.CLOSED:
-                self._limit = min(self.config.closed_ratio, 1.0 - NOISE_K * self._baseline.spread())
-            raw_ratio = (raw[0] / base[0] + raw[1] / base[1]) / 2.0
-            self._step(ts, self._smooth[0] / base[0], self._smooth[1] / base[1], raw_ratio)
+            self._judge(ts, self._smooth, raw, base)
         self._last_sample_ts = ts
+
+    def _judge(self, ts: float, smooth: tuple[float, float], raw: tuple[float, float],
+               base: tuple[float, float]) -> None:
+        """One step of the open/closed machine against the baseline ``base``."""
+        if self._eyes is not _Eyes.CLOSED:
+            self._limit = min(self.config.closed_ratio, 1.0 - NOISE_K * self._baseline.spread())
+        raw_ratio = (raw[0] / base[0] + raw[1] / base[1]) / 2.0
+        self._step(ts, smooth[0] / base[0], smooth[1] / base[1], raw_ratio)
+
+    def _replay_early(self) -> None:
+        """The baseline just became known: judge the samples that built it, so a blink in
+        the first fraction of a second (before anyone could say what "open" is for this
+        person) still counts. They are not added to the baseline a second time."""
+        base = self._baseline.value()
+        early, self._early = self._early, []
+        keep = self._smooth
+        self._replaying = True
+        for ts, smooth, raw in early:
+            self._smooth = smooth
+            self._judge(ts, smooth, raw, base)
+        self._smooth = keep
+        self._replaying = False
+
+    def _add_level(self, ts: float) -> None:
+        """An open (or unjudged) sample feeds the baseline, except while replaying the
+        samples that already built it."""
+        if not self._replaying:
+            self._baseline.add(ts, *self._smooth)
+
+    def _reopened(self, ratio: float) -> bool:
+        """Eyes open again: above ``reopen_ratio`` x baseline, or back up most of the way
+        (REOPEN_FRACTION) from the closure's lowest point to the level just before it (a
+        baseline still settling high must not swallow a real blink)."""
+        if ratio > self.config.reopen_ratio:
+            return True
+        depth = self._pre_close - self._closed_min
+        return depth > 0 and ratio >= self._closed_min + REOPEN_FRACTION * depth and ratio > self._limit
 
     def _step(self, ts: float, right: float, left: float, raw_ratio: float) -> None:
         """One transition given each eye's smoothed openness over its baseline (hysteresis)
         and the unsmoothed mean ratio (closure duration)."""
         cfg = self.config
         ratio = (right + left) / 2.0
-        self._ratio = ratio
+        previous, self._ratio = self._ratio, ratio
         closed = ratio < self._limit and max(right, left) < cfg.reopen_ratio
         if self._eyes is _Eyes.CLOSED:
             self._track_raw_closure(ts, raw_ratio)
+            self._closed_min = min(self._closed_min, ratio)
             if ts - self._closed_since > cfg.max_closed_s + MAX_GAP_S:
                 # far too long for a blink: stop waiting, let the baseline follow the eyes
                 self._eyes = _Eyes.UNKNOWN
-                self._baseline.add(ts, *self._smooth)
-            elif ratio > cfg.reopen_ratio:
+                self._add_level(ts)
+            elif self._reopened(ratio):
                 self._count_closure()
                 self._eyes = _Eyes.OPEN
-                self._baseline.add(ts, *self._smooth)
+                self._add_level(ts)
             return
         if closed:
             if self._eyes is _Eyes.OPEN:
                 self._eyes = _Eyes.CLOSED
                 self._closed_since = ts
+                self._pre_close = previous if previous is not None else 1.0
+                self._closed_min = ratio
                 self._raw_first = self._raw_last = None
                 self._track_raw_closure(ts, raw_ratio)
             else:
-                self._baseline.add(ts, *self._smooth)  # not in an episode: just a level
+                self._add_level(ts)  # not in an episode: just a level
             return
         if ratio > cfg.reopen_ratio:
             self._eyes = _Eyes.OPEN
-        self._baseline.add(ts, *self._smooth)
+        self._add_level(ts)
 
     def _track_raw_closure(self, ts: float, raw_ratio: float) -> None:
         """Remember the first and last frame whose unsmoothed openness was closed."""
@@ -337,6 +405,7 @@ class LivenessTracker:
         duration = self._raw_last - self._raw_first + min(self._frame_dt or 0.0, MAX_GAP_S)
         if self.config.min_closed_s <= duration <= self.config.max_closed_s:
             self._blinks += 1
+            self._last_blink_start = self._raw_first
             logger.debug("blink %d: closed %.3f s", self._blinks, duration)
         else:
             logger.debug("closure of %.3f s is not a blink", duration)

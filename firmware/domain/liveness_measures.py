@@ -16,9 +16,11 @@ Coordinates are frame pixels (x right, y down); angles are degrees.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from firmware.domain.head_pose import face_shape
 
 # Face Mesh indices (facts from MediaPipe's mesh topology). Person's right eye is on the
 # image left of a frontal face. Order per eye: p1 corner, p2, p3 upper lid, p4 corner,
@@ -60,7 +62,11 @@ class EyeOpenness:
 @dataclass(frozen=True, slots=True)
 class GateResult:
     """Quality gate of one face in one frame. ``reason`` is "" when ``ok``, else one of
-    ``no_face``, ``too_small``, ``turned``, ``blurred``. Angles in degrees, size in pixels."""
+    ``no_face``, ``too_small``, ``turned``, ``blurred``. Angles in degrees, size in pixels.
+    The head pose is exposed for other consumers: ``yaw_deg`` / ``pitch_deg`` / ``roll_deg``
+    (absolute, from :func:`head_pose`) and ``shape``, the face's rigid mesh points
+    (:func:`firmware.domain.head_pose.face_shape`, None without a 3D mesh) from which the
+    challenge measures yaw/pitch relative to the person's own neutral pose."""
 
     ok: bool
     reason: str = ""
@@ -68,6 +74,8 @@ class GateResult:
     yaw_deg: float = 0.0
     pitch_deg: float = 0.0
     sharpness: float = 0.0
+    roll_deg: float = 0.0
+    shape: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def passed(cls) -> GateResult:
@@ -187,12 +195,13 @@ def sharpness(gray_crop: np.ndarray, width: int = SHARPNESS_WIDTH) -> float:
 
 def gate_face(*, face_px: float, pose: tuple[float, float, float] | None, sharpness_value: float,
               min_face_px: float, max_yaw_deg: float, max_pitch_deg: float,
-              min_sharpness: float) -> GateResult:
+              min_sharpness: float, shape: np.ndarray | None = None) -> GateResult:
     """Gate one face: large enough (box width in pixels), roughly frontal (degrees), sharp
-    enough (variance of Laplacian). The first failing check names the reason."""
-    yaw, pitch = (pose[0], pose[1]) if pose is not None else (0.0, 0.0)
+    enough (variance of Laplacian). The first failing check names the reason. ``shape``
+    (rigid mesh points) is passed through for the head-pose challenge."""
+    yaw, pitch, roll = (pose[0], pose[1], pose[2] if len(pose) > 2 else 0.0) if pose is not None else (0.0, 0.0, 0.0)
     values = dict(face_px=float(face_px), yaw_deg=float(yaw), pitch_deg=float(pitch),
-                  sharpness=float(sharpness_value))
+                  sharpness=float(sharpness_value), roll_deg=float(roll), shape=shape)
     if face_px < min_face_px:
         return GateResult(ok=False, reason="too_small", **values)
     if pose is None or abs(yaw) > max_yaw_deg or abs(pitch) > max_pitch_deg:
@@ -225,10 +234,18 @@ def assess_face(image_bgr: np.ndarray, box: np.ndarray, points: np.ndarray, eyel
     the (2, 16, 2) refined contours (None: fall back to the mesh EAR), ``config`` a
     LivenessConfig, ``min_face_px`` the smallest face width in pixels.
     """
+    return assess_measured(box, points, eyelids, sharpness(face_gray_crop(image_bgr, box)), config, min_face_px)
+
+
+def assess_measured(box: np.ndarray, points: np.ndarray, eyelids: np.ndarray | None, sharpness_value: float,
+                    config, min_face_px: float) -> tuple[EyeOpenness, GateResult]:
+    """:func:`assess_face` from measurements already taken (the bench's per-frame cache):
+    ``sharpness_value`` is :func:`sharpness` of the face crop."""
     openness = eyelid_openness(eyelids) if eyelids is not None else eye_openness(points)
     openness = correct_foreshortening(openness, points)
     gate = gate_face(face_px=float(box[2] - box[0]), pose=head_pose(points),
-                     sharpness_value=sharpness(face_gray_crop(image_bgr, box)),
+                     sharpness_value=sharpness_value,
                      min_face_px=min_face_px, max_yaw_deg=config.max_yaw_deg,
-                     max_pitch_deg=config.max_pitch_deg, min_sharpness=config.min_sharpness)
+                     max_pitch_deg=config.max_pitch_deg, min_sharpness=config.min_sharpness,
+                     shape=face_shape(points))
     return openness, gate

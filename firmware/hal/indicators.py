@@ -44,8 +44,17 @@ PATTERNS: dict[str, dict[str, Pattern]] = {
     "no_session": {"red": Pattern(0.3, 0.3, 2), "amber": Pattern(0.3, 0.3, 2)},
     "session_start": {"green": Pattern(0.2, 0.2, 3), "amber": Pattern(0.2, 0.2, 3), "buzzer": Pattern(0.05, 0.1, 2)},
     "session_stop": {"red": Pattern(0.2, 0.2, 3), "amber": Pattern(0.2, 0.2, 3), "buzzer": Pattern(0.3)},
+    # a head-pose challenge try failed (wrong move, too early, too slow): a new one follows
+    "challenge_failed": {"red": Pattern(0.4), "buzzer": Pattern(0.08, 0.08, 2)},
 }
 PROMPTS = {"look", "blink", "busy", "checking"}  # steady amber while shown
+# Head-pose challenge prompts: the amber LED blinks at a rate of its own (on_s, off_s) while
+# the prompt is shown, so a person who cannot read the screen sees that something changed.
+CHALLENGE_PROMPTS: dict[str, Pattern] = {
+    "turn_left": Pattern(0.6, 0.6, 0), "turn_right": Pattern(0.2, 0.2, 0),
+    "look_up": Pattern(0.1, 0.5, 0), "look_down": Pattern(0.5, 0.1, 0),
+    "blink": Pattern(0.05, 0.15, 0), "hold_still": Pattern(1.0, 0.2, 0), "try_again": Pattern(0.1, 0.1, 0),
+}
 
 
 def make_pin_factory(name: str | None) -> Any:
@@ -139,16 +148,25 @@ class Indicators:
 
     def prompt(self, stage: str) -> None:
         """Steady amber while someone should look / blink / wait (``look`` | ``blink`` |
-        ``busy`` | ``checking``); anything else turns it off. Cheap to call every frame:
-        the pin changes only when the prompt does."""
-        wanted = stage if stage in PROMPTS else ""
+        ``busy`` | ``checking``), a blink rate of its own per head-pose challenge prompt
+        (CHALLENGE_PROMPTS: ``turn_left``...); anything else turns it off. Cheap to call
+        every frame: the pin changes only when the prompt does."""
+        wanted = stage if stage in PROMPTS or stage in CHALLENGE_PROMPTS else ""
         if wanted == self._prompt or self._closed:
             return
         with self._lock:
             self._prompt = wanted
             amber = self.parts.get("amber")
-            if amber is not None:
-                amber.on() if wanted else amber.off()
+            if amber is None:
+                return
+            pattern = CHALLENGE_PROMPTS.get(wanted)
+            if pattern is not None:
+                amber.blink(on_time=pattern.on_s * self.time_scale, off_time=pattern.off_s * self.time_scale,
+                            n=None, background=True)
+            elif wanted:
+                amber.on()
+            else:
+                amber.off()
 
     def test(self, step_s: float = 0.4) -> dict:
         """Light each part in turn (background); returns which parts exist."""

@@ -49,6 +49,17 @@ UNREACHABLE_THRESHOLD = 0.985
 KIOSK_HOLD_S = 3.0   # seconds a decision stays on the kiosk screen
 KIOSK_STATES = {"look": "look", "blink": "blink", "checking": "blink", "accepted": "accepted",
                 "already": "already", "unknown": "unknown", "spoof": "spoof"}
+CHALLENGE_CODES = {"turn_left", "turn_right", "look_up", "look_down", "blink", "hold_still", "try_again"}
+
+
+def challenge_view(liveness_state: object) -> dict | None:
+    """The kiosk's view of a head-pose challenge (None for other policies): the prompt code,
+    every step's code, how many are done and how many tries failed."""
+    code = str(getattr(liveness_state, "prompt_code", "") or "")
+    if getattr(liveness_state, "policy", "") != "challenge" or code not in CHALLENGE_CODES:
+        return None
+    return {"code": code, "steps": list(getattr(liveness_state, "steps", ())),
+            "step": int(getattr(liveness_state, "step", 0)), "failures": int(getattr(liveness_state, "failures", 0))}
 
 
 class Device:
@@ -84,7 +95,8 @@ class Device:
         self._frame: Frame | None = None
         self._overlays: list[Overlay] = []
         self._kiosk: dict = {"state": "idle", "name": None, "person_id": None, "seat": None, "status": None,
-                             "prompt": "", "required_blinks": 0, "at": None}
+                             "prompt": "", "required_blinks": 0, "at": None, "challenge": None}
+        self._challenge_code = ""
         self._kiosk_until = 0.0
         self._kiosk_track: int | None = None
         self.enroller = Enroller(config, store)
@@ -103,15 +115,26 @@ class Device:
             return
         main = max(overlays, key=lambda o: float(o.box[2] - o.box[0]), default=None)
         stage = main.stage if main is not None else "idle"
-        self.indicators.prompt(stage)
+        track = self.engine.tracks.get(main.track_id) if main else None
+        challenge = challenge_view(track.liveness_state) if track is not None and stage == "blink" else None
+        self._indicate_challenge(challenge)
+        self.indicators.prompt(challenge["code"] if challenge else stage)
         if self.clock() < self._kiosk_until or (main is not None and main.track_id == self._kiosk_track):
             return  # a decision stays up while its face is in view (and KIOSK_HOLD_S at least)
-        state = KIOSK_STATES.get(stage, "idle")
-        if state != self._kiosk["state"] or (main and main.prompt != self._kiosk["prompt"]):
-            track = self.engine.tracks.get(main.track_id) if main else None
+        state = "challenge" if challenge else KIOSK_STATES.get(stage, "idle")
+        if (state != self._kiosk["state"] or (main and main.prompt != self._kiosk["prompt"])
+                or challenge != self._kiosk.get("challenge")):
             self._kiosk = {"state": state, "name": None, "person_id": None, "seat": None, "status": None,
                            "prompt": main.prompt if main else "",
-                           "required_blinks": track.required_blinks if track else 0, "at": None}
+                           "required_blinks": track.required_blinks if track else 0, "at": None,
+                           "challenge": challenge}
+
+    def _indicate_challenge(self, challenge: dict | None) -> None:
+        """Buzzer and red flash once when a challenge try fails."""
+        code = challenge["code"] if challenge else ""
+        if code == "try_again" and self._challenge_code != "try_again":
+            self.indicators.show("challenge_failed")
+        self._challenge_code = code
 
     def on_decision(self, decision: Decision, frame: Frame, box: np.ndarray) -> None:
         """Record, then indicate, then wake the MQTT link (record before you report)."""
@@ -131,7 +154,8 @@ class Device:
         try:
             if d.outcome is Outcome.ACCEPTED:
                 rec = self.store.attendance.record(d.session_id, d.person_id, None, d.score, frame.wall,
-                                                   {"track": d.track_id, "latency_ms": round(d.latency_s * 1000)})
+                                                   {"track": d.track_id, "latency_ms": round(d.latency_s * 1000)},
+                                                   liveness_policy=d.liveness_policy or None)
                 if rec.get("duplicate"):
                     logger.info("duplicate check-in ignored: %s already marked", d.person_id)
                     return "already", rec.get("status")
@@ -173,7 +197,8 @@ class Device:
         person = self._person(d.person_id) if d.person_id else {}
         self._kiosk = {"state": shown, "name": person.get("name"), "person_id": d.person_id,
                        "seat": self.sessions.seat_of(d.person_id), "status": status,
-                       "prompt": kiosk_prompt(shown, status), "required_blinks": 0, "at": frame.wall}
+                       "prompt": kiosk_prompt(shown, status), "required_blinks": 0, "at": frame.wall,
+                       "challenge": None}
         self._kiosk_until = self.clock() + KIOSK_HOLD_S
         self._kiosk_track = d.track_id if d.outcome is not Outcome.RETRY else None
 
@@ -273,7 +298,7 @@ class Device:
                "broker": self._broker_state(), "models": self.models["state"],
                "model_id": self.config.recognition.embedder, "firmware_version": __version__,
                "roster_version": self.sessions.roster_version, "session": session["session"],
-               "mode": session["mode"], "liveness_policy": self.config.liveness.policy,
+               "mode": session["mode"], "liveness_policy": self.sessions.policy,
                "gpio": self.indicators.status(), "uptime_s": round(self.clock() - self.started, 1),
                "clock": self.clock_state(),
                "device_id": self.config.device.id, "restart_needed": list(self.restart_needed)}
@@ -432,8 +457,8 @@ class Device:
     def test_broker(self, mqtt: dict) -> dict:
         return probe_broker(mqtt)
 
-    def session_command(self, action: str, session_id: str, by: str) -> dict:
-        result = self.sessions.command(action, session_id, by)
+    def session_command(self, action: str, session_id: str, by: str, liveness_policy: str | None = None) -> dict:
+        result = self.sessions.command(action, session_id, by, liveness_policy)
         self.indicators.show({"start": "session_start"}.get(action, "session_stop"))
         if self.link is not None:
             self.link.wake()
@@ -450,7 +475,11 @@ class Device:
         action = {"session_start": "start", "session_stop": "stop", "session_cancel": "cancel"}.get(name)
         if action is None:
             raise CommandError(f"unknown command {name!r}")
-        return self.session_command(action, str(payload.get("session_id", "")), str(payload.get("by", "mqtt")))
+        policy = payload.get("liveness_policy")
+        if policy is not None and not isinstance(policy, str):
+            raise CommandError("liveness_policy must be a string")
+        return self.session_command(action, str(payload.get("session_id", "")), str(payload.get("by", "mqtt")),
+                                    policy)
 
 
 def erasure_args(payload: dict) -> dict:

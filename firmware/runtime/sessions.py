@@ -12,6 +12,7 @@ marked stale and at most every ``REFRESH_S`` seconds otherwise.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from enum import StrEnum
@@ -23,7 +24,7 @@ from firmware.config import Config
 from firmware.domain.decisions import DecisionEngine, Scope
 from firmware.domain.matching import Gallery
 from firmware.errors import CommandError, RollcallError
-from firmware.runtime.tuning import evidence_rule
+from firmware.runtime.tuning import evidence_rule, set_liveness_policy
 from firmware.store import Store
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class SessionKeeper:
         self._last_schedule = float("-inf")
         self._error = ""
         self._refused: set[str] = set()  # scheduled starts refused (logged once each)
+        self.policy = config.liveness.policy  # the liveness policy in force (the session's or the config's)
+        self.rng: random.Random | None = None  # draws challenges (None: the OS's random source)
 
     @property
     def roster_version(self) -> int | None:
@@ -123,11 +126,16 @@ class SessionKeeper:
         logger.info("session %s %s by schedule", session_id, state)
         return True
 
-    def command(self, action: str, session_id: str, by: str) -> dict:
-        """start | stop | cancel a session (console, button, MQTT); returns the session."""
+    def command(self, action: str, session_id: str, by: str, liveness_policy: str | None = None) -> dict:
+        """start | stop | cancel a session (console, button, MQTT); returns the session.
+        ``liveness_policy`` (start only): set the session's liveness policy first."""
         if action not in ACTIONS:
             raise CommandError(f"action {action!r}: use start, stop or cancel")
+        if liveness_policy is not None and action != "start":
+            raise CommandError("liveness_policy can only be given when a session starts")
         with self.lock:
+            if liveness_policy is not None:
+                self.store.sessions.set_policy(session_id, liveness_policy, by)
             result = self.store.sessions.set_state(session_id, ACTIONS[action], by, self.wall())
             logger.info("session %s %s by %s", session_id, ACTIONS[action], by)
             self.invalidate()
@@ -170,7 +178,11 @@ class SessionKeeper:
             marked = {r["person_id"] for r in self.store.attendance.for_session(self.session["id"])
                       if r.get("status") != "absent"}
             self.engine.set_scope(self._scope(self.session["id"], self.gallery.scope(allowed), marked))
-        elif self.config.decisions.open_door:
+            self.policy = set_liveness_policy(self.engine, self.config, self.session.get("liveness_policy"),
+                                              self.rng)
+            return
+        self.policy = set_liveness_policy(self.engine, self.config, None, self.rng)
+        if self.config.decisions.open_door:
             marked = self.engine.scope.marked if self.engine.scope.session_id is None else set()
             self.engine.set_scope(self._scope(None, self.gallery, marked))
         else:

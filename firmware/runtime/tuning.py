@@ -21,8 +21,8 @@ from importlib import resources
 from firmware.config import Config
 from firmware.domain.calibration import Calibration, SurvivalCurve
 from firmware.domain.decisions import DecisionEngine
+from firmware.domain.challenge import make_tracker
 from firmware.domain.evidence import Candidates, EvidenceRule, QualitySpec
-from firmware.domain.liveness import LivenessTracker
 from firmware.inference.embedder import default_margin, default_threshold, same_person_threshold
 
 logger = logging.getLogger(__name__)
@@ -44,9 +44,9 @@ MAX_FRAMES = 12
 FIRST_EMBEDDINGS = 3
 CALIBRATION_FILE = "calibration.toml"
 
-__all__ = ["ACCEPT_WEIGHT", "GOOD_QUALITY", "REFERENCE_PEOPLE", "SECURITY_LEVELS", "SWAP_MARGIN",
+__all__ = ["ACCEPT_WEIGHT", "GOOD_QUALITY", "REFERENCE_PEOPLE", "SECURITY_LEVELS", "SESSION_POLICIES", "SWAP_MARGIN",
            "calibration", "configure_engine", "evidence_rule", "loosest_threshold", "match_margin",
-           "match_threshold", "quality_spec", "same_person_threshold", "threshold_warning"]
+           "match_threshold", "quality_spec", "same_person_threshold", "set_liveness_policy", "threshold_warning"]
 
 
 def _read_calibration_text() -> str | None:
@@ -149,5 +149,19 @@ def configure_engine(engine: DecisionEngine, config: Config, rng: random.Random 
     engine.retry_after_s = config.decisions.retry_after_s
     engine.embeddings_per_track = min(FIRST_EMBEDDINGS, config.recognition.embeddings_per_track)
     engine.swap_cosine = match_threshold(config) - SWAP_MARGIN
-    live_cfg = config.liveness
-    engine.liveness_factory = None if live_cfg.policy == "off" else (lambda: LivenessTracker(live_cfg, rng))
+    set_liveness_policy(engine, config, None, rng)
+
+
+SESSION_POLICIES = ("blink", "blink_challenge", "challenge")  # "off" can only come from the config file
+
+
+def set_liveness_policy(engine: DecisionEngine, config: Config, policy: str | None,
+                        rng: random.Random | None = None) -> str:
+    """Make new tracks use ``policy`` (a session's, one of SESSION_POLICIES) or, when None,
+    the config's ``liveness.policy``; returns the policy in force."""
+    live_cfg = config.liveness if policy is None else config.liveness.model_copy(update={"policy": policy})
+    if live_cfg.policy != engine.liveness_policy:
+        engine.restart_liveness()
+    engine.liveness_policy = live_cfg.policy
+    engine.liveness_factory = None if live_cfg.policy == "off" else (lambda: make_tracker(live_cfg, rng))
+    return live_cfg.policy

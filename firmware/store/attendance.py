@@ -29,11 +29,13 @@ from firmware.domain import sessions as rules
 from firmware.errors import SessionError
 from firmware.store.context import StoreContext, audited, check_extra, check_score, check_text, locks_itself
 from firmware.store.daycache import DayCache, DayIndex, by_seq
-from firmware.store.errors import NotFound
+from firmware.store.errors import NotFound, StoreValueError
 from firmware.store.ids import DAY_RE, check_day, new_ulid, parse_time, to_iso
 from firmware.store.segments import SegmentedLog
 
 logger = logging.getLogger(__name__)
+
+LIVENESS_POLICIES = ("blink", "blink_challenge", "challenge", "off")
 
 TOPIC = "event/attendance"
 HOT_DAYS = 4
@@ -133,8 +135,10 @@ class Attendance:
     # -- API ---------------------------------------------------------------------
     def record(self, session_id: str | None, person_id: str, status: str | None = None,
                score: float | None = None, captured_at: object = None,
-               extra: dict | None = None) -> dict:
+               extra: dict | None = None, liveness_policy: str | None = None) -> dict:
         """Record an arrival; returns the record with ``duplicate`` True/False.
+        ``liveness_policy``: the liveness policy the face passed (None: not a camera
+        check-in).
 
         ``status`` None or ``present`` becomes ``late`` when captured after the session's
         ``late_after``. A second record for the same person and session writes nothing
@@ -157,7 +161,11 @@ class Attendance:
         if existing:
             logger.info("duplicate check-in ignored: %s in session %s", person_id, session_id)
             return {**_public(day.records[existing]), "duplicate": True}
+        if liveness_policy is not None and liveness_policy not in LIVENESS_POLICIES:
+            raise StoreValueError(f"liveness_policy {liveness_policy!r}: use one of "
+                                  f"{', '.join(LIVENESS_POLICIES)}", "liveness_policy")
         rec = self._new_record(session, person_id, status, score, captured, extra, "auto")
+        rec["liveness_policy"] = liveness_policy
         self._commit_new(rec)
         return {**rec, "duplicate": False}
 

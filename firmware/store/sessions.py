@@ -31,6 +31,14 @@ logger = logging.getLogger(__name__)
 
 TOPIC = "event/session"
 ROOM_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+SESSION_POLICIES = ("blink", "blink_challenge", "challenge")  # "off" only from the device's config file
+
+
+def check_policy(policy: object) -> None:
+    """A session's liveness policy: None or one of SESSION_POLICIES."""
+    if policy is not None and policy not in SESSION_POLICIES:
+        raise StoreValueError(f"liveness_policy {str(policy)[:40]!r}: use one of {', '.join(SESSION_POLICIES)}",
+                              "liveness_policy")
 
 
 class Sessions:
@@ -47,10 +55,12 @@ class Sessions:
 
     @audited("session.created", target="roster_id")
     def create(self, roster_id: str, room: str, name: str, scheduled_start: object,
-               scheduled_end: object, late_after: object = None) -> dict:
+               scheduled_end: object, late_after: object = None, liveness_policy: str | None = None) -> dict:
         """A new ``scheduled`` session (``day``: local date of the start); times are ISO-8601
-        (UTC if naive) or UNIX seconds."""
+        (UTC if naive) or UNIX seconds. ``liveness_policy`` (one of SESSION_POLICIES, None:
+        the device's configured policy) is what faces must pass during this session."""
         self._rosters.require(roster_id)
+        check_policy(liveness_policy)
         if not isinstance(room, str) or not ROOM_RE.match(room):
             raise StoreValueError(f"room {room!r}: use 1-64 letters, digits, '.', '_' or '-'", "room")
         start = parse_time(scheduled_start, "scheduled_start")
@@ -65,6 +75,7 @@ class Sessions:
                "late_after": to_iso(late) if late is not None else None,
                "start_ts": start, "end_ts": end, "late_after_ts": late,
                "state": rules.SCHEDULED, "created_at": to_iso(now), "history": [],
+               "liveness_policy": liveness_policy,
                "event_id": None, "seq": None, "pending_event": False}
         self._ctx.audit_note(rec["id"], name=rec["name"], room=room)
         rec["_id"] = self._file.insert(rec)
@@ -134,6 +145,20 @@ class Sessions:
         if not running:
             return None
         return _public(max(running, key=lambda r: (r["history"][-1]["ts"], r["id"])))
+
+    @audited("session.set_policy", target="session_id", actor="by")
+    def set_policy(self, session_id: str, liveness_policy: str | None, by: str = "system") -> dict:
+        """Set (None: clear) the session's liveness policy; audited as ``by``."""
+        rec = self._all.get(session_id)
+        if rec is None:
+            self.require(session_id)
+        check_policy(liveness_policy)
+        if rec["state"] in rules.FINAL_STATES:
+            raise StoreValueError(f"session {session_id} is {rec['state']}: its policy can no longer change",
+                                  "liveness_policy")
+        self._ctx.audit_note(**{"from": rec.get("liveness_policy"), "to": liveness_policy})
+        self._write(rec, {"liveness_policy": liveness_policy})
+        return _public(rec)
 
     @audited("session.set_state", target="session_id", actor="by")
     def set_state(self, session_id: str, state: str, by: str = "system", at: object = None) -> dict:

@@ -358,7 +358,9 @@ class FakeDevice:
     def clock_state(self) -> dict:
         return {"synced": True, "source": "fake", "lower_bound": None, "behind_s": 0.0, "clamped": 0}
 
-    def session_command(self, action: str, session_id: str, by: str) -> dict:
+    def session_command(self, action: str, session_id: str, by: str, liveness_policy: str | None = None) -> dict:
         self.calls.append(("session", action, session_id, by))
+        if liveness_policy is not None:
+            self.store.sessions.set_policy(session_id, liveness_policy, by)
         state = {"start": "in_progress", "stop": "completed", "cancel": "cancelled"}[action]
         return self.store.sessions.set_state(session_id, state, by, time.time())

@@ -16,6 +16,12 @@ one image, ``door.jpg``, replayed in a loop: first an empty doorway (a grey fram
    frame of the same clip, repeated: a printed photo held still. Blink liveness must
    refuse it: no attendance in session 2, and a spoof attempt on the review page.
 
+4. Session 2 is stopped and an exam session (liveness: head-pose challenge, chosen in the
+   session form) started; the firmware is restarted on the clip again, which is now what
+   it really is: a recording of the person. The kiosk shows the random prompts (arrow or
+   eye icon, one word, a dot per step) and "try again"; the recording cannot follow them,
+   so nobody is marked present and the face is a spoof review item of the exam session.
+
 Screenshots go to test-artifacts/e2e/ (20-...). ``ROLLCALL_E2E_BLINK_CLIP`` picks another
 clip under the shared data (e.g. ``blink/WDA_AlexandriaOcasioCortez_000.mp4``);
 ``ROLLCALL_E2E_LOGS=DIR`` keeps the firmware and console logs.
@@ -171,10 +177,12 @@ def page(browser):
     return browser.new_page()
 
 
-def _start_session(page, stack, name: str) -> str:
-    """Schedule a session for today on the only roster and start it; returns its URL."""
+def _start_session(page, stack, name: str, liveness: str = "") -> str:
+    """Schedule a session for today on the only roster (with the ``liveness`` policy
+    chosen in the form, "" = device default) and start it; returns its URL."""
     page.goto(stack.base + "/sessions")
     page.fill("#session-form input[name=name]", name)
+    page.select_option("#session-liveness", liveness)
     page.fill("input[name=start]", "00:00")
     page.fill("input[name=end]", "23:59")
     page.click("#session-form button[type=submit]")
@@ -195,6 +203,7 @@ def test_setup_and_enrol_from_clip_frames(page, stack):
     page.wait_for_url("**/setup/device")
     page.goto(stack.base + "/people")
     page.fill("input[name=name]", NAME)
+    page.select_option("select[name=basis]", "consent")
     page.click("form[action='/people'][method=post] button[type=submit]")
     page.wait_for_url("**/people/p*")
     photos = sorted((stack.root / "photos").glob("*.jpg"))
@@ -268,3 +277,32 @@ def test_still_photo_is_refused_and_reviewed_as_spoof(page, stack):
     assert not page.inner_text("tr[data-person] [data-at]").strip()
     assert not stack.control().get("/v1/attendance", {"session_id": session2_id})["items"]
     shot(page, "25-still-session-grid")
+
+
+def test_exam_session_challenge_prompts_and_a_replayed_recording_is_refused(page, browser, stack):
+    page.goto(stack.base + "/sessions")
+    page.click("#sessions-table a:has-text('Photo session')")
+    page.click("#btn-stop")
+    page.wait_for_selector("#session-state:has-text('completed')")
+    exam = _start_session(page, stack, "Exam", liveness="challenge")
+    exam_id = exam.rsplit("/", 1)[1]
+    assert page.inner_text("#session-liveness") == "challenge"
+    shot(page, "25-exam-session-liveness")
+    kiosk = browser.new_page()
+    kiosk.goto(stack.base + "/kiosk")
+    stack.run_firmware(stack.clip)  # the recording of the enrolled person, played to the camera
+    visible = "!document.getElementById('kiosk-challenge').classList.contains('hidden')"
+    prompt = "['Left', 'Right', 'Up', 'Down', 'Blink'].includes(document.getElementById('kiosk-word').textContent)"
+    until(kiosk, visible + " && " + prompt, timeout=60, what="a challenge prompt on the kiosk")
+    shot(kiosk, "26-challenge-prompt-kiosk")
+    assert kiosk.locator("#kiosk-steps li").count() in (2, 3)
+    failed = ("document.getElementById('kiosk-challenge').dataset.code === 'try_again'"
+              " || document.getElementById('kiosk').dataset.state === 'spoof'")
+    wait_for(lambda: kiosk.evaluate(failed) or stack.control().get(
+        "/v1/unknowns", {"kind": "spoof", "session_id": exam_id})["items"], 90, "the recording failing the challenge")
+    if kiosk.evaluate(failed):  # "try again" shows for 1 s, "spoof" for 3 s: caught if the poll saw it
+        shot(kiosk, "27-challenge-failed-kiosk")
+    kiosk.close()
+    wait_for(lambda: stack.control().get("/v1/unknowns", {"kind": "spoof", "session_id": exam_id})["items"], 60,
+             "a spoof review item for the exam session")
+    assert stack.control().get(f"/v1/sessions/{exam_id}/grid")["counts"].get("present", 0) == 0

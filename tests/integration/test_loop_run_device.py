@@ -111,7 +111,7 @@ def test_blinking_enrolled_person_is_marked_once(tmp_path, shared_data, built_mo
     from firmware.store import Store
     with Store(cfg.paths.data_dir) as store:
         records = store.attendance.for_session(session_id)
-        assert [(r["person_id"], r["status"]) for r in records] == [("aoc", "present")]
+        assert [(r["person_id"], r["status"], r["liveness_policy"]) for r in records] == [("aoc", "present", "blink")]
         assert store.sessions.get(session_id)["state"] == "in_progress"  # started by the schedule
     assert states(factory, GREEN)[:3] == [False, True, False]
     assert states(factory, BUZZER)[:3] == [False, True, False]

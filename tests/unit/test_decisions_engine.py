@@ -195,3 +195,35 @@ def test_real_liveness_tracker_enum_verdicts_are_understood():
         decisions += [d] if d else []
     assert [d.outcome for d in decisions] == [Outcome.SPOOF]
     assert eng.tracks[1].verdict == "spoof"
+
+
+@dataclass
+class BusyState:
+    verdict: str = "pending"
+    busy: bool = True
+
+
+class BusyLiveness:
+    """Fake liveness (unit tests only) that is always in the middle of a challenge."""
+
+    def update(self, ts, openness, gate):
+        return BusyState()
+
+
+def test_a_challenge_under_way_is_not_retried_and_a_policy_change_restarts_undecided_tracks():
+    eng = engine(liveness_factory=BusyLiveness)
+    for i in range(200):  # 20 s, far past retry_after_s
+        assert eng.observe(1, i * 0.1, openness=0.3, gate="ok") is None
+    assert eng.tracks[1].liveness_busy and eng.tracks[1].first_ts == 0.0
+    eng.liveness_factory = ScriptedLiveness
+    eng.restart_liveness()
+    assert 1 not in eng.tracks
+    eng.observe(1, 30.0, openness=0.3, gate="ok")
+    assert isinstance(eng.tracks[1].liveness, ScriptedLiveness) and eng.tracks[1].first_ts == 30.0
+
+
+def test_decisions_carry_the_policy_of_their_track():
+    eng = engine()
+    eng.liveness_policy = "challenge"
+    [decision] = feed(eng, 4, 0.0, ALICE)
+    assert decision.outcome is Outcome.ACCEPTED and decision.liveness_policy == "challenge"

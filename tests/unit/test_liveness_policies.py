@@ -21,7 +21,7 @@ def blinks_at(*starts: float, duration: float = 0.2):
 
 
 def challenge(max_blinks: int = 3, **kw) -> LivenessConfig:
-    return LivenessConfig(policy="challenge", challenge_max_blinks=max_blinks, **kw)
+    return LivenessConfig(policy="blink_challenge", challenge_max_blinks=max_blinks, **kw)
 
 
 # --- challenge ---------------------------------------------------------------------------
@@ -144,7 +144,7 @@ def test_noisy_still_face_never_passes(fps, noise):
 
 @settings(max_examples=150, deadline=None)
 @given(level=st.floats(0.05, 0.5), amplitude=st.floats(0.0, 0.2), fps=st.sampled_from([8, 10, 15, 25, 30]),
-       seconds=st.floats(1.0, 12.0), seed=st.integers(0, 2**32 - 1), policy=st.sampled_from(["blink", "challenge"]))
+       seconds=st.floats(1.0, 12.0), seed=st.integers(0, 2**32 - 1), policy=st.sampled_from(["blink", "blink_challenge"]))
 def test_property_constant_openness_plus_noise_never_live(level, amplitude, fps, seconds, seed, policy):
     """Openness constant +- up to 20 % uniform noise per eye and frame never yields live."""
     rng = np.random.default_rng(seed)

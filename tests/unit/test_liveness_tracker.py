@@ -172,7 +172,7 @@ def test_dropped_frames_across_a_blink_still_count(config):
 
 
 def test_lost_track_resets_blinks(config):
-    two = config.model_copy(update={"policy": "challenge", "challenge_max_blinks": 2})
+    two = config.model_copy(update={"policy": "blink_challenge", "challenge_max_blinks": 2})
     tracker = LivenessTracker(two, rng=_Max())
     states = run(tracker, frames(15, 3), lambda ts: blink_signal(ts, [(1.5, 0.2)]))
     assert states[-1].blinks == 1
@@ -183,7 +183,7 @@ def test_lost_track_resets_blinks(config):
 
 
 def test_track_swap_resets(config):
-    two = config.model_copy(update={"policy": "challenge", "challenge_max_blinks": 2})
+    two = config.model_copy(update={"policy": "blink_challenge", "challenge_max_blinks": 2})
     tracker = LivenessTracker(two, rng=_Max())
     for track_id, start in ((1, 0.0), (2, 3.0)):
         for ts in frames(15, 3, start=start):
