@@ -16,7 +16,7 @@ from typing import Callable
 import bottle
 
 from console import (pages_attendance, pages_auth, pages_enrol, pages_live, pages_people, pages_privacy,
-                     pages_sessions, pages_settings, pages_users)
+                     pages_reports, pages_sessions, pages_settings, pages_users)
 from console.auth import SESSIONS_FILE, LoginLimiter, Sessions, load_or_make_key
 from console.context import Context
 from console.kiosk import KioskToken
@@ -56,6 +56,6 @@ def create_app(config_path: str | os.PathLike | None = None, *, client=None,
     install_hooks(app, ctx)
     app.install(SecurityPlugin(ctx))
     for module in (pages_auth, pages_live, pages_enrol, pages_people, pages_privacy, pages_sessions,
-                   pages_attendance, pages_settings, pages_users):
+                   pages_attendance, pages_reports, pages_settings, pages_users):
         module.register(app, ctx)
     return app

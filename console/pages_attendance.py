@@ -1,4 +1,7 @@
-"""Attendance with filters (date, session, room, person, status) and CSV export."""
+"""Attendance with filters (date, session, room, person, status), CSV and XLSX export.
+
+Exports carry the local day, the capture time as ISO-8601 with the zone's offset, the
+seat and the student number kept in each record (``console/exports.py``)."""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from zoneinfo import ZoneInfo
 import bottle
 
 from console.csvio import to_csv
+from console.exports import RECORD_HEADER, XLSX_TYPE, by_of, record_row, to_xlsx
 from console.pages_people import fw_call, q
-from console.pages_sessions import STATUSES, fmt_time
+from console.pages_sessions import LOOKUP_KEY, STATUSES, fmt_time
 from firmware.errors import ControlError
 
 logger = logging.getLogger(__name__)
@@ -20,7 +24,7 @@ PAGE_ROWS = 100  # rows per attendance page
 MAX_PAGE = 100_000
 EXPORT_CHUNK = 1000  # rows per control API call while exporting (its maximum page)
 FILTERS = ("day_from", "day_to", "session_id", "room", "person_id", "status")
-CSV_HEADER = ["time", "session", "room", "person_id", "name", "status", "score", "by", "event_id"]
+XLSX_MAX_ROWS = 200_000  # an XLSX is built in memory: larger exports are CSV only
 
 
 def read_filters(ctx) -> dict:
@@ -34,36 +38,32 @@ def read_filters(ctx) -> dict:
     return filters
 
 
-def _by(rec: dict) -> str:
-    """Who set the status by hand (a correction, or a manual record); "" for the camera."""
-    return rec.get("updated_by") or (rec.get("extra") or {}).get("by") or ""
-
-
 def _rows(ctx, items: list[dict], names: dict, sessions: dict) -> list[list]:
+    """Rows of the attendance page; the name is the one the record kept when written."""
     return [[fmt_time(ctx, r.get("captured_at")),
              sessions.get(r.get("session_id"), r.get("session_id") or ""), r.get("room") or "",
-             r.get("person_id") or "", names.get(r.get("person_id"), ""), r.get("status") or "",
-             "" if r.get("score") is None else f"{r['score']:.3f}", _by(r),
+             r.get("person_id") or "", r.get("name") or names.get(r.get("person_id"), ""),
+             r.get("status") or "", "" if r.get("score") is None else f"{r['score']:.3f}", by_of(r),
              r.get("event_id") or ""] for r in items]
 
 
-LOOKUP_TTL_S = 3.0
+LOOKUP_TTL_S = 30.0  # names for the filters; records carry their own names (snapshots)
 
 
-def _fetch_lookups(ctx) -> tuple[dict, dict]:
+def _fetch_lookups(ctx) -> tuple[dict, dict, dict]:
     people = ctx.fw.people()
     sessions = ctx.fw.sessions()
     return ({p["id"]: p["name"] for p in people},
-            {s["id"]: s.get("name") or s["id"] for s in sessions})
+            {s["id"]: s.get("name") or s["id"] for s in sessions}, {p["id"]: p for p in people})
 
 
-def _lookups(ctx) -> tuple[dict, dict]:
-    """person id -> name and session id -> name, cached for a few seconds."""
+def _lookups(ctx) -> tuple[dict, dict, dict]:
+    """person id -> name, session id -> name and person id -> person, cached a few seconds."""
     try:
-        return ctx.cached("attendance.lookups", LOOKUP_TTL_S, lambda: _fetch_lookups(ctx))
+        return ctx.cached(LOOKUP_KEY, LOOKUP_TTL_S, lambda: _fetch_lookups(ctx))
     except ControlError as exc:
         ctx.flash(str(exc), "error")
-        return {}, {}
+        return {}, {}, {}
 
 
 def page_number() -> int:
@@ -103,21 +103,23 @@ def export_rows(client, filters: dict, first: dict, chunk: int = EXPORT_CHUNK) -
         answer = client.attendance(timeout=30, **filters, order="time", offset=offset, limit=chunk)
 
 
-def _csv_chunks(ctx, rows: Iterator[dict], lookups: tuple[dict, dict], bom: bool) -> Iterator[bytes]:
+def _csv_chunks(ctx, rows: Iterator[dict], lookups: tuple[dict, dict, dict],
+                bom: bool) -> Iterator[bytes]:
     """The CSV as byte chunks of EXPORT_CHUNK rows each (header first)."""
-    names, sessions = lookups
-    batch: list[dict] = []
-    yield to_csv(CSV_HEADER, [], bom=bom)
+    _, sessions, people = lookups
+    zone = ZoneInfo(ctx.config.device.timezone)
+    batch: list[list] = []
+    yield to_csv(RECORD_HEADER, [], bom=bom)
     try:
         for rec in rows:
-            batch.append(rec)
+            batch.append(record_row(rec, zone, sessions, people))
             if len(batch) == EXPORT_CHUNK:
-                yield to_csv(None, _rows(ctx, batch, names, sessions))
+                yield to_csv(None, batch)
                 batch = []
     except ControlError as exc:  # the download ends unfinished; the browser shows it failed
         logger.error("attendance export stopped: %s", exc)
         raise
-    yield to_csv(None, _rows(ctx, batch, names, sessions))
+    yield to_csv(None, batch)
 
 
 def register(app: bottle.Bottle, ctx) -> None:
@@ -127,7 +129,7 @@ def register(app: bottle.Bottle, ctx) -> None:
         answer = fw_call(ctx, ctx.fw.attendance, **filters, order="time", newest=1,
                          offset=(page - 1) * PAGE_ROWS, limit=PAGE_ROWS,
                          fallback={"items": [], "total": 0})
-        names, sessions = _lookups(ctx)
+        names, sessions, _ = _lookups(ctx)
         total, first = answer.get("total", 0), (page - 1) * PAGE_ROWS + 1
         return ctx.render("attendance.tpl", title="Attendance", nav="/attendance",
                           filters=filters, rows=_rows(ctx, answer["items"], names, sessions),
@@ -136,18 +138,27 @@ def register(app: bottle.Bottle, ctx) -> None:
                           people=names, sessions=sessions, statuses=STATUSES, q=q,
                           export_query=filter_query(filters))
 
-    @app.get("/attendance/export.csv", role="operator")
-    def attendance_export():
+    @app.get("/attendance/export.<ext:re:csv|xlsx>", role="operator")
+    def attendance_export(ext: str):
         filters = read_filters(ctx)
         try:
             first = ctx.fw.attendance(timeout=30, **filters, order="time", offset=0, limit=EXPORT_CHUNK)
         except ControlError as exc:  # say what was wrong: a bad filter is not a stopped firmware
             status = exc.status if exc.status in (400, 404, 409, 413) else 503
             raise bottle.HTTPError(status, f"cannot export: {exc}") from None
-        ctx.audit("attendance.exported", None, {k: v for k, v in filters.items() if v})
+        if ext == "xlsx" and first.get("total", 0) > XLSX_MAX_ROWS:
+            raise bottle.HTTPError(413, f"more than {XLSX_MAX_ROWS} records: export CSV instead "
+                                        "or choose a shorter date range")
+        ctx.audit("attendance.exported", None, {**{k: v for k, v in filters.items() if v}, "format": ext})
         stamp = filters["day_from"] or "all"
-        bottle.response.content_type = "text/csv; charset=utf-8"
         bottle.response.set_header("Content-Disposition",
-                                   f'attachment; filename="attendance-{q(stamp)}.csv"')
-        return _csv_chunks(ctx, export_rows(ctx.fw, filters, first), _lookups(ctx),
-                           bom=bottle.request.query.get("bom") == "1")
+                                   f'attachment; filename="attendance-{q(stamp)}.{ext}"')
+        rows = export_rows(ctx.fw, filters, first)
+        if ext == "xlsx":
+            _, sessions, people = _lookups(ctx)
+            zone = ZoneInfo(ctx.config.device.timezone)
+            bottle.response.content_type = XLSX_TYPE
+            return to_xlsx([("attendance", RECORD_HEADER,
+                             (record_row(r, zone, sessions, people) for r in rows))])
+        bottle.response.content_type = "text/csv; charset=utf-8"
+        return _csv_chunks(ctx, rows, _lookups(ctx), bom=bottle.request.query.get("bom") == "1")

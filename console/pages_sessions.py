@@ -9,12 +9,14 @@ from zoneinfo import ZoneInfo
 import bottle
 
 from console.csvio import match_people, parse_roster_csv, to_csv
+from console.exports import RECORD_HEADER, XLSX_TYPE, arrival_time, to_xlsx
 from console.pages_people import fw_call, q
 from firmware.errors import ControlError
 
 logger = logging.getLogger(__name__)
 
 STATUSES = ("present", "late", "absent", "excused")
+LOOKUP_KEY = "attendance.lookups"  # the attendance page's cached names (new sessions: forget)
 
 
 def _people(ctx) -> list[dict]:
@@ -64,6 +66,16 @@ def _session_form(ctx, form) -> dict:
             "liveness_policy": form.get("liveness_policy") or None}
 
 
+def grid_export_rows(grid: dict, zone: ZoneInfo) -> list[list]:
+    """Every roster member of a session (absentees included) in the export row layout."""
+    s = grid["session"]
+    return [[s.get("day") or "", arrival_time(r, zone), s.get("name") or s.get("id"),
+             s.get("room") or "", r.get("seat") or "", r.get("external_id") or "", r["person_id"],
+             r.get("name") or "", r.get("status") or "",
+             "" if r.get("score") is None else round(r["score"], 3), r.get("by") or "",
+             r.get("event_id") or ""] for r in grid["rows"]]
+
+
 def register(app: bottle.Bottle, ctx) -> None:
     register_rosters(app, ctx)
 
@@ -86,6 +98,7 @@ def register(app: bottle.Bottle, ctx) -> None:
             bottle.redirect("/sessions")
         created = fw_call(ctx, ctx.fw.create_session, **data)
         if created:
+            ctx.forget(LOOKUP_KEY)
             bottle.redirect(f"/sessions/{q(created['id'])}")
         bottle.redirect("/sessions")
 
@@ -107,6 +120,22 @@ def register(app: bottle.Bottle, ctx) -> None:
         for row in grid["rows"]:
             row["at_text"] = fmt_time(ctx, row.get("at"))
         return grid
+
+    @app.get("/sessions/<session_id>/export.<ext:re:csv|xlsx>", role="operator")
+    def session_export(session_id: str, ext: str):
+        grid = fw_call(ctx, ctx.fw.session_grid, session_id)
+        if not grid:
+            raise bottle.HTTPError(404, "no such session (or the firmware is down)")
+        rows = grid_export_rows(grid, ZoneInfo(ctx.config.device.timezone))
+        ctx.audit("session.exported", session_id, {"format": ext})
+        day = grid["session"].get("day") or "session"
+        bottle.response.set_header("Content-Disposition",
+                                   f'attachment; filename="session-{q(day)}-{q(session_id)}.{ext}"')
+        if ext == "xlsx":
+            bottle.response.content_type = XLSX_TYPE
+            return to_xlsx([("session", RECORD_HEADER, rows)])
+        bottle.response.content_type = "text/csv; charset=utf-8"
+        return to_csv(RECORD_HEADER, rows, bom=bottle.request.query.get("bom") == "1")
 
     @app.post("/sessions/<session_id>/<action:re:start|stop|cancel>", role="operator")
     def session_command(session_id: str, action: str):

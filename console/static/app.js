@@ -124,6 +124,14 @@ function wireKiosk() {
 function wireGrid() {
   const table = document.getElementById("grid");
   if (!table || !table.dataset.grid) return;
+  // A row the user is editing (status chosen but not yet saved, or focus anywhere in its
+  // form) keeps the user's choice: the refresh updates its pill, never its dropdown.
+  table.querySelectorAll("select[name=status]").forEach(select => {
+    const mark = () => { select.closest("tr").dataset.editing = "1"; };
+    select.addEventListener("change", mark);
+    select.addEventListener("input", mark);
+  });
+  const editing = tr => tr.dataset.editing === "1" || tr.contains(document.activeElement);
   poll(table.dataset.grid, 2000, g => {
     (g.rows || []).forEach(r => {
       const tr = table.querySelector('tr[data-person="' + CSS.escape(r.person_id) + '"]');
@@ -133,7 +141,7 @@ function wireGrid() {
       pill.className = "pill " + r.status;
       tr.querySelector("[data-at]").textContent = r.at_text || "";
       const select = tr.querySelector("select[name=status]");
-      if (select && document.activeElement !== select) select.value = r.status;
+      if (select && !editing(tr)) select.value = r.status;
     });
     Object.entries(g.counts || {}).forEach(([k, v]) => {
       const el = document.querySelector('[data-count="' + k + '"]');

@@ -23,7 +23,8 @@
 </form>
 <p class="row"><span id="att-count">{{total}} record{{'' if total == 1 else 's'}}{{(', newest first: %d-%d (page %d of %d)' % (first, last, page, pages)) if rows and total > len(rows) else ''}}</span>
  · <a href="/attendance/export.csv?{{export_query}}" id="export-csv">Export CSV</a>
- · <a href="/attendance/export.csv?{{export_query}}{{'&' if export_query else ''}}bom=1" id="export-excel">Export CSV for Excel (BOM)</a></p>
+ · <a href="/attendance/export.csv?{{export_query}}{{'&' if export_query else ''}}bom=1" id="export-excel">Export CSV for Excel (BOM)</a>
+ · <a href="/attendance/export.xlsx?{{export_query}}" id="export-xlsx">Export XLSX</a></p>
 <section class="card scroll">
 <table class="list" id="attendance-table"><thead><tr><th>Time</th><th>Session</th><th>Room</th><th>Name</th><th>Status</th><th>Score</th><th>By</th></tr></thead><tbody>
 % for r in rows:

@@ -13,7 +13,7 @@
   % if user:
   <nav>
     % admin_links = (("/people", "People"), ("/rosters", "Rosters"), ("/unknowns", "Unknown faces"), ("/privacy", "Privacy"), ("/users", "Users"), ("/settings", "Settings"), ("/audit", "Audit"))
-    % links = (("/", "Dashboard"), ("/sessions", "Sessions"), ("/attendance", "Attendance"), ("/kiosk", "Kiosk")) + (admin_links if role == "admin" else ())
+    % links = (("/", "Dashboard"), ("/sessions", "Sessions"), ("/attendance", "Attendance"), ("/reports", "Reports"), ("/kiosk", "Kiosk")) + (admin_links if role == "admin" else ())
     % for href, label in links:
     <a href="{{href}}" class="{{'active' if nav == href else ''}}">{{label}}</a>
     % end

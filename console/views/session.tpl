@@ -1,7 +1,10 @@
 % rebase('layout.tpl')
 % s = grid['session']
 <h1>{{s.get('name')}} <span class="pill {{s.get('state')}}" id="session-state">{{s.get('state')}}</span></h1>
-<p class="muted">Room {{s.get('room')}} · {{fmt(s.get('scheduled_start'))}} – {{fmt(s.get('scheduled_end'))}} · roster {{grid['roster'].get('name') or ''}} · liveness <span id="session-liveness">{{s.get('liveness_policy') or 'device default'}}</span></p>
+<p class="muted">Room {{s.get('room')}} · {{fmt(s.get('scheduled_start'))}} – {{fmt(s.get('scheduled_end'))}} · roster {{grid['roster'].get('name') or ''}} · liveness <span id="session-liveness">{{s.get('liveness_policy') or 'device default'}}</span>
+ · <a href="/sessions/{{q(s['id'])}}/export.csv" id="session-csv">Export CSV</a>
+ · <a href="/sessions/{{q(s['id'])}}/export.xlsx" id="session-xlsx">Export XLSX</a>
+ · <a href="/reports?roster_id={{q(s.get('roster_id') or '')}}">Roster report</a></p>
 <div class="row">
 % allowed = {"scheduled": ("start", "cancel"), "in_progress": ("stop", "cancel")}.get(s.get('state'), ())
 % for action, label, cls in (("start", "Start", ""), ("stop", "Stop", "secondary"), ("cancel", "Cancel", "danger")):

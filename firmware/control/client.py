@@ -438,3 +438,12 @@ class ControlClient:
     def attendance(self, timeout: float | None = None, **filters: Any) -> dict:
         """A page of attendance records: ``{"items", "total", "offset", "limit"}``."""
         return self.get("/v1/attendance", filters, timeout=timeout)
+
+    @route("GET", "/v1/reports/rosters/<roster_id>")
+    def roster_report(self, roster_id: str, day_from: str | None = None, day_to: str | None = None,
+                      flag_below: float | None = None, timeout: float | None = 30) -> dict:
+        """Per-person rates and per-session counts of a roster over local days
+        [day_from, day_to]; people below ``flag_below`` (a fraction) are flagged."""
+        return self.get(f"/v1/reports/rosters/{_q(roster_id)}",
+                        {"day_from": day_from, "day_to": day_to, "flag_below": flag_below},
+                        timeout=timeout)

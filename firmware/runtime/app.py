@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, TypeVar
@@ -141,9 +142,11 @@ class App:
 
     def _store(self) -> Store:
 
-        return Store(self.config.paths.data_dir, clock=self.clock.now, config=self.config.store,
-                     timezone=self.config.device.timezone, privacy=self.config.privacy,
-                     clock_synced=self.clock.synced)
+        store = Store(self.config.paths.data_dir, clock=self.clock.now, config=self.config.store,
+                      timezone=self.config.device.timezone, privacy=self.config.privacy,
+                      clock_synced=self.clock.synced)
+        threading.Thread(target=_warm_indexes, args=(store,), name="store-warm", daemon=True).start()
+        return store
 
     def _indicators(self) -> Indicators:
 
@@ -223,3 +226,15 @@ class App:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _warm_indexes(store: Any) -> None:
+    """Index every attendance day once in the background, so the first report or
+    whole-history page after a start does not read a year of files while a user waits."""
+    started = time.monotonic()
+    try:
+        days = store.attendance.warm()
+    except (RollcallError, OSError) as exc:  # closed meanwhile, or a disk problem (logged there)
+        logger.info("attendance index warm-up stopped: %s", exc)
+        return
+    logger.info("attendance indexes ready: %d days in %.1f s", days, time.monotonic() - started)

@@ -62,6 +62,7 @@ class SessionKeeper:
         self._last_refresh = float("-inf")
         self._last_schedule = float("-inf")
         self._error = ""
+        self._refused: set[str] = set()  # scheduled starts refused (logged once each)
         self.policy = config.liveness.policy  # the liveness policy in force (the session's or the config's)
         self.rng: random.Random | None = None  # draws challenges (None: the OS's random source)
 
@@ -85,6 +86,8 @@ class SessionKeeper:
     def schedule(self) -> list[tuple[str, str]]:
         """Start due sessions of this room and complete finished ones; returns (id, state).
 
+        A start the store refuses (another session of the room is still running) is
+        logged once and retried at the next check; it never stops the other changes.
         Nothing happens while the clock is not synchronised (``privacy.schedule_needs_synced_clock``):
         a wrong time would start or end the wrong session. Start/stop by hand still works.
         """
@@ -94,23 +97,34 @@ class SessionKeeper:
             self.schedule_held = True
             return []
         self.schedule_held = False
-        now, room, changes = self.wall(), self.config.device.room, []
+        now, room, done = self.wall(), self.config.device.room, []
         with self.lock:
             try:
-                for s in self.store.sessions.list(room=room, state="in_progress"):
-                    if s["end_ts"] <= now:
-                        changes.append((s["id"], "completed"))
-                for s in self.store.sessions.list(room=room, state="scheduled"):
-                    if s["start_ts"] <= now < s["end_ts"]:
-                        changes.append((s["id"], "in_progress"))
-                for session_id, state in changes:
-                    self.store.sessions.set_state(session_id, state, "schedule", now)
-                    logger.info("session %s %s by schedule", session_id, state)
+                due = [(s["id"], "completed") for s in self.store.sessions.list(room=room, state="in_progress")
+                       if s["end_ts"] <= now]
+                due += [(s["id"], "in_progress") for s in self.store.sessions.list(room=room, state="scheduled")
+                        if s["start_ts"] <= now < s["end_ts"]]
             except (RollcallError, OSError, ValueError) as exc:
                 logger.error("session schedule failed: %s", exc)
-        if changes:
+                due = []
+            for session_id, state in due:
+                if self._apply_schedule(session_id, state, now):
+                    done.append((session_id, state))
+        if done:
             self.invalidate()
-        return changes
+        return done
+
+    def _apply_schedule(self, session_id: str, state: str, now: float) -> bool:
+        try:
+            self.store.sessions.set_state(session_id, state, "schedule", now)
+        except (RollcallError, OSError, ValueError) as exc:
+            if session_id not in self._refused:
+                logger.error("session %s not %s by schedule: %s", session_id, state, exc)
+                self._refused.add(session_id)
+            return False
+        self._refused.discard(session_id)
+        logger.info("session %s %s by schedule", session_id, state)
+        return True
 
     def command(self, action: str, session_id: str, by: str, liveness_policy: str | None = None) -> dict:
         """start | stop | cancel a session (console, button, MQTT); returns the session.

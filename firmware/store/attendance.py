@@ -8,20 +8,27 @@ power cut either both exist or neither does, and replay at open is idempotent (k
 ``event_id`` and by session+person), so nothing is ever duplicated. The day segments
 are written by the checkpointer.
 
-Reads (``query``, ``for_session``) go through a per-day cache (``daycache.py``): a past
-day is read from disk once, and the Store lock is held only to pick up the cached lists,
-never while filtering or copying them.
+Reads (``query``, ``page``, ``for_session``, ``marks``) go through a per-day cache
+(``daycache.py``): a past day is read from disk once, and the Store lock is held only to
+pick up the cached lists, never while filtering or copying them. Counts and reports use
+the cache's small per-day indexes, so a page of the newest records or a term report over
+100,000 records touches only the days it shows.
+
+Every record keeps a snapshot of who it was about when it was written: ``name``,
+``external_id`` (the student number) and ``seat`` (from the session's roster). Deleting
+a person later erases their biometric data but never rewrites history.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from operator import itemgetter
 
 from firmware.domain import sessions as rules
 from firmware.errors import SessionError
 from firmware.store.context import StoreContext, audited, check_extra, check_score, check_text, locks_itself
-from firmware.store.daycache import DayCache, by_seq
+from firmware.store.daycache import DayCache, DayIndex, by_seq
 from firmware.store.errors import NotFound, StoreValueError
 from firmware.store.ids import DAY_RE, check_day, new_ulid, parse_time, to_iso
 from firmware.store.segments import SegmentedLog
@@ -82,6 +89,9 @@ class Attendance:
     def apply_insert(self, records: list[dict]) -> None:
         """Journal applier (idempotent): add committed records not present yet."""
         for rec in records:
+            if "name" not in rec:  # journaled by firmware older than the snapshot fields
+                session = self._sessions.get(rec.get("session_id"))
+                rec = {**self._snapshot(session, rec["person_id"]), **rec}
             day = self._day(rec["day"])
             key = (rec.get("session_id") or "", rec["person_id"])
             if rec["event_id"] in day.records or key in day.by_key:
@@ -99,10 +109,21 @@ class Attendance:
             rec.update(change["fields"])
             self._cache.invalidate(change["day"])
 
+    def _snapshot(self, session: dict | None, person_id: str,
+                  seats: dict[str, str | None] | None = None) -> dict:
+        """Name, student number and seat of ``person_id`` now (kept in the record)."""
+        person = self._people.get(person_id) or {}
+        if seats is None:
+            seats = self._sessions.seats(session) if session else {}
+        return {"name": person.get("name"), "external_id": person.get("external_id"),
+                "seat": seats.get(person_id)}
+
     def _new_record(self, session: dict | None, person_id: str, status: str,
-                    score: float | None, captured: float, extra: dict, source: str) -> dict:
+                    score: float | None, captured: float, extra: dict, source: str,
+                    seats: dict[str, str | None] | None = None) -> dict:
         now = self._ctx.clock()
-        return {"event_id": new_ulid(now), "seq": self._ctx.seq.next(),
+        return {**self._snapshot(session, person_id, seats),
+                "event_id": new_ulid(now), "seq": self._ctx.seq.next(),
                 "session_id": session["id"] if session else None,
                 "room": session["room"] if session else None,
                 "day": session["day"] if session else self._ctx.day_of(captured),
@@ -199,6 +220,70 @@ class Attendance:
         out.sort(key=by_seq)  # each day is sorted already: a cheap merge
         return [_copy(r) for r in out]
 
+    @locks_itself
+    def page(self, day_from: str | None = None, day_to: str | None = None,
+             status: str | None = None, newest: bool = False, offset: int = 0,
+             limit: int = 100) -> tuple[list[dict], int]:
+        """(one page of records, total matching) by day, then capture time, then seq.
+
+        Only the days that hold the page are read; the total comes from the per-day
+        indexes. ``newest`` counts ``offset`` from the newest end and returns the page
+        newest first. (For other filters use ``query``.)
+        """
+        if status is not None:
+            rules.check_status(status)
+        lo = check_day(day_from, "day_from") if day_from else "0000-00-00"
+        hi = check_day(day_to, "day_to") if day_to else "9999-99-99"
+        with self._ctx.lock:
+            names = [d for d in self.days() if lo <= d <= hi]
+        counts = [ix.statuses.get(status, 0) if status else ix.count for ix in self._indexes(names)]
+        order = list(zip(names, counts))
+        return self._take(order[::-1] if newest else order, status, newest, offset, limit), sum(counts)
+
+    def _take(self, order: list[tuple[str, int]], status: str | None, newest: bool,
+              offset: int, limit: int) -> list[dict]:
+        """Copies of ``limit`` records after ``offset`` over (day, matching count) pairs,
+        reading only the days that hold them."""
+        out: list[dict] = []
+        skip = offset
+        for name, count in order:
+            if len(out) >= limit:
+                break
+            if skip >= count:
+                skip -= count
+                continue
+            [recs] = self._read_days([name])
+            rows = by_capture_time([r for r in recs if not status or r.get("status") == status])
+            if newest:
+                rows.reverse()
+            out.extend(_copy(r) for r in rows[skip:skip + limit - len(out)])
+            skip = 0
+        return out
+
+    @locks_itself
+    def marks(self, sessions: list[dict]) -> dict[str, dict[str, str]]:
+        """session id -> {person id -> status} of ``sessions`` (from the per-day indexes;
+        shared, read-only maps: copy before changing one)."""
+        with self._ctx.lock:
+            have = set(self.days())
+        names = sorted({s["day"] for s in sessions} & have)
+        indexes = dict(zip(names, self._indexes(names)))
+        empty: dict[str, str] = {}
+        return {s["id"]: indexes[s["day"]].sessions.get(s["id"], empty) if s["day"] in indexes
+                else {} for s in sessions}
+
+    def _indexes(self, names: list[str]) -> list[DayIndex]:
+        return self._cache.indexes(names, self._live_records, self._disk_records)
+
+    @locks_itself
+    def warm(self) -> int:
+        """Index every day once (at start, in the background); returns days indexed."""
+        with self._ctx.lock:
+            names = self.days()
+        for name in names:
+            self._indexes([name])
+        return len(names)
+
     def _read_days(self, names: list[str]) -> list[tuple[dict, ...]]:
         return self._cache.read(names, self._live_records, self._disk_records)
 
@@ -243,9 +328,10 @@ class Attendance:
         if session["state"] not in (rules.IN_PROGRESS, rules.COMPLETED):
             raise SessionError(f"session {session_id} is {session['state']}: statuses can be "
                                "changed only in progress or completed sessions")
-        self._people.require(person_id)
         day = self._day(session["day"])
         event_id = day.by_key.get((session_id, person_id))
+        if event_id is None:  # a kept record of a since-deleted person may still be corrected
+            self._people.require(person_id)
         old = day.records[event_id]["status"] if event_id else None
         self._ctx.audit_note(f"{session_id}/{person_id}", **{"from": old, "to": status})
         if event_id is None:
@@ -269,7 +355,9 @@ class Attendance:
         day = self._day(session["day"])
         now = self._ctx.clock()
         todo = [p for p in person_ids if (session["id"], p) not in day.by_key]
-        recs = [self._new_record(session, p, rules.ABSENT, None, now, {}, "finalise") for p in todo]
+        seats = self._sessions.seats(session)
+        recs = [self._new_record(session, p, rules.ABSENT, None, now, {}, "finalise", seats)
+                for p in todo]
         if recs:
             self._ctx.commit([("att.insert", recs)])
         return recs
@@ -314,6 +402,14 @@ class Attendance:
         self._days.clear()
         self._cache.clear()
         self._names = None
+
+
+def by_capture_time(rows: list[dict]) -> list[dict]:
+    """``rows`` (by seq) sorted by ``captured_at``; the sort is stable, so seq breaks ties."""
+    try:
+        return sorted(rows, key=itemgetter("captured_at"))
+    except (KeyError, TypeError):  # a record without a capture time sorts first
+        return sorted(rows, key=lambda rec: rec.get("captured_at") or "")
 
 
 def _public(rec: dict) -> dict:

@@ -64,6 +64,7 @@ class StoreContext:
     on_commit: Callable[[], None] = lambda: None
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # days are local dates
     lock: threading.RLock = field(default_factory=threading.RLock)  # the Store's one lock
+    version: int = 0  # + 1 at every committed step: derived views (reports) key on it
     default_basis: str | None = None  # privacy.default_basis: legal basis when none is named
     clock_synced: Callable[[], bool] = lambda: True  # is ``clock`` synchronised (NTP)?
 
@@ -79,6 +80,7 @@ class StoreContext:
         ops = self._with_audit(list(ops))
         self.journal.append([[name, arg] for name, arg in ops])
         self.apply(ops)
+        self.version += 1
         self.on_commit()
 
     def _top(self) -> dict | None:

@@ -284,6 +284,12 @@ class Store:
             logger.info("retention: deleted %s", result)
         return result
 
+    def data_version(self) -> int:
+        """A number that changes with every committed change (every write is a journal
+        step): a view computed at one version is still exact while it is unchanged."""
+        self._check_open()
+        return self._ctx.version
+
     def health(self) -> dict:
         """Outbox numbers, damaged files found, next seq: for telemetry and the console."""
         with self._lock:

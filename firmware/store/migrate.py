@@ -8,6 +8,10 @@ and writes the new version number last, so a crash mid-way simply re-runs the st
 - v0: the prototype's single TinyDB file ``rollcall.json`` (tables ``people`` and
   ``attendance`` without event ids).
 - v1: the partitioned layout described in ``docs/interfaces.md``.
+- v2: attendance records keep ``name``, ``external_id`` and ``seat`` as they were when
+  written, and completed sessions keep their roster (``roster_entries``). The upgrade
+  fills them in from the people and rosters still on the device (a person already
+  deleted keeps ``name: null``; nothing else is known about them).
 
 Attendance and session days are local dates in the device's time zone, named in
 ``<data_dir>/day_zone`` (missing: ``UTC``, as every data dir written before it existed).
@@ -37,7 +41,7 @@ from firmware.store.tinyfile import (DIR_MODE, FILE_MODE, TABLE, dumps, ensure_d
 
 logger = logging.getLogger(__name__)
 
-CURRENT_VERSION = 1
+CURRENT_VERSION = 2
 VERSION_FILE = "schema_version"
 BACKUP_DIR = "backups"
 LEGACY_V0 = "rollcall.json"
@@ -138,7 +142,78 @@ def _write_table(path: Path, table: dict) -> None:
     atomic_write_bytes(path, dumps({TABLE: table}), FILE_MODE, DIR_MODE)
 
 
-STEPS: dict[int, Callable[[Path, Callable[[], float]], None]] = {0: _v0_to_v1}
+def _v1_to_v2(data_dir: Path, clock: Callable[[], float]) -> None:
+    """Snapshot names, student numbers and seats into records and completed sessions."""
+    people = _known_people(data_dir, clock)
+    seats = _roster_seats(data_dir, clock)
+    session_seats = _snapshot_sessions(data_dir, clock, people, seats)
+    root = data_dir / "attendance"
+    days = sorted(p for p in root.iterdir() if DAY_RE.match(p.name)) if root.is_dir() else []
+    for day_dir in days:
+        for seg in sorted(day_dir.glob("seg-*.json")):
+            data = read_json_file(seg, clock)
+            if not data:
+                continue
+            for rec in data.get(TABLE, {}).values():
+                if "name" not in rec:
+                    person = people.get(rec.get("person_id"), {})
+                    rec.update(name=person.get("name"), external_id=person.get("external_id"),
+                               seat=session_seats.get(rec.get("session_id"), {}).get(rec.get("person_id")))
+            atomic_write_bytes(seg, dumps(data), FILE_MODE, DIR_MODE)
+
+
+def _known_people(data_dir: Path, clock: Callable[[], float]) -> dict[str, dict]:
+    """person id -> {name, external_id} of local people and synced-roster people."""
+    found: dict[str, dict] = {}
+    for bundle in _synced_bundles(data_dir, clock):
+        found.update({p["id"]: p for p in bundle.get("people", [])})
+    local = read_json_file(data_dir / "people" / "people.json", clock) or {}
+    found.update({p["id"]: p for p in local.get(TABLE, {}).values()})
+    return found
+
+
+def _synced_bundles(data_dir: Path, clock: Callable[[], float]) -> list[dict]:
+    root = data_dir / "rosters" / "synced"
+    out = []
+    for directory in sorted(root.iterdir()) if root.is_dir() else []:
+        gen = (directory / "CURRENT").read_text().strip() if (directory / "CURRENT").is_file() else ""
+        content = read_json_file(directory / gen / "bundle.json", clock) if gen else None
+        if content:
+            out.append(content)
+    return out
+
+
+def _roster_seats(data_dir: Path, clock: Callable[[], float]) -> dict[str, dict[str, str | None]]:
+    """roster id -> {person id -> seat} of the rosters on the device."""
+    rosters = [b["roster"] for b in _synced_bundles(data_dir, clock) if "roster" in b]
+    local = read_json_file(data_dir / "rosters" / "rosters.json", clock) or {}
+    rosters += list(local.get(TABLE, {}).values())
+    return {r["id"]: {e["person_id"]: e.get("seat") for e in r.get("entries", [])} for r in rosters}
+
+
+def _snapshot_sessions(data_dir: Path, clock: Callable[[], float], people: dict[str, dict],
+                       seats: dict[str, dict]) -> dict[str, dict[str, str | None]]:
+    """Give completed sessions ``roster_entries``; returns session id -> {person -> seat}."""
+    path = data_dir / "sessions" / "sessions.json"
+    data = read_json_file(path, clock) or {}
+    out = {}
+    for rec in data.get(TABLE, {}).values():
+        roster_seats = seats.get(rec.get("roster_id"), {})
+        if rec.get("state") == "completed" and "roster_entries" not in rec:
+            rec["roster_entries"] = [
+                {"person_id": pid, "seat": roster_seats.get(pid),
+                 "name": people.get(pid, {}).get("name"),
+                 "external_id": people.get(pid, {}).get("external_id")}
+                for pid in rec.get("roster_ids", [])]
+        entries = rec.get("roster_entries")
+        out[rec["id"]] = ({e["person_id"]: e.get("seat") for e in entries} if entries is not None
+                          else roster_seats)
+    if data:
+        atomic_write_bytes(path, dumps(data), FILE_MODE, DIR_MODE)
+    return out
+
+
+STEPS: dict[int, Callable[[Path, Callable[[], float]], None]] = {0: _v0_to_v1, 1: _v1_to_v2}
 
 
 def read_day_zone(data_dir: Path) -> str:

@@ -122,6 +122,10 @@ class Rosters:
         roster = self.get(roster_id)
         return [e["person_id"] for e in roster["entries"]] if roster else []
 
+    def person(self, person_id: str) -> dict | None:
+        """A person (local or synced) by id, or None."""
+        return self._people.get(person_id)
+
     def list(self) -> list[dict]:
         rows = [_public(r) for r in self._local.values()]
         rows += [dict(s["roster"]) for s in self._synced.values()]

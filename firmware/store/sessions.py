@@ -1,5 +1,12 @@
 """Sessions on disk (``sessions/sessions.json``) with the rules of ``domain/sessions.py``.
 
+Sessions of one room never overlap: ``create`` refuses a session whose scheduled window
+overlaps another scheduled or running session of the same room, and ``set_state`` refuses
+to start a session while another one of its room is in progress (whoever asks: the
+console, the control API, an MQTT command or the schedule). A completed session keeps a
+snapshot of its roster (``roster_entries``: person id, seat, name, student number), so
+later changes to people or rosters never change what it shows.
+
 Every state change is an ``event/session`` outbox event. A change is committed by ONE
 atomic write of the session record that also holds the pre-assigned ``event_id``/``seq``
 and ``pending_event: true`` (write-ahead). The follow-up steps (absent records when
@@ -13,6 +20,7 @@ import logging
 import re
 
 from firmware.domain import sessions as rules
+from firmware.errors import SessionError
 from firmware.store.context import StoreContext, audited, check_text
 from firmware.store.errors import NotFound, StoreValueError
 from firmware.store.ids import check_day, new_ulid, parse_time, to_iso
@@ -59,6 +67,7 @@ class Sessions:
         end = parse_time(scheduled_end, "scheduled_end")
         late = parse_time(late_after, "late_after") if late_after is not None else None
         rules.check_times(start, end, late)
+        self._check_free(room, start, end)
         now = self._ctx.clock()
         rec = {"id": new_ulid(now), "roster_id": roster_id, "room": room,
                "name": check_text(name, "name", 120), "day": self._ctx.day_of(start),
@@ -73,6 +82,40 @@ class Sessions:
         self._all[rec["id"]] = rec
         return _public(rec)
 
+    def _check_free(self, room: str, start: float, end: float) -> None:
+        """Refuse a window [start, end) (UNIX s) overlapping an open session of ``room``."""
+        for other in self._all.values():
+            if other["room"] == room and other["state"] not in rules.FINAL_STATES \
+                    and other["start_ts"] < end and start < other["end_ts"]:
+                raise SessionError(f"room {room} already has session {other['name']!r} "
+                                   f"({other['scheduled_start']} - {other['scheduled_end']}, "
+                                   f"{other['state']}) at that time: sessions in one room "
+                                   "cannot overlap")
+
+    def _check_room_idle(self, rec: dict) -> None:
+        """Refuse to start ``rec`` while another session of its room is in progress."""
+        for other in self._all.values():
+            if other["room"] == rec["room"] and other["state"] == rules.IN_PROGRESS \
+                    and other["id"] != rec["id"]:
+                raise SessionError(f"session {other['name']!r} is already running in room "
+                                   f"{rec['room']}: stop it before starting {rec['name']!r}")
+
+    def seats(self, session: dict) -> dict[str, str | None]:
+        """person id -> seat for ``session`` (its roster snapshot once completed)."""
+        entries = session.get("roster_entries")
+        if entries is None:
+            entries = (self._rosters.get(session["roster_id"]) or {}).get("entries", [])
+        return {e["person_id"]: e.get("seat") for e in entries}
+
+    def _roster_snapshot(self, roster_id: str) -> list[dict]:
+        """The roster's entries with each person's name and student number, as now."""
+        out = []
+        for entry in (self._rosters.get(roster_id) or {}).get("entries", []):
+            person = self._rosters.person(entry["person_id"]) or {}
+            out.append({"person_id": entry["person_id"], "seat": entry.get("seat"),
+                        "name": person.get("name"), "external_id": person.get("external_id")})
+        return out
+
     def get(self, session_id: str) -> dict | None:
         rec = self._all.get(session_id) if isinstance(session_id, str) else None
         return _public(rec) if rec else None
@@ -84,14 +127,15 @@ class Sessions:
         return session
 
     def list(self, day: str | None = None, room: str | None = None,
-             state: str | None = None) -> list[dict]:
+             state: str | None = None, roster_id: str | None = None) -> list[dict]:
         """Sessions matching the filters, by scheduled start."""
         if day is not None:
             check_day(day)
         if state is not None:
             rules.check_state(state)
         rows = [r for r in self._all.values() if (day is None or r["day"] == day)
-                and (room is None or r["room"] == room) and (state is None or r["state"] == state)]
+                and (room is None or r["room"] == room) and (state is None or r["state"] == state)
+                and (roster_id is None or r["roster_id"] == roster_id)]
         return [_public(r) for r in sorted(rows, key=lambda r: (r["start_ts"], r["id"]))]
 
     def active(self, room: str | None = None) -> dict | None:
@@ -123,6 +167,8 @@ class Sessions:
         if rec is None:
             self.require(session_id)
         rules.check_transition(rec["state"], state)
+        if state == rules.IN_PROGRESS:
+            self._check_room_idle(rec)
         by = check_text(by, "by", 80)
         at_ts = parse_time(at if at is not None else self._ctx.clock(), "at")
         now = self._ctx.clock()
@@ -131,7 +177,8 @@ class Sessions:
                   "history": rec["history"] + [{"state": state, "at": to_iso(at_ts), "ts": at_ts,
                                                 "by": by}]}
         if state == rules.COMPLETED:
-            fields["roster_ids"] = self._rosters.member_ids(rec["roster_id"])
+            fields["roster_entries"] = self._roster_snapshot(rec["roster_id"])
+            fields["roster_ids"] = [e["person_id"] for e in fields["roster_entries"]]
         self._ctx.audit_note(**{"from": rec["state"], "to": state})
         self._write(rec, fields)  # commit point
         self._finish(rec)

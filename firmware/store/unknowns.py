@@ -49,6 +49,7 @@ class Unknowns:
         self._sessions = sessions
         self._recent: collections.deque = collections.deque(maxlen=256)
         self._cache = DayCache(ctx.lock)
+        people.on_delete.append(self._forget_person)
 
     def _log(self, day: str) -> SegmentedLog:
         return SegmentedLog(self._root / day, self._ctx.segment_max, self._ctx.clock,
@@ -166,6 +167,17 @@ class Unknowns:
             self.crop_path(unknown_id).unlink(missing_ok=True)
             self._frame_path(unknown_id).unlink(missing_ok=True)
         return _public({**rec, **fields})
+
+    def _forget_person(self, person_id: str) -> None:
+        """A person was deleted: erase the crops, frames and embeddings assigned to them."""
+        for day in self.days():
+            log = self._log(day)
+            for number, rec in list(log.iter_records()):
+                if rec.get("person_id") == person_id and rec.get("state") == "assigned":
+                    log.update(number, rec["_id"], {"embedding_b64": None, "erased": True})
+                    self.crop_path(rec["id"]).unlink(missing_ok=True)
+                    self._frame_path(rec["id"]).unlink(missing_ok=True)
+            self._cache.invalidate(day)
 
     def crop_path(self, unknown_id: str) -> Path:
         """Path of the JPEG crop of an unknown face (validated id)."""

@@ -246,7 +246,7 @@ def test_upgrade_migrates_a_prototype_data_dir(src, tmp_path):
     result = install(src, root)
 
     assert "data migrated" in result.stdout, result.stdout + result.stderr
-    assert (data / "schema_version").read_text().strip() == "1"
+    assert (data / "schema_version").read_text().strip() == "2"
     assert "Ada Lovelace" in (data / "people/people.json").read_text()
     with tarfile.open(next((root / "var/backups/rollcall").glob("data-*.tar.gz"))) as tar:
         saved = json.load(tar.extractfile("./rollcall.json"))

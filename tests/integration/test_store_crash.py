@@ -37,8 +37,12 @@ def _setup(data_dir: Path) -> None:
 
 
 def _new_session(store: Store) -> dict:
+    """Start the next session: one a kill left scheduled (sessions in a room cannot
+    overlap), else a new one."""
     now = time.time()
-    session = store.sessions.create("crash", ROOM, "crash", now - 1, now + 3600, now + 1800)
+    waiting = store.sessions.list(room=ROOM, state="scheduled")
+    session = waiting[0] if waiting else store.sessions.create("crash", ROOM, "crash", now - 1,
+                                                               now + 3600, now + 1800)
     return store.sessions.set_state(session["id"], "in_progress", "crash-test")
 
 
