@@ -129,10 +129,12 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.post("/people/<person_id>/delete")
     def person_delete(person_id: str):
-        answer = fw_call(ctx, ctx.fw.delete_person, person_id)
+        full = bottle.request.forms.get("full") == "1"
+        answer = fw_call(ctx, ctx.fw.delete_person, person_id, full=full)
         if answer:
-            ctx.flash("Person deleted with their photos, face data and attendance "
-                      f"(erasure {answer['erasure']['id']}).")
+            kept = "and their attendance records" if full else "(attendance records keep the name)"
+            ctx.flash(f"Person deleted with their photos and face data {kept}; "
+                      f"erasure {answer['erasure']['id']}.")
         bottle.redirect("/people")
 
     @app.get("/unknowns")

@@ -95,8 +95,9 @@ liveness checks; you then keep or discard each one.</p>
   <input type="hidden" name="csrf" value="{{csrf}}">
   <button type="submit" class="danger" id="erase-faces">Erase face data</button>
 </form>
-<form method="post" action="/people/{{q(person['id'])}}/delete" data-confirm="Delete {{person['name']}} with all photos, face data and attendance records?">
+<form method="post" action="/people/{{q(person['id'])}}/delete" data-confirm="Delete {{person['name']}} with all photos and face data?">
   <input type="hidden" name="csrf" value="{{csrf}}">
-  <button type="submit" class="danger">Delete this person (full erasure)</button>
+  <label><input type="checkbox" name="full" value="1"> also delete their attendance records (full erasure; completed sessions lose their rows)</label>
+  <button type="submit" class="danger" id="delete-person">Delete this person</button>
 </form>
 </section>

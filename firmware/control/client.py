@@ -272,8 +272,10 @@ class ControlClient:
         return self.post(f"/v1/people/{_q(person_id)}", fields)
 
     @route("DELETE", "/v1/people/<person_id>")
-    def delete_person(self, person_id: str) -> dict:
-        return self.delete(f"/v1/people/{_q(person_id)}")
+    def delete_person(self, person_id: str, full: bool = False) -> dict:
+        """Delete a person and erase their face data; attendance records keep the name
+        and number they had unless ``full`` (a full erasure) is asked for."""
+        return self.delete(f"/v1/people/{_q(person_id)}" + ("?full=1" if full else ""))
 
     @route("POST", "/v1/people/<person_id>/photos")
     def add_photos(self, person_id: str, images: list[bytes], timeout: float = 120, **extra: Any) -> dict:

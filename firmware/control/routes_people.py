@@ -90,9 +90,12 @@ def register(app: bottle.Bottle, ctx: dict) -> None:
 
     @app.delete("/v1/people/<person_id>")
     def people_delete(person_id: str):
-        must(store.people.get(person_id), "person")
-        erasure = device.erase(person_id, query("by") or request_actor(), full=True)
-        return {"deleted": person_id, "erasure": erasure}
+        person = must(store.people.get(person_id), "person")
+        full = query("full") in ("1", "true")
+        erasure = device.erase(person_id, query("by") or request_actor(), full=full)
+        if not full and person.get("source") == "local" and store.people.get(person_id):
+            store.people.delete(person_id)  # attendance keeps the name and number it had
+        return {"deleted": person_id, "full": full, "erasure": erasure}
 
     @app.post("/v1/people/<person_id>/photos")
     def photos_add(person_id: str):

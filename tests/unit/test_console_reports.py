@@ -122,10 +122,14 @@ def test_edit_and_erase_people_leave_a_completed_session_unchanged(paris, office
     client = ControlClient(paris.root / "control.sock")
     client.post(f"/v1/people/{ids[1]}", {"name": "Someone Else", "external_id": "X-9"})
     office.get(f"/people/{ids[0]}")
-    # "Erase face data" (photos, templates, crops; the name stays for the records). The
-    # console's "Delete" is a full erasure (issue 15) that removes attendance records too.
+    # "Erase face data" (photos, templates, crops; the person and the name stay) and
+    # "Delete" (the person goes; the records keep the name and number they had). Only a
+    # full erasure, asked for explicitly, removes attendance records.
     assert office.post(f"/people/{ids[0]}/erase").status == 303
     assert store.people.embeddings("m1", [ids[0]])[0] == []
+    office.get(f"/people/{ids[2]}")
+    assert office.post(f"/people/{ids[2]}/delete").status == 303
+    assert store.people.get(ids[2]) is None
 
     grid_after = json.loads(office.get(f"/api/sessions/{sid}/grid").body)
     assert grid_after["rows"] == grid_before["rows"] and grid_after["counts"] == grid_before["counts"]

@@ -66,7 +66,7 @@ def test_api_withdraw_erase_export_and_privacy(client, console_env):
     assert {row["where"] for row in privacy["held"]} >= {"people/<id>/", "unknowns/<day>/crops/"}
     swept = client.post("/v1/privacy/sweep", {"by": "dpo"})
     assert "deleted" in swept and store.audit.list()[0]["action"] == "retention.sweep"
-    client.delete("/v1/people/ann?by=dpo")  # full erasure
+    client.delete("/v1/people/ann?by=dpo&full=1")  # full erasure
     assert store.people.get("ann") is None and store.erasures.list("ann")[0]["full"] is True
 
 
