@@ -38,18 +38,8 @@ def local_to_unix(ctx, day: str, hhmm: str) -> float:
 
 
 def fmt_time(ctx, value) -> str:
-    """A record time (UNIX s or ISO string) as local 'YYYY-MM-DD HH:MM'."""
-    if value in (None, ""):
-        return ""
-    zone = ZoneInfo(ctx.config.device.timezone)
-    try:
-        if isinstance(value, (int, float)):
-            moment = datetime.fromtimestamp(value, zone)
-        else:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(zone)
-    except (ValueError, OverflowError, OSError):
-        return str(value)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    """A record time (UNIX s or ISO string) as local 'YYYY-MM-DD HH:MM:SS'."""
+    return ctx.local_time(value)
 
 
 def _session_form(ctx, form) -> dict:

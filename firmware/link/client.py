@@ -68,6 +68,19 @@ def build_client(cfg: MqttConfig, client_id: str, *, manual_ack: bool = False,
     return client
 
 
+def connect_started(cfg: MqttConfig, client_id: str) -> mqtt.Client:
+    """A client connected to the broker with its network loop running (the central
+    tools that publish a few messages); LinkError saying why when the broker is not
+    reachable. Stop it with ``disconnect()`` then ``loop_stop()``."""
+    client = build_client(cfg, client_id)
+    try:
+        client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+    except OSError as exc:
+        raise LinkError(describe_connect_error(exc, cfg)) from None
+    client.loop_start()
+    return client
+
+
 def set_nodelay(client: mqtt.Client) -> None:
     """Disable Nagle on the client socket: many small QoS 1 packets would wait ~40 ms each."""
     sock = client.socket()

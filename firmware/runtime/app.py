@@ -228,7 +228,7 @@ class App:
         self.close()
 
 
-def _warm_indexes(store: Any) -> None:
+def _warm_indexes(store: Store) -> None:
     """Index every attendance day once in the background, so the first report or
     whole-history page after a start does not read a year of files while a user waits."""
     started = time.monotonic()

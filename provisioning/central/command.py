@@ -11,8 +11,7 @@ import queue
 import time
 
 from firmware.config import MqttConfig
-from firmware.errors import LinkError
-from firmware.link.client import build_client, describe_connect_error
+from firmware.link.client import connect_started
 from firmware.link.cmdauth import sign_command
 
 __all__ = ["send_command", "sign_command"]
@@ -23,13 +22,8 @@ def send_command(cfg: MqttConfig, site: str, device: str, name: str, raw: bytes,
     """Publish signed command bytes to ``device`` and wait for its result (None on timeout)."""
     topic = f"{cfg.prefix}/{site}/{device}/cmd/{name}"
     results: queue.SimpleQueue = queue.SimpleQueue()
-    client = build_client(cfg, f"rollcall-central-cmd-{int(time.time() * 1000) % 10**9}")
+    client = connect_started(cfg, f"rollcall-central-cmd-{int(time.time() * 1000) % 10**9}")
     client.on_message = lambda c, u, msg: results.put(msg.payload)
-    try:
-        client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
-    except OSError as exc:
-        raise LinkError(describe_connect_error(exc, cfg)) from None
-    client.loop_start()
     try:
         client.subscribe(topic + "/result", qos=1)
         time.sleep(0.2)  # let the SUBACK in before the device can answer

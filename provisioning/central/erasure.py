@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware.config import MqttConfig
 from firmware.errors import LinkError
-from firmware.link.client import build_client, describe_connect_error
+from firmware.link.client import connect_started
 from firmware.link.cmdauth import sign_command
 from firmware.link.payloads import utc_iso
 from provisioning.central.cli import _add_broker_args, _add_db_arg, mqtt_config
@@ -104,12 +104,7 @@ def list_erasures(db: Database) -> list[dict]:
 def send(cfg: MqttConfig, db: Database, request: dict, devices: list[str],
          key: Ed25519PrivateKey, timeout: float = 10.0) -> list[str]:
     """Sign and publish the command to each device (QoS 1); returns the devices sent to."""
-    client = build_client(cfg, f"rollcall-central-erasure-{uuid.uuid4().hex[:8]}")
-    try:
-        client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
-    except OSError as exc:
-        raise LinkError(describe_connect_error(exc, cfg)) from None
-    client.loop_start()
+    client = connect_started(cfg, f"rollcall-central-erasure-{uuid.uuid4().hex[:8]}")
     try:
         for device_id in devices:
             _publish_one(client, cfg, request, device_id, key, timeout)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from firmware.config import MqttConfig
 from firmware.errors import BundleError, LinkError
 from firmware.link.bundle import SCHEMA_VERSION, encode_bundle, encode_embedding
-from firmware.link.client import build_client, describe_connect_error
+from firmware.link.client import connect_started
 from firmware.link.payloads import utc_iso
 from firmware.link.topics import roster_topic
 from firmware.store.atomic import atomic_write_bytes
@@ -134,12 +134,7 @@ def _add_csv_row(rooms: dict, gallery: dict, row: dict, where: str) -> None:
 
 def publish_bundles(cfg: MqttConfig, bundles: list[dict], timeout: float = 10.0) -> list[str]:
     """Publish signed bundles retained (QoS 1) over one connection; returns their topics."""
-    client = build_client(cfg, f"rollcall-central-roster-{int(time.time() * 1000) % 10**9}")
-    try:
-        client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
-    except OSError as exc:
-        raise LinkError(describe_connect_error(exc, cfg)) from None
-    client.loop_start()
+    client = connect_started(cfg, f"rollcall-central-roster-{int(time.time() * 1000) % 10**9}")
     try:
         sent = [(roster_topic(cfg.prefix, b["site"], b["room"]),
                  client.publish(roster_topic(cfg.prefix, b["site"], b["room"]),
