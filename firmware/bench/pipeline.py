@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 VIDEO_EXT = {".mp4", ".mov", ".avi", ".mkv", ".webm"}
 TARGETS = {"fps": 15.0, "rss_mb": 200.0, "append_ms_p99": 20.0}
+BENCH_CONSENT = {"basis": "consent", "by": "rollcall bench pipeline (temporary data dir)"}
 DEVICE_ENV = {"MALLOC_ARENA_MAX": "2"}  # as in systemd/rollcall-firmware.service
 CLUSTER_COSINE = 0.5
 
@@ -171,7 +172,7 @@ def _enrol_clip(store, cfg, clip: Path, start: int) -> tuple[list[str], int]:
     people = []
     for k, group in enumerate(groups):
         pid = f"{clip.stem[:40]}-{k}".replace(" ", "_")
-        store.people.add(pid, pid)
+        store.people.add(pid, pid, consent=BENCH_CONSENT)
         for vec in group[:5]:
             store.people.add_embedding(pid, vec, cfg.recognition.embedder, photo_sha256=os.urandom(32).hex())
         people.append(pid)
@@ -185,7 +186,7 @@ def _add_noise(store, model: str, n: int, dim: int) -> list[str]:
     people = []
     for i in range(n):
         pid = f"noise-{i:05d}"
-        store.people.add(pid, pid)
+        store.people.add(pid, pid, consent=BENCH_CONSENT)
         vec = rng.normal(size=dim).astype(np.float32)
         store.people.add_embedding(pid, vec / np.linalg.norm(vec), model, photo_sha256=f"{i:064x}")
         people.append(pid)
