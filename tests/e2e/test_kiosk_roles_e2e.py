@@ -61,6 +61,7 @@ def _seed(root: Path, config: Path, lfw10: Path) -> str:
 
     photos = [str(lfw10 / "Tony_Blair" / f"Tony_Blair_000{i}.jpg") for i in (1, 2, 3)]
     enrolled = subprocess.run([*ROLLCALL, "enroll", "--config", str(config), "--person", "tony",
+                               "--basis", "consent", "--by", "e2e",
                                "--name", "Tony Blair", *photos], cwd=REPO, capture_output=True,
                               text=True, timeout=300)
     assert enrolled.returncode == 0 and "accepted" in enrolled.stdout, enrolled.stdout + enrolled.stderr
