@@ -80,7 +80,7 @@ def test_console_bulk_upload_with_real_faces(stack, shared_data):
     def upload(**fields):
         browser.get("/people/bulk")
         reply = browser.post_files("/people/bulk", [("csv", "people.csv", csv), ("zip", "p.zip", buf.getvalue())],
-                                   fields=fields)
+                                   fields={"basis": "consent", **fields})
         assert reply.status == 200, reply.text[:300]
         return [row.split('"')[1] for row in reply.text.split("<tr data-status=")[1:]], reply.text
 
