@@ -74,7 +74,7 @@ def test_policy_only_when_starting(rig):
 def test_session_created_with_a_policy_uses_it_when_it_starts(rig):
     device, store, _, roster, _ = rig
     now = time.time()
-    exam = store.sessions.create(roster["id"], device.config.device.room, "Exam", now + 60, now + 3600,
+    exam = store.sessions.create(roster["id"], device.config.device.room, "Exam", now + 60, now + 1800,
                                  liveness_policy="challenge")
     with pytest.raises(StoreValueError):
         store.sessions.create(roster["id"], device.config.device.room, "Bad", now + 60, now + 3600,
