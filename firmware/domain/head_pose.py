@@ -24,6 +24,7 @@ import numpy as np
 RIGID_POINTS = (1, 2, 4, 5, 6, 168, 197, 195, 10, 151, 9, 8, 108, 337, 67, 297, 109, 338,
                 33, 133, 362, 263, 234, 454, 93, 323, 127, 356, 116, 345, 50, 280, 21, 251,
                 54, 284, 103, 332)
+_RIGID_INDEX = np.array(RIGID_POINTS, dtype=np.intp)  # built once: face_shape runs every frame
 
 
 def face_shape(points: np.ndarray) -> np.ndarray | None:
@@ -32,7 +33,7 @@ def face_shape(points: np.ndarray) -> np.ndarray | None:
     p = np.asarray(points, dtype=np.float64)
     if p.ndim != 2 or p.shape[0] < 468 or p.shape[1] < 3:
         return None
-    q = p[list(RIGID_POINTS), :3]
+    q = p[_RIGID_INDEX, :3]
     q = q - q.mean(axis=0)
     scale = math.sqrt(float((q ** 2).sum(axis=1).mean()))
     if not math.isfinite(scale) or scale <= 1e-9:
