@@ -181,7 +181,9 @@ def test_kiosk_on_the_device_screen_shows_the_late_arrival_without_login(browser
         raise AssertionError(f"kiosk shows {page.inner_text('#kiosk')!r}; firmware log:\n{log}") from None
     assert page.inner_text("#kiosk-seat") == "Seat A7"
     assert page.inner_text("#kiosk-prompt") in ("Marked late", "Already marked late")
-    assert page.evaluate("document.getElementById('kiosk-photo').naturalWidth") > 0  # enrolment photo
+    # the enrolment photo loads just after the name is drawn
+    until(page, "document.getElementById('kiosk-photo').naturalWidth > 0", 15, "the enrolment photo")
+    assert page.evaluate("document.getElementById('kiosk-photo').naturalWidth") > 0
     shot(page, "kiosk-02-late")  # with the photo: test-artifacts/ only, never committed
     # The README's picture leaves the photo out: it is a real person's face (LFW), and face
     # data never goes into the repository.
