@@ -21,47 +21,82 @@ logger = logging.getLogger(__name__)
 PARTS = ("green", "amber", "red", "buzzer", "relay", "button")
 
 
-def _opt_float(value: str | None) -> float | None:
-    return None if value in (None, "") else float(value)
+# Each settings form's inputs and the configuration key each one sets: a refused save shows
+# the problem beside the input that caused it.
+FORM_KEYS = {
+    "recognition": {"security_level": "recognition.security_level",
+                    "match_threshold": "recognition.match_threshold",
+                    "margin": "recognition.margin", "policy": "liveness.policy"},
+    "retention": {"retention_days": "store.retention_days",
+                  "unknown_retention_days": "store.unknown_retention_days",
+                  "audit_retention_days": "store.audit_retention_days"},
+    "mqtt": {"mqtt_enabled": "mqtt.enabled", "mqtt_host": "mqtt.host", "mqtt_port": "mqtt.port",
+             "mqtt_username": "mqtt.username", "mqtt_tls": "mqtt.tls"},
+}
 
 
-def _opt_int(value: str | None) -> int | None:
-    return None if value in (None, "") else int(value)
+class _Numbers:
+    """Reads number inputs, collecting every unreadable one as {config key: problem}."""
+
+    def __init__(self, form) -> None:
+        self.form = form
+        self.problems: dict[str, str] = {}
+
+    def read(self, name: str, key: str, cast, default=None):
+        raw = (self.form.get(name) or "").strip()
+        if raw == "":
+            return default
+        try:
+            return cast(raw)
+        except ValueError:
+            self.problems[key] = f"not {'a whole number' if cast is int else 'a number'}: {raw[:40]!r}"
+            return default
+
+    def check(self) -> None:
+        if self.problems:
+            raise ConfigError("; ".join(f"{k}: {v}" for k, v in self.problems.items()), self.problems)
 
 
-def _mqtt_from_form(form) -> dict:
-    return {"host": form.get("mqtt_host", "").strip(), "port": int(form.get("mqtt_port") or 1883),
+def _mqtt_from_form(form, numbers: _Numbers) -> dict:
+    return {"host": form.get("mqtt_host", "").strip(), "port": numbers.read("mqtt_port", "mqtt.port", int, 1883),
             "tls": form.get("mqtt_tls") == "1"}
 
 
 def _changes(kind: str, form) -> dict:
-    """{section: {field: value}} for one settings form (ValueError on bad numbers)."""
+    """{section: {field: value}} for one settings form (ConfigError naming each unreadable number)."""
+    numbers = _Numbers(form)
     if kind == "recognition":
-        recognition = {"match_threshold": _opt_float(form.get("match_threshold")),
-                       "margin": _opt_float(form.get("margin"))}
+        recognition = {"match_threshold": numbers.read("match_threshold", "recognition.match_threshold", float),
+                       "margin": numbers.read("margin", "recognition.margin", float)}
         if form.get("security_level"):
             recognition["security_level"] = form.get("security_level")
-        return {"recognition": recognition, "liveness": {"policy": form.get("policy")}}
-    if kind == "retention":
-        store = {"retention_days": int(form.get("retention_days")),
-                 "audit_retention_days": int(form.get("audit_retention_days"))}
-        if form.get("unknown_retention_days"):
-            store["unknown_retention_days"] = int(form.get("unknown_retention_days"))
-        return {"store": store}
-    if kind == "mqtt":
-        mqtt = _mqtt_from_form(form)
+        changes = {"recognition": recognition, "liveness": {"policy": form.get("policy")}}
+    elif kind == "retention":
+        store = {}
+        for name, key in FORM_KEYS["retention"].items():  # input names are the store's field names
+            value = numbers.read(name, key, int)
+            if value is not None:
+                store[name] = value
+            elif name != "unknown_retention_days" and key not in numbers.problems:
+                numbers.problems[key] = "required"
+        changes = {"store": store}
+    elif kind == "mqtt":
+        mqtt = _mqtt_from_form(form, numbers)
         mqtt.update(enabled=form.get("mqtt_enabled") == "1",
                     username=form.get("mqtt_username", "").strip())
-        return {"mqtt": mqtt}
-    if kind == "device":
-        gpio = {part: {"pin": _opt_int(form.get(f"pin_{part}"))} for part in PARTS}
+        changes = {"mqtt": mqtt}
+    elif kind == "device":
+        gpio = {part: {"pin": numbers.read(f"pin_{part}", f"gpio.{part}.pin", int)} for part in PARTS}
         device = {k: form.get(k, "").strip() for k in ("name", "site", "room", "timezone")}
         if "id" in form:  # an id field left empty is refused; a form without one keeps the id
             device["id"] = form.get("id", "").strip()
-        return {"device": device,
-                "camera": {"source": form.get("camera_source", "auto").strip() or "auto"},
-                "mqtt": _mqtt_from_form(form), "gpio": gpio}
-    raise bottle.HTTPError(404, "no such settings form")
+        changes = {"device": device,
+                   "camera": {"source": form.get("camera_source", "auto").strip() or "auto"},
+                   "mqtt": _mqtt_from_form(form, numbers), "gpio": gpio}
+    else:
+        raise bottle.HTTPError(404, "no such settings form")
+    numbers.check()
+    return changes
 
 
 def _save(ctx, kind: str, form) -> dict[str, str] | None:
@@ -136,10 +171,27 @@ def _device_page(ctx, form, errors: dict[str, str]) -> str:
 
 
 def register(app: bottle.Bottle, ctx) -> None:
+    def settings_page(kind: str | None = None, form=None, errors: dict[str, str] | None = None) -> str:
+        """The settings page; after a refused save, the refused form shows what was typed
+        and, beside each input, what is wrong with it (the flash says it all in one line)."""
+        errors = errors or {}
+        cfg = ctx.reload_config_file()
+
+        def val(name: str, current):
+            if kind is not None and name in FORM_KEYS[kind]:
+                return form.get(name, "")
+            return "" if current is None else current
+
+        def checked(name: str, current: bool) -> bool:
+            return form.get(name) == "1" if kind is not None and name in FORM_KEYS[kind] else current
+
+        return ctx.render("settings.tpl", title="Settings", nav="/settings", cfg=cfg,
+                          kiosk_url=_kiosk_url(ctx),
+                          val=val, checked=checked, err=lambda key: errors.get(key, ""))
+
     @app.get("/settings")
     def settings():
-        return ctx.render("settings.tpl", title="Settings", nav="/settings",
-                          cfg=ctx.reload_config_file(), kiosk_url=_kiosk_url(ctx))
+        return settings_page()
 
     @app.post("/settings/restart")
     def restart_firmware():
@@ -184,8 +236,12 @@ def register(app: bottle.Bottle, ctx) -> None:
 
     @app.post("/settings/<kind:re:recognition|retention|mqtt>")
     def settings_save(kind: str):
-        _save(ctx, kind, bottle.request.forms.decode())
-        bottle.redirect("/settings")
+        form = bottle.request.forms.decode()
+        errors = _save(ctx, kind, form)
+        if errors is None:
+            bottle.redirect("/settings")
+        bottle.response.status = 400
+        return settings_page(kind, form, errors)
 
     @app.get("/settings/diagnostics.zip")
     def diagnostics():
@@ -215,7 +271,10 @@ def register(app: bottle.Bottle, ctx) -> None:
     @app.post("/api/broker-test")
     def broker_test():
         try:
-            mqtt = _mqtt_from_form(bottle.request.forms.decode())
+            form = bottle.request.forms.decode()
+            numbers = _Numbers(form)
+            mqtt = _mqtt_from_form(form, numbers)
+            numbers.check()  # ConfigError is a ValueError
             return ctx.fw.test_broker(mqtt)
         except (ValueError, ControlError) as exc:
             return {"ok": False, "message": str(exc)}

@@ -1,9 +1,4 @@
 % rebase('layout.tpl')
-% def field_error(key):
-%   if err(key):
-<span class="field-error" role="alert" data-field="{{key}}">{{err(key)}}</span>
-%   end
-% end
 <section class="card">
 <h1>Device setup</h1>
 <form method="post" action="/setup/device" class="grid-form" id="device-form">
@@ -11,19 +6,19 @@
   <fieldset><legend>Identity</legend>
   <label>Device id <small>(unique in the fleet: MQTT client id and topic; made from this machine's id at install)</small>
     <input name="id" value="{{val('id', cfg.device.id)}}" maxlength="64" pattern="[A-Za-z0-9_.-]{1,64}" class="{{'invalid' if err('device.id') else ''}}">
-    % field_error('device.id')
+    % include('field_error.tpl', key='device.id')
   </label>
   <label>Device name <input name="name" value="{{val('name', cfg.device.name)}}" maxlength="80" required>
-    % field_error('device.name')
+    % include('field_error.tpl', key='device.name')
   </label>
   <label>Site <input name="site" value="{{val('site', cfg.device.site)}}" required pattern="[A-Za-z0-9_.-]{1,64}">
-    % field_error('device.site')
+    % include('field_error.tpl', key='device.site')
   </label>
   <label>Room <input name="room" value="{{val('room', cfg.device.room)}}" required pattern="[A-Za-z0-9_.-]{1,64}">
-    % field_error('device.room')
+    % include('field_error.tpl', key='device.room')
   </label>
   <label>Time zone <input name="timezone" value="{{val('timezone', cfg.device.timezone)}}" list="zones" required>
-    % field_error('device.timezone')
+    % include('field_error.tpl', key='device.timezone')
   </label>
   <datalist id="zones">
   % for z in zones:
@@ -33,7 +28,7 @@
   </fieldset>
   <fieldset><legend>Camera</legend>
   <label>Source <input name="camera_source" value="{{val('camera_source', cfg.camera.source)}}" list="sources">
-    % field_error('camera.source')
+    % include('field_error.tpl', key='camera.source')
   </label>
   <datalist id="sources"><option value="auto"><option value="picamera2"><option value="webcam"><option value="webcam:1"></datalist>
   <p><button type="button" class="secondary" data-snapshot="snap-img">Test snapshot</button></p>
@@ -41,10 +36,10 @@
   </fieldset>
   <fieldset><legend>Broker (MQTT)</legend>
   <label>Host <input name="mqtt_host" value="{{val('mqtt_host', cfg.mqtt.host)}}">
-    % field_error('mqtt.host')
+    % include('field_error.tpl', key='mqtt.host')
   </label>
   <label>Port <input name="mqtt_port" type="number" min="1" max="65535" value="{{val('mqtt_port', cfg.mqtt.port)}}">
-    % field_error('mqtt.port')
+    % include('field_error.tpl', key='mqtt.port')
   </label>
   <label><input type="checkbox" name="mqtt_tls" value="1" {{'checked' if tls else ''}}> TLS</label>
   <p><button type="button" class="secondary" data-post="/api/broker-test" data-form-fields="mqtt_host,mqtt_port,mqtt_tls" data-out="broker-out">Test connection</button> <output id="broker-out"></output></p>
@@ -53,7 +48,7 @@
   % for part in ("green", "amber", "red", "buzzer", "relay", "button"):
   % pin = getattr(cfg.gpio, part).pin
   <label>{{part}} <input name="pin_{{part}}" type="number" min="0" max="27" value="{{val('pin_' + part, '' if pin is None else pin)}}">
-    % field_error('gpio.%s.pin' % part)
+    % include('field_error.tpl', key='gpio.%s.pin' % part)
   </label>
   % end
   <p><button type="button" class="secondary" data-post="/api/indicators-test" data-out="led-out">Blink each LED</button> <output id="led-out"></output></p>

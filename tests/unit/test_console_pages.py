@@ -112,10 +112,50 @@ def test_settings_validated_with_firmware_schema_and_reload(admin, console_env):
     text = console_env.config.read_text()
     assert "match_threshold = 0.45" in text and 'policy = "challenge"' in text
     assert ("reload",) in console_env.device.calls
-    admin.post("/settings/recognition", {"match_threshold": "7", "margin": "0.08", "policy": "blink"})
-    page = admin.get("/settings").text
-    assert "not saved" in page and "match_threshold" in page
+    refused = admin.post("/settings/recognition", {"match_threshold": "7", "margin": "0.08", "policy": "blink"})
+    assert refused.status == 400 and "not saved" in refused.text
+    assert field_errors(refused.text) == {"recognition.match_threshold": ANY_TEXT}
     assert "match_threshold = 0.45" in console_env.config.read_text()
+
+
+class _AnyText(str):
+    def __eq__(self, other):
+        return isinstance(other, str) and bool(other.strip())
+
+    __hash__ = str.__hash__
+
+
+ANY_TEXT = _AnyText()
+
+
+def field_errors(page: str) -> dict[str, str]:
+    """{config key: message} for every field error the page shows."""
+    return dict(re.findall(r'<span class="field-error" role="alert" data-field="([^"]+)">([^<]*)</span>', page))
+
+
+def test_each_settings_form_shows_problems_beside_the_inputs_and_keeps_what_was_typed(admin, console_env):
+    before = console_env.config.read_text()
+    page = admin.post("/settings/recognition", {"match_threshold": "0,45", "margin": "lots", "policy": "blink"})
+    assert page.status == 400
+    assert set(field_errors(page.text)) == {"recognition.match_threshold", "recognition.margin"}
+    assert "not a number: &#039;0,45&#039;" in page.text and 'value="lots"' in page.text
+    page = admin.post("/settings/recognition", {"match_threshold": "", "margin": "", "policy": "telepathy"})
+    assert page.status == 400 and set(field_errors(page.text)) == {"liveness.policy"}
+    page = admin.post("/settings/retention", {"retention_days": "0", "unknown_retention_days": "ten",
+                                              "audit_retention_days": ""})
+    assert page.status == 400
+    assert set(field_errors(page.text)) == {"store.unknown_retention_days", "store.audit_retention_days"}
+    assert field_errors(page.text)["store.audit_retention_days"] == "required"
+    page = admin.post("/settings/retention", {"retention_days": "0", "audit_retention_days": "400"})
+    assert set(field_errors(page.text)) == {"store.retention_days"} and 'value="0"' in page.text
+    page = admin.post("/settings/mqtt", {"mqtt_enabled": "1", "mqtt_host": "mqtt://user@broker:1883",
+                                         "mqtt_port": "99999"})
+    assert page.status == 400 and set(field_errors(page.text)) == {"mqtt.port"}
+    page = admin.post("/settings/mqtt", {"mqtt_enabled": "1", "mqtt_host": "mqtt://user@broker", "mqtt_port": "1883"})
+    assert set(field_errors(page.text)) == {"mqtt.host"} and 'value="mqtt://user@broker"' in page.text
+    assert console_env.config.read_text() == before  # nothing refused was written
+    assert "invalid" in page.text and admin.get("/settings").status == 200
+    assert field_errors(admin.get("/settings").text) == {}  # the errors belong to the refused answer only
 
 
 def test_threshold_looser_than_security_level_low_is_saved_with_a_warning(admin, console_env):
@@ -129,8 +169,8 @@ def test_threshold_looser_than_security_level_low_is_saved_with_a_warning(admin,
                                          "security_level": "low"})
     page = admin.get("/settings").text
     assert "looser than security level" not in page and "match_threshold" not in console_env.config.read_text()
-    admin.post("/settings/recognition", {"match_threshold": "", "policy": "blink", "security_level": "paranoid"})
-    assert "not saved" in admin.get("/settings").text
+    refused = admin.post("/settings/recognition", {"match_threshold": "", "policy": "blink", "security_level": "paranoid"})
+    assert "not saved" in refused.text and set(field_errors(refused.text)) == {"recognition.security_level"}
     assert 'security_level = "low"' in console_env.config.read_text()
 
 

@@ -247,6 +247,8 @@ def test_person_name_and_student_number_edited_and_audited(admin, console_env):
     ("id", "bad id!", "device.id", "String should match pattern"),
     ("mqtt_host", "mqtt://broker.lan", "mqtt.host", "no mqtt://"),
     ("pin_red", "17", "gpio.red.pin", "already used by green"),
+    ("pin_relay", "GPIO4", "gpio.relay.pin", "not a whole number: 'GPIO4'"),
+    ("mqtt_port", "1883.5", "mqtt.port", "not a whole number"),
 ])
 def test_device_setup_refuses_what_the_firmware_could_not_run(admin, console_env, field, value, key, message):
     before = console_env.config.read_text()
