@@ -268,6 +268,14 @@ def test_settings_and_audit(page, stack):
     assert "Saved" in page.inner_text("main")
     assert "retention_days = 45" in stack["config"].read_text()
     shot(page, "13-settings")
+    before = stack["config"].read_text()
+    page.fill("input[name=mqtt_host]", "mqtt://broker.lan:1883")  # the browser's own checks let it through
+    page.click("#form-mqtt button[type=submit]")
+    problem = page.locator('.field-error[data-field="mqtt.host"]')
+    assert problem.is_visible() and "no mqtt://" in problem.inner_text()
+    assert page.input_value("input[name=mqtt_host]") == "mqtt://broker.lan:1883"  # what was typed stays
+    assert "not saved" in page.inner_text("main") and stack["config"].read_text() == before
+    shot(page, "13b-settings-refused")
     page.goto(stack["base"] + "/audit")
     audit = page.inner_text("#audit-table")
     missing = [a for a in ("login", "person.created", "session.set_state", "settings.retention")
