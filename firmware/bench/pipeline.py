@@ -303,10 +303,10 @@ def append_numbers(events: int) -> dict:
 
 
 def print_table(out: dict) -> None:
-    print(f"{'clip':44} {'frames':>6} {'fps':>7} {'ms/frame':>9} {'decisions':>9}  outcomes")
+    print(f"{'clip':44} {'frames':>6} {'fps':>7} {'ms/frame':>9} {'RSS MB':>7} {'decisions':>9}  outcomes")
     for r in out["clips"]:
         print(f"{r['clip'][:44]:44} {r['frames']:>6} {r['fps']:>7.1f} {r['process_ms_median'] or 0:>9.1f} "
-              f"{r['decisions']:>9}  {r['outcomes']}")
+              f"{r['rss_mb']:>7.1f} {r['decisions']:>9}  {r['outcomes']}")
     print(f"fps (one face): {out['fps']}  (target >= {TARGETS['fps']})   all clips: {out['fps_all_clips']}")
     print(f"decision latency median: {out['decision_latency_ms_median']} ms (first detection -> decision)")
     print(f"device peak RSS: {out['rss_mb']} MB (target <= {TARGETS['rss_mb']}; {out['rss_breakdown_mb']})"

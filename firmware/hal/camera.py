@@ -175,6 +175,13 @@ class Camera:
         self._live = source.live
         first = True
         while not self._stop.is_set():
+            if not source.live and not self.slot.wait_empty(timeout=0.5):
+                # A file replayed as fast as possible: read the next frame only once the loop
+                # took the last one, so no decoded frame waits here beside the one in the
+                # slot (one full-resolution frame less: 6 MB at 1080p).
+                if self.slot.closed:
+                    return "stopped"
+                continue
             try:
                 frame = source.read()
             except (CameraError, OSError) as exc:

@@ -3,7 +3,9 @@
 It holds at most one frame. A live camera never waits: a new frame replaces the one the
 loop has not taken yet, and the replaced frame is counted in :attr:`LatestSlot.dropped`
 (reported in telemetry). A file replayed "as fast as possible" passes ``block=True`` so
-every frame is processed (back-pressure instead of drops).
+every frame is processed (back-pressure instead of drops); such a reader also waits for
+:meth:`LatestSlot.wait_empty` before it reads the next frame, so no second decoded frame
+waits beside the one in the slot.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ class LatestSlot(Generic[T]):
             item, self._item = self._item, None
             self._cond.notify_all()
             return item
+
+    def wait_empty(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds until the slot holds nothing; True when it is
+        empty now, False when it still holds an item or was closed."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._item is None or self._closed, timeout)
+            return self._item is None and not self._closed
 
     def close(self) -> None:
         """Wake every waiter; later puts are refused (safe twice)."""

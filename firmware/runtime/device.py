@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 UNREACHABLE_THRESHOLD = 0.985
 
 KIOSK_HOLD_S = 3.0   # seconds a decision stays on the kiosk screen
+VIEW_WAIT_S = 1.0    # seconds an annotated live view waits for the loop to finish its frame
 KIOSK_STATES = {"look": "look", "blink": "blink", "checking": "blink", "accepted": "accepted",
                 "already": "already", "unknown": "unknown", "spoof": "spoof"}
 CHALLENGE_CODES = {"turn_left", "turn_right", "look_up", "look_down", "blink", "hold_still", "try_again"}
@@ -92,8 +93,12 @@ class Device:
         self.warnings_extra: list[str] = []
         self.on_restart: Callable[[], None] | None = None  # set by the composition root
         self.restart_needed: list[str] = []  # config sections changed since the start
+        # The live view: the frame the loop works on (or finished last) and, once finished,
+        # its overlays. Only one full-resolution frame is kept (see on_frame_start).
+        self._view = threading.Condition()
         self._frame: Frame | None = None
         self._overlays: list[Overlay] = []
+        self._view_ready = False
         self._kiosk: dict = {"state": "idle", "name": None, "person_id": None, "seat": None, "status": None,
                              "prompt": "", "required_blinks": 0, "at": None, "challenge": None}
         self._challenge_code = ""
@@ -105,9 +110,19 @@ class Device:
         self.damage = DamageWatch(config.paths.data_dir, notices, clock=clock) if notices else None
 
     # ---- loop sink -------------------------------------------------------------------
+    def on_frame_start(self, frame: Frame) -> None:
+        """The loop took ``frame``: the live view shows it from now on (an annotated view
+        waits for its overlays) and lets go of the previous frame, so no older
+        full-resolution frame stays in memory beside the one being processed."""
+        with self._view:
+            self._frame, self._overlays, self._view_ready = frame, [], False
+
     def on_frame(self, frame: Frame, overlays: list[Overlay]) -> None:
-        """Latest frame for the live view; amber prompt and kiosk follow the largest face."""
-        self._frame, self._overlays = frame, overlays
+        """The loop finished ``frame``: its overlays for the live view; amber prompt and
+        kiosk follow the largest face."""
+        with self._view:
+            self._frame, self._overlays, self._view_ready = frame, overlays, True
+            self._view.notify_all()
         capture = self._capture
         if capture is not None and capture.active:
             self._kiosk = {"state": "enrol", "name": capture.name, "person_id": None, "seat": None,
@@ -335,14 +350,20 @@ class Device:
         return warnings
 
     def latest_jpeg(self, annotated: bool = True) -> bytes | None:
-        frame = self._frame
+        """The newest frame as JPEG (None before the first one). Annotated: with its faces'
+        boxes and names, waiting up to VIEW_WAIT_S for the loop to finish that frame (a
+        frame whose processing failed is shown without boxes)."""
+        with self._view:
+            if annotated:
+                self._view.wait_for(lambda: self._frame is None or self._view_ready, VIEW_WAIT_S)
+            frame, overlays = self._frame, self._overlays
         if frame is None:
             return None
-        image = annotate(frame.image, self._overlays, self._names()) if annotated else frame.image
+        image = annotate(frame.image, overlays, self._names(overlays)) if annotated else frame.image
         return encode_jpeg(image)
 
-    def _names(self) -> dict[str, str]:
-        return {o.label: self._person(o.label).get("name", o.label) for o in self._overlays if o.label}
+    def _names(self, overlays: list[Overlay]) -> dict[str, str]:
+        return {o.label: self._person(o.label).get("name", o.label) for o in overlays if o.label}
 
     def kiosk_state(self) -> dict:
         return dict(self._kiosk)

@@ -125,7 +125,11 @@ class Sink(Protocol):
 
     def on_decision(self, decision: Decision, frame: Frame, box: np.ndarray) -> None: ...
 
-    def on_frame(self, frame: Frame, overlays: list[Overlay]) -> None: ...
+    def on_frame_start(self, frame: Frame) -> None:
+        """The loop took ``frame`` (let go of any older frame: only one is kept)."""
+
+    def on_frame(self, frame: Frame, overlays: list[Overlay]) -> None:
+        """The loop finished ``frame``; ``overlays``: what the live view draws on it."""
 
     def housekeeping(self) -> None: ...
 
@@ -251,6 +255,7 @@ class DeviceLoop:
     def process(self, frame: Frame) -> list[Decision]:
         """One frame: detect, track, measure, decide. Returns the decisions made."""
         started = self.clock()
+        self.sink.on_frame_start(frame)
         decisions: list[Decision] = []
         overlays: list[Overlay] = []
         detections = self.analyser.detect(frame) if self.analyser is not None else []

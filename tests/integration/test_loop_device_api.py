@@ -3,8 +3,11 @@ by console / schedule / button / MQTT command, enrolment, broker probe, reload."
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 
+import cv2
 import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -15,6 +18,7 @@ from firmware.domain.decisions import Decision, DecisionEngine, Outcome
 from firmware.domain.types import Frame
 from firmware.errors import CommandError
 from firmware.hal.indicators import Indicators
+from firmware.runtime.loop import Overlay
 
 pytestmark = pytest.mark.integration
 
@@ -259,3 +263,26 @@ def test_learning_at_the_door_keeps_bounded_removable_door_templates(rig):
     device.config.liveness.policy = "off"                 # liveness off: nothing is learnt
     accept(i=8)
     assert len(store.people.templates("alice", source="door")) == 1
+
+
+def test_live_view_keeps_only_the_frame_the_loop_works_on(rig):
+    """The loop taking a frame lets the live view drop the previous one (one full-resolution
+    frame in memory, not two); an annotated view waits for the new frame's boxes."""
+    device = rig[0]
+    first = frame()
+    device.on_frame_start(first)
+    device.on_frame(first, [])
+    first_image = weakref.ref(first.image)
+    second = Frame(np.full((240, 320, 3), 200, np.uint8), 2.0, time.time(), 2)
+    device.on_frame_start(second)
+    del first
+    assert first_image() is None
+    assert cv2.imdecode(np.frombuffer(device.latest_jpeg(annotated=False), np.uint8), cv2.IMREAD_COLOR).mean() > 190
+    box = np.array([100, 60, 200, 180], np.float32)
+    finish = threading.Timer(0.1, device.on_frame, (second, [Overlay(box, 1, "accepted", "alice")]))
+    finish.start()
+    view = cv2.imdecode(np.frombuffer(device.latest_jpeg(), np.uint8), cv2.IMREAD_COLOR)
+    finish.join()
+    assert view.mean() > 150
+    # the green "accepted" box of the finished frame is drawn: its left edge at x = 100
+    assert view[100:140, 99:102, 1].mean() > view[100:140, 99:102, 2].mean() + 60

@@ -30,6 +30,9 @@ class Sink:
     def on_decision(self, decision, frame, box):
         pass
 
+    def on_frame_start(self, frame):
+        pass
+
     def on_frame(self, frame, overlays):
         self.ids_per_frame.append([o.track_id for o in overlays])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import numpy as np
@@ -117,6 +118,37 @@ def test_slot_blocking_put_waits_for_the_reader():
     slot.close()
     slot.close()
     assert not slot.put(5) and slot.get(0.01) is None
+
+
+def test_slot_wait_empty():
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.wait_empty(0)
+    slot.put(1)
+    assert not slot.wait_empty(0.01)  # still holds an untaken item
+    threading.Timer(0.02, slot.get).start()
+    assert slot.wait_empty(2.0)  # the reader took it
+    slot.close()
+    assert not slot.wait_empty(0)
+
+
+def test_replay_as_fast_as_possible_reads_only_when_the_slot_has_room():
+    """A non-live source is read again only after the loop took the frame in the slot: no
+    second decoded full-resolution frame waits in the capture thread."""
+    source = FakeSource(10)
+    source.live = False
+    reads = []
+    source_read = source.read
+    source.read = lambda: reads.append(1) or source_read()
+    cam = Camera(CameraConfig(), source_factory=lambda: source)
+    with cam:
+        assert wait_for(lambda: cam.frames == 1)
+        time.sleep(0.1)  # time enough for a second read, if the thread were to make one
+        assert len(reads) == 1
+        assert cam.slot.get(1.0).index == 1
+        assert wait_for(lambda: cam.frames == 2)
+        time.sleep(0.1)
+        assert len(reads) == 2 and cam.slot.dropped == 0
+        assert cam.slot.get(1.0).index == 2
 
 
 def test_image_folder_replay_lores_and_loop(tmp_path):

@@ -69,13 +69,19 @@ class FakeAnalyser:
 class Sink:
     def __init__(self):
         self.decisions, self.frames, self.housekeeping_calls = [], 0, 0
+        self.calls: list[tuple[str, int]] = []
 
     def on_decision(self, decision, frame, box):
         self.decisions.append(decision)
+        self.calls.append(("decision", frame.index))
+
+    def on_frame_start(self, frame):
+        self.calls.append(("start", frame.index))
 
     def on_frame(self, frame, overlays):
         self.frames += 1
         self.overlays = overlays
+        self.calls.append(("done", frame.index))
 
     def housekeeping(self):
         self.housekeeping_calls += 1
@@ -216,3 +222,12 @@ def test_a_failing_frame_is_logged_once_and_skipped(caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert sum("could not be processed" in m for m in messages) == 1
     assert sum("processed again" in m for m in messages) == 1
+
+
+def test_the_sink_hears_of_each_frame_before_its_decisions_and_after_them():
+    """on_frame_start comes first, so the device's live view lets go of the previous frame
+    before this one is processed (one full-resolution frame in memory, not two)."""
+    loop, sink = make_loop(lambda i: ALICE)
+    for i in (1, 2):
+        loop.process(frame(i))
+    assert sink.calls == [("start", 1), ("done", 1), ("start", 2), ("decision", 2), ("done", 2)]
