@@ -203,7 +203,7 @@ class Device:
         extra = {"track": d.track_id, "score": round(d.score, 4), "closest_person_id": d.closest,
                  "threshold": round(d.threshold if d.threshold is not None else match_threshold(self.config), 4)}
         rec = self.store.unknowns.add(kind, d.session_id, d.embedding, images.face_jpeg(frame.image, box), full,
-                                      extra)
+                                      extra, same_face_cosine=same_person_threshold(self.config.recognition.embedder))
         logger.info("%s face on track %d: %s", kind, d.track_id, "kept" if rec else "already kept")
 
     def _set_kiosk(self, shown: str, d: Decision, frame: Frame, status: str | None = None) -> None:

@@ -35,7 +35,10 @@ logger = logging.getLogger(__name__)
 TOPIC = "event/unknown"
 KINDS = ("unknown", "spoof")
 ACTIONS = ("assign", "discard")
-DEDUPE_SIMILARITY = 0.6   # cosine; same face again -> no new record
+# Cosine at which a face counts as one already kept (no new record) when the caller does not
+# say: callers that know the embedder pass its same-person threshold, since a fixed cosine
+# means very different things per embedder (dlib scores two strangers 0.8-0.9).
+DEDUPE_SIMILARITY = 0.6
 DEDUPE_WINDOW_S = 600.0   # seconds
 
 
@@ -56,8 +59,10 @@ class Unknowns:
                             self._ctx.on_corrupt)
 
     def add(self, kind: str, session_id: str | None, embedding: object, crop_jpeg: bytes,
-            frame_jpeg: bytes | None = None, extra: dict | None = None) -> dict | None:
-        """Keep an unknown/spoof face; None when the same face was kept recently.
+            frame_jpeg: bytes | None = None, extra: dict | None = None,
+            same_face_cosine: float | None = None) -> dict | None:
+        """Keep an unknown/spoof face; None when the same face (cosine >= ``same_face_cosine``,
+        default :data:`DEDUPE_SIMILARITY`) was kept in the same session within the window.
 
         Raises ``OutboxFull`` (nothing written) when the outbox is full.
         """
@@ -70,7 +75,8 @@ class Unknowns:
         frame = check_jpeg(frame_jpeg, "frame_jpeg") if frame_jpeg is not None else None
         extra = check_extra(extra)
         now = self._ctx.clock()
-        if vec is not None and self._is_repeat(kind, session_id, vec, now):
+        same = DEDUPE_SIMILARITY if same_face_cosine is None else float(same_face_cosine)
+        if vec is not None and self._is_repeat(kind, session_id, vec, now, same):
             logger.debug("%s face de-duplicated in session %s", kind, session_id)
             return None
         outbox = self._ctx.outbox
@@ -84,10 +90,10 @@ class Unknowns:
         self._recent.append((now, kind, session_id, vec))
         return _public(rec)
 
-    def _is_repeat(self, kind: str, session_id: str | None, vec: np.ndarray, now: float) -> bool:
+    def _is_repeat(self, kind: str, session_id: str | None, vec: np.ndarray, now: float, same: float) -> bool:
         for ts, k, sid, other in self._recent:
             if k == kind and sid == session_id and other is not None and now - ts <= DEDUPE_WINDOW_S \
-                    and other.shape == vec.shape and float(other @ vec) >= DEDUPE_SIMILARITY:
+                    and other.shape == vec.shape and float(other @ vec) >= same:
                 return True
         return False
 
