@@ -262,7 +262,7 @@ class Device:
         threshold = same_person_threshold(self.config.recognition.embedder)
         with self.lock:
             if reason == "consent_withdrawn":
-                result = self.store.withdraw_consent(person_id, by)
+                result = self.store.withdraw_consent(person_id, by, threshold=threshold)
             else:
                 result = self.store.erase(person_id, by, full=full, reason=reason,
                                           request_id=request_id, threshold=threshold)

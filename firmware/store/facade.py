@@ -242,13 +242,14 @@ class Store:
         self.checkpoint()
         return result
 
-    def withdraw_consent(self, person_id: str, by: str) -> dict:
-        """Consent withdrawn: record who and when, then erase the face data."""
+    def withdraw_consent(self, person_id: str, by: str, threshold: float | None = None) -> dict:
+        """Consent withdrawn: record who and when, then erase the face data (unknown faces
+        matched at ``threshold`` as in :meth:`erase`)."""
         with self._lock:
             self._check_open()
             self._people.require(person_id)
             self._people.mark_withdrawn(person_id, by)
-        return self.erase(person_id, by, reason="consent_withdrawn")
+        return self.erase(person_id, by, reason="consent_withdrawn", threshold=threshold)
 
     def sweep_retention(self, now: float | None = None) -> dict:
         """The daily retention sweep (``store/retention.py``); refused on an unsynced clock."""

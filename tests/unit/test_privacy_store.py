@@ -62,6 +62,29 @@ def test_withdrawn_consent_erases_face_data_and_blocks_new(tmp_path):
             store.people.add_embedding("ann", unit_vector(1), "m1")
 
 
+def at_cosine(vec, other, cosine):
+    """A unit vector at exactly ``cosine`` to ``vec`` (in the plane of ``vec`` and ``other``)."""
+    ortho = other - (other @ vec) * vec
+    ortho /= (ortho @ ortho) ** 0.5
+    return cosine * vec + (1 - cosine ** 2) ** 0.5 * ortho
+
+
+def test_withdrawn_consent_erases_their_unknown_faces_at_the_given_threshold_not_strangers(tmp_path):
+    clock = Clock()
+    with open_store(tmp_path / "d", clock) as store:
+        face = unit_vector(1)
+        store.people.add("ann", "Ann", consent="consent")
+        store.people.add_embedding("ann", face, "m1")
+        theirs = store.unknowns.add("unknown", None, at_cosine(face, unit_vector(2), 0.95), jpeg_bytes(1))
+        stranger = store.unknowns.add("unknown", None, at_cosine(face, unit_vector(3), 0.85), jpeg_bytes(2),
+                                      same_face_cosine=0.925)  # dlib's two strangers: about 0.85
+        erasure = store.withdraw_consent("ann", "office", threshold=0.925)  # the embedder's, as the device passes
+        assert erasure["counts"]["crops"] == 1 and erasure["counts"]["unknown_records"] == 1
+        assert store.unknowns.get(theirs["id"])["state"] == "erased"
+        assert store.unknowns.get(stranger["id"])["state"] == "open"
+        assert store.unknowns.crop_path(stranger["id"]).exists()
+
+
 def test_erasure_reaches_crops_outbox_backups_and_is_published(tmp_path):
     clock = Clock()
     data = tmp_path / "d"
