@@ -9,6 +9,13 @@ security level (with the FAR actually measured there), frames needed to decide, 
 mean-embedding rule for comparison, learning at the door, and optionally score fusion
 with a second embedder (``--fuse-with facenet_int8``).
 
+``--flip both`` measures test-time flip averaging (the aligned chip and its mirror image
+embedded, the two raw outputs summed, then normalised; at enrolment and on every probe
+frame) against plain embeddings on the very same frames and trials, and times one
+embedding each way; ``--flip on|off`` runs one of them (default: as the device does, the
+manifest's ``flip_average``). The variant the device does not use gets a calibration
+fitted on split A in memory, so its calibrated rows compare like with like.
+
 ``--calibrate`` refits ``models/calibration.toml`` for the embedder on split A of the data
 (see :mod:`firmware.bench.door_eval` for the splits). ``--clips DIR`` also runs the real
 clips (``blink/``, ``spoof/replay-phone/real.mov``, ``entry-walk/``) through the real
@@ -28,8 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from firmware.bench import door_eval as ev
-from firmware.bench.door_data import PhotoSet, load_photoset
+from firmware.bench.door_data import PhotoSet, default_flip, list_photos, load_photoset
 from firmware.config import Config
+from firmware.errors import ConfigError
 from firmware.domain.calibration import Calibration
 from firmware.domain.evidence import EvidenceRule, learnable
 from firmware.runtime import tuning
@@ -37,6 +45,10 @@ from firmware.runtime import tuning
 logger = logging.getLogger(__name__)
 
 FARS = (1e-3, 1e-4)
+#: FARs per impostor track at which each configuration's DET FRR is also reported
+#: (``det`` in the JSON): the points at and below 1e-3 rest on a few distinct impostor
+#: tracks, so differences there are best read together with the looser points.
+DET_POINTS = (1e-2, 5e-3, 2e-3, 1e-3, 5e-4, 1e-4)
 DISTRACTORS = 900
 
 
@@ -58,6 +70,10 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--unknown-frames", type=int, default=None,
                         help="what-if: good frames before unknown (default recognition.embeddings_per_track)")
     parser.add_argument("--cache-dir", type=Path, default=Path("var/cache/door"), help="embedding cache folder")
+    parser.add_argument("--flip", choices=("device", "on", "off", "both"), default="device",
+                        help="test-time flip averaging (chip + mirrored chip) at enrolment and at the door: as the "
+                             "device does (the manifest's flip_average), on, off, or both side by side on the same "
+                             "trials, with the embed time of each (photo tracks only; --clips run as the device does)")
     parser.set_defaults(func=run)
 
 
@@ -119,7 +135,8 @@ def trials(setup: Setup, table: ev.ScoreTable, enrol: int, size: int, rotations:
 
 def summarise(t: ev.Trials, cal: Calibration | None, size: int, enrol: int) -> dict:
     """DET points and calibrated operating points of one configuration."""
-    out: dict = {"genuine_tracks": len(t.genuine), "impostor_tracks": len(t.impostor)}
+    out: dict = {"genuine_tracks": len(t.genuine), "impostor_tracks": len(t.impostor),
+                 "det": {f"{far:g}": round(t.frr(t.threshold_at(far)), 4) for far in DET_POINTS}}
     for far in FARS:
         th = t.threshold_at(far)
         out[f"far_{far:g}"] = {"threshold": round(th, 4), "frr": round(t.frr(th), 4), "far_measured": t.far(th)}
@@ -205,21 +222,34 @@ def write_calibration(path: Path, model_id: str, cal: Calibration, rule: Evidenc
     path.write_text("\n".join(lines))
 
 
-def evaluate(args: argparse.Namespace) -> dict:
+def evaluate(args: argparse.Namespace, flip: bool | None = None, calibrate: Path | None = None) -> dict:
+    """Every configuration with (``flip``) or without flip-averaged embeddings (None: as
+    the device does); ``calibrate``: also refit and write the calibration there."""
     cfg = _config(args, args.embedder)
     started = time.monotonic()
-    ps = load_photoset(args.data, cfg, args.cache_dir)
+    device_flip = default_flip(cfg)
+    flip = device_flip if flip is None else flip
+    ps = load_photoset(args.data, cfg, args.cache_dir, flip)
     frames = ev.Frames.of(ps)
     rule = base_rule(cfg)
-    cal = tuning.calibration(args.embedder)
-    if args.calibrate:
+    cal = tuning.calibration(args.embedder) if flip == device_flip else None
+    calibration_source = "models/calibration.toml" if cal is not None else None
+    if calibrate:
         fitted = ev.calibrate(ps, frames, rule, args.photos_per_track)
         cal = Calibration(args.embedder, fitted.curves)
-        write_calibration(args.calibrate, args.embedder, cal, rule, args.data)
-        logger.info("calibration written to %s", args.calibrate)
+        write_calibration(calibrate, args.embedder, cal, rule, args.data)
+        calibration_source = str(calibrate)
+        logger.info("calibration written to %s", calibrate)
+    elif flip != device_flip:  # the stored calibration is for the device's embeddings: fit one for these
+        try:
+            cal = Calibration(args.embedder, ev.calibrate(ps, frames, rule, args.photos_per_track).curves)
+            calibration_source = "fitted in memory on split A (flip " + ("on" if flip else "off") + ")"
+        except ConfigError as exc:
+            logger.info("no calibration for flip %s: %s", "on" if flip else "off", exc)
     setup = Setup(ps, frames, args.photos_per_track)
     results: dict = {"embedder": args.embedder, "data": str(args.data), "photos_per_track": args.photos_per_track,
-                     "rotations": args.rotations, "rule": _fields(rule), "configs": {}}
+                     "rotations": args.rotations, "rule": _fields(rule), "flip_average": flip,
+                     "calibration": calibration_source, "configs": {}}
     all_trials = {}
     for enrol in (3, 1):
         for size in (100, 1000):
@@ -249,7 +279,9 @@ def evaluate(args: argparse.Namespace) -> dict:
         "frr_g1000_far_1e-3": c["g1000_3photo"]["far_0.001"]["frr"],
         "frr_g1000_far_1e-4": c["g1000_3photo"]["far_0.0001"]["frr"],
         "frr_1photo_g100_far_1e-3": c["g100_1photo"]["far_0.001"]["frr"],
+        "frr_1photo_g100_far_1e-4": c["g100_1photo"]["far_0.0001"]["frr"],
         "frr_1photo_g1000_far_1e-3": c["g1000_1photo"]["far_0.001"]["frr"],
+        "frr_1photo_g1000_far_1e-4": c["g1000_1photo"]["far_0.0001"]["frr"],
         "median_frames_to_decision": g100.median_frames(normal),
         "impostor_tracks": len(g100.impostor), "genuine_tracks": len(g100.genuine),
         "unique_impostor_tracks": sum(len(v) for v in setup.impostors.values()),
@@ -259,6 +291,74 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.plot:
         plot(all_trials, args.plot, args.embedder)
     return results
+
+
+FLIP_KEYS = ("frr_g100_far_1e-3", "frr_g100_far_1e-4", "frr_g1000_far_1e-3", "frr_g1000_far_1e-4",
+             "frr_1photo_g100_far_1e-3", "frr_1photo_g100_far_1e-4", "frr_1photo_g1000_far_1e-3",
+             "frr_1photo_g1000_far_1e-4", "median_frames_to_decision")
+
+
+def embed_cost(cfg: Config, data: Path, chips: int = 40, repeats: int = 5) -> dict:
+    """Median milliseconds of one :meth:`Embedder.embed` with flip averaging off and on,
+    on aligned chips of the first photos of ``data`` with a face (the device's threads)."""
+    import cv2
+
+    from firmware.domain.types import Frame
+    from firmware.inference.align import align_face
+    from firmware.runtime.loop import FrameAnalyser
+
+    analyser = FrameAnalyser(cfg, cfg.paths.models_dir)
+    try:
+        embedder = analyser.embedder
+        found = []
+        for _, photo in list_photos(data):
+            if len(found) >= chips:
+                break
+            image = cv2.imread(photo, cv2.IMREAD_COLOR)
+            frame = Frame(image, 0.0, 0.0, 0, image) if image is not None else None
+            dets = analyser.detect(frame) if frame is not None else []
+            measured = analyser.measure(frame, dets[0]) if dets else None
+            if measured is not None:
+                found.append(align_face(image, measured[0], embedder.alignment))
+        if not found:
+            return {}
+        times: dict[bool, list[float]] = {False: [], True: []}
+        saved = embedder.flip_average
+        for _ in range(repeats):  # interleaved, so load from other work hits both alike
+            for flip in (False, True):
+                embedder.flip_average = flip
+                for chip in found:
+                    t0 = time.perf_counter()
+                    embedder.embed(chip)
+                    times[flip].append((time.perf_counter() - t0) * 1000.0)
+        embedder.flip_average = saved
+        return {"off": round(float(np.median(times[False])), 2), "on": round(float(np.median(times[True])), 2),
+                "chips": len(found), "repeats": repeats}
+    finally:
+        analyser.close()
+
+
+def flip_table(comparison: dict) -> list[str]:
+    """Lines comparing flip averaging off vs on (FRR on the DET curve, same trials)."""
+    off, on = comparison["off"], comparison["on"]
+    lines = ["flip averaging (same frames and trials), FRR on the DET curve:",
+             f"{'':<28} {'off':>7} {'on':>7} {'on-off':>8}"]
+    for key in FLIP_KEYS:
+        a, b = off.get(key), on.get(key)
+        if a is None or b is None:
+            continue
+        lines.append(f"{key:<28} {a:>7.3f} {b:>7.3f} {b - a:>+8.3f}" if key.startswith("frr")
+                     else f"{key:<28} {a:>7} {b:>7}")
+    cost = comparison.get("embed_ms")
+    if cost:
+        lines.append(f"{'embed ms per face (median)':<28} {cost['off']:>7.2f} {cost['on']:>7.2f}")
+    points = [f"{far:g}" for far in DET_POINTS]
+    lines.append("FRR off -> on along the DET curve, FAR " + " / ".join(points) + ":")
+    for key, c_off in off.get("configs", {}).items():
+        c_on = on.get("configs", {}).get(key)
+        if c_on and "det" in c_off and "det" in c_on:
+            lines.append(f"  {key:<14} " + "  ".join(f"{c_off['det'][p]:.3f}->{c_on['det'][p]:.3f}" for p in points))
+    return lines
 
 
 def fusion(args: argparse.Namespace, setup: Setup, ps: PhotoSet, rule: EvidenceRule) -> dict:
@@ -310,7 +410,8 @@ def plot(all_trials: dict, path: Path, embedder: str) -> None:
 
 
 def table(results: dict) -> str:
-    lines = [f"rollcall bench door: {results['embedder']} on {results['data']} "
+    flip = {True: ", flip averaging on", False: ", flip averaging off"}.get(results.get("flip_average"), "")
+    lines = [f"rollcall bench door: {results['embedder']}{flip} on {results['data']} "
              f"({results['genuine_tracks']} genuine / {results['impostor_tracks']} impostor track trials at g100)",
              f"{'config':<14} {'FRR@1e-3':>9} {'FRR@1e-4':>9}  calibrated low / normal / high: FRR (false accepts)"]
     for key, c in results["configs"].items():
@@ -332,11 +433,27 @@ def table(results: dict) -> str:
             if key != "with":
                 lines.append(f"fusion {key}: " + ", ".join(f"{k} {x['frr_far_0.001']:.3f}" for k, x in v.items())
                              + " (FRR@1e-3)")
+    if "flip_comparison" in results:
+        lines += flip_table(results["flip_comparison"])
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    results = evaluate(args)
+    cfg = _config(args, args.embedder)
+    device_flip = default_flip(cfg)
+    chosen = {"device": device_flip, "on": True, "off": False, "both": device_flip}[args.flip]
+    if args.calibrate and chosen != device_flip:
+        raise ConfigError(f"--calibrate writes the calibration the device uses, and the device embeds "
+                          f"{'with' if device_flip else 'without'} flip averaging (manifest flip_average): "
+                          f"drop --flip {args.flip} or set flip_average in models/manifest.toml first")
+    other = evaluate(args, not device_flip) if args.flip == "both" else None
+    results = evaluate(args, chosen, args.calibrate)
+    if other is not None:
+        by_flip = {results["flip_average"]: results, other["flip_average"]: other}
+        results["flip_comparison"] = {("on" if f else "off"): {k: r.get(k) for k in (*FLIP_KEYS, "seconds")}
+                                      | {"configs": r["configs"], "calibration": r["calibration"]}
+                                      for f, r in by_flip.items()}
+        results["flip_comparison"]["embed_ms"] = embed_cost(cfg, args.data)
     if args.clips:
         from firmware.bench.door_clips import run_clips
         results["clips"] = run_clips(args.clips, _config(args, args.embedder).paths.models_dir)

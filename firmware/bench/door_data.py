@@ -14,8 +14,12 @@ person standing still:
 
 Each frame goes through the device path: BlazeFace -> Face Mesh -> quality gate ->
 mesh alignment -> embedder (:class:`firmware.runtime.loop.FrameAnalyser`). Per frame the
-cache keeps the embedding, the quality weight (:func:`firmware.domain.evidence.frame_quality`)
-and whether the gate passed. Cache: ``var/cache/door/<embedder>-<data hash>.npz``.
+cache keeps the embedder's two raw outputs, for the aligned chip as it is and mirrored
+left-right (:meth:`firmware.inference.embedder.Embedder.raw_views`), the quality weight
+(:func:`firmware.domain.evidence.frame_quality`) and whether the gate passed; the
+embeddings are made from them with or without test-time flip averaging
+(:func:`load_photoset`'s ``flip``), so both are measured on the very same frames, chips
+and trials. Cache: ``var/cache/door/<embedder>-<data hash>.npz``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from firmware.config import Config
 from firmware.errors import ConfigError
 from firmware.domain.evidence import frame_quality
 from firmware.domain.types import Frame
+from firmware.inference.align import align_face
 from firmware.runtime.loop import FrameAnalyser
 from firmware.runtime.tuning import quality_spec
 
@@ -46,13 +51,15 @@ CACHE_DIR = Path("var/cache/door")
 @dataclass
 class PhotoSet:
     """Per photo: identity name, path; per (photo, frame): embedding (D,), quality, ok.
-    ``embeddings`` (n_photos, 1 + VARIANTS, D); frame 0 is the photo as it is."""
+    ``embeddings`` (n_photos, 1 + VARIANTS, D), L2-normalised (zeros: no face); frame 0 is
+    the photo as it is. ``flip``: whether they are flip-averaged."""
 
     names: list[str]
     paths: list[str]
     embeddings: np.ndarray
     quality: np.ndarray
     ok: np.ndarray
+    flip: bool = False
 
     def by_identity(self) -> dict[str, list[int]]:
         """{name: photo indices in file order}."""
@@ -101,7 +108,8 @@ def _central(dets: list, shape: tuple) -> object | None:
 
 
 class FrameEmbedder:
-    """The device's analyser on single images: embedding, quality and gate of the central face."""
+    """The device's analyser on single images: raw embedder outputs (as is, mirrored),
+    quality and gate of the central face."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -110,18 +118,21 @@ class FrameEmbedder:
         self.dim = self.analyser.embedder.dim
 
     def frame(self, image: np.ndarray) -> tuple[np.ndarray, float, bool]:
-        """(embedding or zeros, quality 0..1 (0 when no face), gate passed)."""
+        """((2, dim) raw outputs for the chip and its mirror, or zeros; quality 0..1 (0
+        when no face); gate passed)."""
         frame = Frame(image, 0.0, 0.0, 0, image)
         det = _central(self.analyser.detect(frame), image.shape)
         if det is None:
-            return np.zeros(self.dim, np.float32), 0.0, False
+            return np.zeros((2, self.dim), np.float32), 0.0, False
         measured = self.analyser.measure(frame, det)
         if measured is None:
-            return np.zeros(self.dim, np.float32), 0.0, False
+            return np.zeros((2, self.dim), np.float32), 0.0, False
         landmarks, _, gate = measured
         q = frame_quality(self.spec, face_px=gate.face_px, sharpness=gate.sharpness, yaw_deg=gate.yaw_deg,
                           pitch_deg=gate.pitch_deg, detector_score=det.score, presence=landmarks.presence)
-        return self.analyser.embed(frame, landmarks), q, bool(gate.ok)
+        embedder = self.analyser.embedder
+        chip = align_face(image, landmarks, embedder.alignment)
+        return np.stack(embedder.raw_views(chip)), q, bool(gate.ok)
 
     def close(self) -> None:
         self.analyser.close()
@@ -132,20 +143,39 @@ def cache_path(data: Path, embedder: str, cache_dir: Path = CACHE_DIR) -> Path:
     digest = hashlib.sha1()
     for name, path in list_photos(data):  # names and sizes, not where the folder is
         digest.update(f"{name}/{Path(path).name}:{Path(path).stat().st_size}\n".encode())
-    digest.update(f"v{VARIANTS}".encode())
+    digest.update(f"v{VARIANTS}-views2".encode())  # views2: raw outputs as is and mirrored
     return Path(cache_dir) / f"{embedder}-{digest.hexdigest()[:12]}.npz"
 
 
-def load_photoset(data: Path, config: Config, cache_dir: Path = CACHE_DIR) -> PhotoSet:
-    """Embed every photo and its camera-like frames (or load them from the cache)."""
+def views_to_embeddings(raw: np.ndarray, flip: bool) -> np.ndarray:
+    """L2-normalised embeddings from raw outputs ``(..., 2, D)`` (as is, mirrored): the
+    first view alone, or (``flip``) the sum of both, as the embedder itself does. All-zero
+    rows (no face) stay zero."""
+    vec = (raw[..., 0, :] + raw[..., 1, :]) if flip else raw[..., 0, :].copy()
+    norm = np.linalg.norm(vec, axis=-1, keepdims=True)
+    return np.divide(vec, norm, out=np.zeros_like(vec), where=norm > 0).astype(np.float32)
+
+
+def default_flip(config: Config) -> bool:
+    """Whether the device flip-averages with this embedder (the manifest's ``flip_average``)."""
+    from firmware.inference.embedder import manifest_entry
+
+    return bool(manifest_entry(config.recognition.embedder).get("flip_average", False))
+
+
+def load_photoset(data: Path, config: Config, cache_dir: Path = CACHE_DIR, flip: bool | None = None) -> PhotoSet:
+    """Embed every photo and its camera-like frames (or load them from the cache), with
+    (``flip``) or without test-time flip averaging; None = as the device does."""
+    flip = default_flip(config) if flip is None else flip
     path = cache_path(data, config.recognition.embedder, cache_dir)
     photos = list_photos(data)
+    names, paths = [n for n, _ in photos], [p for _, p in photos]
     if path.is_file():
         z = np.load(path)
-        return PhotoSet([n for n, _ in photos], [p for _, p in photos], z["embeddings"], z["quality"], z["ok"])
+        return PhotoSet(names, paths, views_to_embeddings(z["raw"], flip), z["quality"], z["ok"], flip)
     embedder = FrameEmbedder(config)
     n = len(photos)
-    emb = np.zeros((n, 1 + VARIANTS, embedder.dim), np.float32)
+    raw = np.zeros((n, 1 + VARIANTS, 2, embedder.dim), np.float32)
     quality = np.zeros((n, 1 + VARIANTS), np.float32)
     ok = np.zeros((n, 1 + VARIANTS), bool)
     started = time.monotonic()
@@ -158,12 +188,12 @@ def load_photoset(data: Path, config: Config, cache_dir: Path = CACHE_DIR) -> Ph
             seed = zlib.crc32(Path(photo).name.encode())
             frames = [image] + [camera_like(image, seed * 16 + v) for v in range(VARIANTS)]
             for v, img in enumerate(frames):
-                emb[i, v], quality[i, v], ok[i, v] = embedder.frame(img)
+                raw[i, v], quality[i, v], ok[i, v] = embedder.frame(img)
             if i % 250 == 0:
                 logger.info("embedded %d / %d photos (%.0f s)", i, n, time.monotonic() - started)
     finally:
         embedder.close()
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, embeddings=emb, quality=quality, ok=ok)
+    np.savez(path, raw=raw, quality=quality, ok=ok)
     path.chmod(0o600)
-    return PhotoSet([n for n, _ in photos], [p for _, p in photos], emb, quality, ok)
+    return PhotoSet(names, paths, views_to_embeddings(raw, flip), quality, ok, flip)

@@ -125,6 +125,16 @@ class Embedder:
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm > 0 else vector
 
+    def raw_views(self, chip_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The model's raw outputs (not normalised) for the chip as it is and mirrored
+        left-right, whatever :attr:`flip_average` says: :meth:`embed` is the L2-normalised
+        first one, or (flip averaging) of their sum. For benches that compare both."""
+        size = self.alignment.size
+        if chip_rgb is None or chip_rgb.shape != (size, size, 3):
+            got = None if chip_rgb is None else chip_rgb.shape
+            raise ImageError(f"{self.model_id} needs a {size}x{size} RGB chip, got {got}")
+        return self._run(chip_rgb), self._run(chip_rgb[:, ::-1])
+
     def _run(self, chip_rgb: np.ndarray) -> np.ndarray:
         """The model's raw float32 output (``dim``,) for one chip (a fresh array)."""
         np.subtract(chip_rgb, self._offset, out=self._input[0], casting="unsafe")

@@ -6,7 +6,8 @@
   person, its score and the threshold in force, nobody marked;
 - a photo without a face: a clear error, exit code 2, nothing replayed;
 - `bench door` on a tiny photo folder: every documented JSON key, a calibration file
-  and a DET plot (the numbers of so small a set mean nothing; the full run is in README);
+  and a DET plot (the numbers of so small a set mean nothing; the full run is in README),
+  and `--flip both` comparing flip averaging off and on from the same cache;
 - the device runtime never imports matplotlib.
 """
 
@@ -109,6 +110,19 @@ def test_bench_door_on_a_small_folder_writes_every_key(shared_data, built_models
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cached = list((tmp_path / "cache").glob("*.npz"))
     assert len(cached) == 1 and (cached[0].stat().st_mode & 0o077) == 0
+    # flip averaging off vs on from the same cache (no second embedding pass), same trials
+    both = tmp_path / "both.json"
+    assert main(argv + ["--flip", "both", "--json", str(both)]) == 0
+    compared = json.loads(both.read_text())
+    assert list((tmp_path / "cache").glob("*.npz")) == cached
+    assert compared["flip_average"] is True and compared["frr_g100_far_1e-3"] == result["frr_g100_far_1e-3"]
+    off, on = compared["flip_comparison"]["off"], compared["flip_comparison"]["on"]
+    for variant in (off, on):
+        assert 0.0 <= variant["frr_g100_far_1e-3"] <= 1.0
+        assert set(variant["configs"]["g100_3photo"]["det"]) == {"0.01", "0.005", "0.002", "0.001", "0.0005", "0.0001"}
+    assert off["configs"]["g100_3photo"]["genuine_tracks"] == on["configs"]["g100_3photo"]["genuine_tracks"] > 0
+    cost = compared["flip_comparison"]["embed_ms"]
+    assert cost["chips"] > 0 and cost["off"] > 0 and cost["on"] > 0
 
 
 def test_device_runtime_does_not_import_matplotlib():

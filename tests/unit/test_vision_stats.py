@@ -104,3 +104,16 @@ def test_config_margin_and_threshold_fall_back_to_the_embedders_defaults():
     assert match_threshold(config) == default_threshold("facenet_int8")
     config = Config.model_validate({"recognition": {"margin": 0.07, "match_threshold": 0.9}})
     assert match_margin(config) == 0.07 and match_threshold(config) == 0.9
+
+
+def test_raw_views_are_what_embed_sums_and_normalises():
+    chip = np.zeros((150, 150, 3), np.uint8)
+    chip[:, :40] = 200
+    for flip in (False, True):
+        embedder = Embedder("unused", "dlib_resnet_x", model=_HalvesModel(), flip_average=flip)
+        plain, mirrored = embedder.raw_views(chip)
+        assert plain[0] > plain[1] and mirrored[1] > mirrored[0]   # left-bright, then right-bright
+        expected = plain + mirrored if flip else plain
+        np.testing.assert_allclose(embedder.embed(chip), expected / np.linalg.norm(expected), atol=1e-6)
+    with pytest.raises(Exception, match="150x150"):
+        embedder.raw_views(np.zeros((10, 10, 3), np.uint8))
