@@ -27,7 +27,8 @@ still_false_blinks, still_spoof_verdicts, flick_streams, flick_false_passes,
 still_challenge_false_passes, flick_challenge_false_passes, replay_result_blink_policy,
 replay_result_blink_challenge_policy, replay_pass_rate (+ replay_runs, replay_clips),
 cooperative_pass_rate, cooperative_median_s (+ cooperative_p95_s, cooperative_runs,
-cooperative_unanswerable_draws, cooperative_failures, cooperative_footage),
+cooperative_unanswerable_draws, cooperative_failures, cooperative_footage,
+cooperative_reaction_s),
 ms_per_frame_landmarks_median / _p95 (mesh + eyelids + gate + tracker per face per frame),
 and the per-clip rows. Paths default to ``../shared/data`` next to the repo (or
 ``$ROLLCALL_SHARED_DATA``). Exit code 1 if a live clip fails or a still passes.
@@ -49,8 +50,8 @@ import cv2
 import numpy as np
 
 from firmware.bench.liveness_cache import clip_measures
-from firmware.bench.liveness_challenge import (ClipInputs, FaceInput, clip_inputs, cooperative_runs, play_replay,
-                                               replay_pass_rate)
+from firmware.bench.liveness_challenge import (REACTION_S, ClipInputs, FaceInput, clip_inputs, cooperative_runs,
+                                               play_replay, replay_pass_rate)
 from firmware.config import LivenessConfig
 from firmware.domain.liveness import LOST_GAP_S, LivenessTracker, Verdict
 from firmware.domain.liveness_measures import assess_face, eyelid_openness
@@ -105,6 +106,9 @@ def register(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--offsets", type=int, default=200,
                         help="random start offsets per clip for replay_pass_rate")
     parser.add_argument("--cooperative-runs", type=int, default=200, help="simulated cooperative people")
+    parser.add_argument("--cooperative-reaction-s", type=float, default=REACTION_S,
+                        help="seconds a simulated cooperative person holds still after a prompt appears "
+                             "before starting the move or blink")
     parser.add_argument("--labels", default=str(LABELS), help="hand-labelled blink times (JSON)")
     parser.add_argument("--cache", default=str(REPO / "var" / "cache" / "liveness"),
                         help="where per-frame measurements of clips are cached ('' = no cache)")
@@ -470,8 +474,9 @@ def print_table(summary: dict) -> None:
                       f"{t['verdict']}, blinks {t['blinks']}/{t['required_blinks']}, frontal {t['frontal_s']} s")
     print(f"\nhead-pose challenge: replay_pass_rate {summary['replay_pass_rate']} over {summary['replay_runs']} "
           f"runs (target <= 0.005); cooperative_pass_rate {summary['cooperative_pass_rate']} over "
-          f"{summary['cooperative_runs']} simulated people (target >= 0.99), median "
-          f"{summary['cooperative_median_s']} s (target <= 4); still/flick challenge false passes "
+          f"{summary['cooperative_runs']} simulated people (target >= 0.99; reaction "
+          f"{summary['cooperative_reaction_s']} s), median {summary['cooperative_median_s']} s (target <= 4), "
+          f"failures {summary['cooperative_failures']}; still/flick challenge false passes "
           f"{summary['still_challenge_false_passes']}/{summary['flick_challenge_false_passes']}")
     for row in summary["replay_clips"]:
         print(f"  replay {row['clip'][:40]:40} {row['passes']}/{row['runs']} passed, {row['spoof_verdicts']} spoof")
@@ -500,7 +505,7 @@ def challenge_numbers(args: argparse.Namespace, pipe: Pipeline, full: Pipeline,
     others = [p for p in expand(args.replay, VIDEO_EXT) + expand(args.entry, VIDEO_EXT) + more]
     replays = live + _clips(full, list(dict.fromkeys(others)), config, cache, labels)
     out = replay_pass_rate(replays, config, args.offsets, args.seed)
-    out.update(cooperative_runs(people, config, args.cooperative_runs, args.seed))
+    out.update(cooperative_runs(people, config, args.cooperative_runs, args.seed, args.cooperative_reaction_s))
     return out
 
 

@@ -15,7 +15,13 @@ milliseconds of model time.
   reaction time of ``REACTION_S`` of neutral frames it plays a real excursion (or blink)
   that answers that prompt, otherwise it holds still (neutral frames). All frames of one run
   come from ONE clip (one person); a run whose drawn prompts that clip cannot answer is
-  counted as unanswerable, not as a pass.
+  counted as unanswerable, not as a pass. More moves are made from the same frames by a
+  mirror and a quarter turn about the camera axis (:func:`move_variants`); a transformed
+  excursion is offered only if the real motion it was made from was a move by the
+  product's own threshold on the axis it was made on (a small sideways wobble that is no
+  turn never becomes a "look down" because the pitch threshold is smaller). A person with
+  no labelled blink blinks with another clip's eyelid ratios, resampled by time to the
+  person's own frame rate.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ TRACK_IOU = 0.3
 EXTRA_S = 3.0        # replay runs last the longest possible challenge plus this
 HOLD_FRACTION = 1.6  # a simulated move goes out to this multiple of the threshold, then back
 STILL_DEG = 4.0      # "holding still" frames: within this many degrees of the clip's neutral pose
+POOL_GAP_S = 4.0     # empty frames between the variants of one person's pooled footage
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +239,7 @@ def pool_clips(parts: list[ClipInputs]) -> ClipInputs:
     with a few seconds of empty frames between them (no excursion spans two parts).
     Blinks: the first part's."""
     frames: list[list[FaceInput]] = []
-    gap = int(4 * parts[0].fps)
+    gap = int(POOL_GAP_S * parts[0].fps)
     for part in parts:
         if frames:
             frames.extend([] for _ in range(gap))
@@ -241,33 +248,52 @@ def pool_clips(parts: list[ClipInputs]) -> ClipInputs:
     return ClipInputs(person_of(first.name), first.fps, frames, first.blinks)
 
 
-def _excursion(poses: list, neutral, i: int, j: int, config: LivenessConfig, fps: float) -> list[int] | None:
-    """Frames of the move that leaves neutral after frame ``i`` and crosses a threshold at
-    frame ``j``: from the last neutral frame before it out to HOLD_FRACTION x the threshold
-    (or the peak), then the way back from the last frame that far out (a person who does
-    not hold the turn for seconds). None when the head does not come back within 3 s."""
-    axis = 0 if _direction(*poses[j], config) in (Prompt.LEFT, Prompt.RIGHT) else 1
+def _threshold(prompt: Prompt, config: LivenessConfig) -> float:
+    return config.challenge_yaw_deg if prompt in (Prompt.LEFT, Prompt.RIGHT) else config.challenge_pitch_deg
+
+
+def _excursion(poses: list, source: list, neutral, i: int, j: int, config: LivenessConfig,
+               fps: float) -> tuple[Prompt, list[int]] | None:
+    """The move that leaves neutral after frame ``i`` and crosses a threshold at frame ``j``
+    in the real motion ``source`` (the measured poses before any mirror or quarter turn):
+    its direction as the tracker sees it in ``poses`` (the frames as played) and its frames,
+    from the last neutral frame before it out to HOLD_FRACTION x that direction's threshold
+    (or the peak), then the way back from the last frame that far out (a person who does not
+    hold the turn for seconds). None when the head does not come back within 3 s, or when
+    the played move does not cross its own threshold (a real nod too small to be a turn)."""
+    axis = 0 if _direction(*source[j], config) in (Prompt.LEFT, Prompt.RIGHT) else 1
     limit = EXIT_FRACTION * (config.challenge_yaw_deg if axis == 0 else config.challenge_pitch_deg)
 
     def back(x: int) -> bool:  # the moved axis is back near neutral
-        return poses[x] is not None and abs(poses[x][axis]) < limit
+        return source[x] is not None and abs(source[x][axis]) < limit
 
     k = j
-    while k < len(poses) and not back(k) and k - j < 3 * fps:
+    while k < len(source) and not back(k) and k - j < 3 * fps:
         k += 1
-    if k >= len(poses) or not back(k):
+    if k >= len(source) or not back(k):
+        return None
+    known = [x for x in range(j, k) if source[x] is not None and poses[x] is not None]
+    if not known:
+        return None
+    peak = max(known, key=lambda x: abs(source[x][axis]))
+    direction = _direction(*poses[peak], config)
+    if direction is None:
         return None
     lead = max(x for x in range(i, j) if neutral(x))
-    far = HOLD_FRACTION * (config.challenge_yaw_deg if axis == 0 else config.challenge_pitch_deg)
-    past = [x for x in range(j, k) if poses[x] is not None and abs(poses[x][axis]) >= far]
-    peak = max((x for x in range(j, k) if poses[x] is not None), key=lambda x: abs(poses[x][axis]))
+    far = HOLD_FRACTION * _threshold(direction, config)  # the rotation's size is the same in both
+    past = [x for x in known if abs(source[x][axis]) >= far]
     out_end, back_start = (past[0], past[-1]) if past else (peak, peak)
-    return list(range(lead, out_end + 1)) + list(range(max(back_start, out_end + 1), k + 1))
+    return direction, list(range(lead, out_end + 1)) + list(range(max(back_start, out_end + 1), k + 1))
 
 
-def cut_footage(clip: ClipInputs, config: LivenessConfig) -> Footage:
-    """Neutral frames, excursions per direction and labelled blinks of ``clip``."""
+def cut_footage(clip: ClipInputs, config: LivenessConfig,
+                source: list[tuple[float, float] | None] | None = None) -> Footage:
+    """Neutral frames, excursions per direction and labelled blinks of ``clip``. ``source``:
+    per frame, the pose of the real motion the frame was made from (default: the clip's own
+    poses); moves are found in it, so a transformed frame is a move only if its real motion
+    was one."""
     poses = _poses(clip)
+    source = poses if source is None else source
     ey, ep = EXIT_FRACTION * config.challenge_yaw_deg, EXIT_FRACTION * config.challenge_pitch_deg
 
     def neutral(i: int) -> bool:
@@ -281,15 +307,15 @@ def cut_footage(clip: ClipInputs, config: LivenessConfig) -> Footage:
             i += 1
             continue
         j = i + 1
-        while j < len(poses) and poses[j] is not None and _direction(*poses[j], config) is None:
+        while j < len(poses) and source[j] is not None and _direction(*source[j], config) is None:
             j += 1
-        if j >= len(poses) or poses[j] is None:
+        if j >= len(poses) or source[j] is None:
             i = j + 1
             continue
-        span = _excursion(poses, neutral, i, j, config, clip.fps)
-        if span is not None:
-            moves[_direction(*poses[j], config)].append(span)
-        i = span[-1] if span else j + 1
+        found = _excursion(poses, source, neutral, i, j, config, clip.fps)
+        if found is not None:
+            moves[found[0]].append(found[1])
+        i = found[1][-1] if found else j + 1
     for start_s, end_s in clip.blinks:
         a, b = int(round((start_s - 0.2) * clip.fps)), int(round((end_s + 0.3) * clip.fps))
         span = list(range(max(0, a), min(len(poses), b + 1)))
@@ -300,18 +326,36 @@ def cut_footage(clip: ClipInputs, config: LivenessConfig) -> Footage:
     return Footage(clip, still, {k: v for k, v in moves.items() if v})
 
 
-def blink_ratios(footage: list[Footage]) -> list[list[float]]:
+@dataclass(frozen=True, slots=True)
+class DonorBlink:
+    """A labelled blink of one clip: eyelid openness over that clip's open level, one value
+    per frame of the clip, at ``fps`` frames per second."""
+
+    fps: float
+    ratios: tuple[float, ...]
+
+    def at(self, fps: float) -> list[float]:
+        """The blink as a camera running at ``fps`` sees it: same duration in seconds, each
+        frame showing the donor frame nearest to its time (a 25 fps blink played frame by
+        frame at 15 fps would last 1.7 times as long as the real one)."""
+        duration = len(self.ratios) / self.fps
+        n = max(1, int(round(duration * fps)))
+        return [self.ratios[min(len(self.ratios) - 1, int(round(k / fps * self.fps)))] for k in range(n)]
+
+
+def blink_ratios(footage: list[Footage]) -> list[DonorBlink]:
     """Every labelled blink as eyelid openness over the clip's median open level, per frame."""
     out = []
     for f in footage:
         level = float(np.median([f.clip.frames[i][0].openness.mean for i in f.neutral]))
         for span in f.moves.get(Prompt.BLINK, []):
-            out.append([f.clip.frames[i][0].openness.mean / level for i in span])
+            out.append(DonorBlink(f.clip.fps, tuple(f.clip.frames[i][0].openness.mean / level for i in span)))
     return out
 
 
 def _with_blink(frames: list[FaceInput], ratios: list[float]) -> list[FaceInput]:
-    """A person's neutral frames whose eyelid openness follows a donor blink's ratios."""
+    """A person's neutral frames whose eyelid openness follows a donor blink's ratios (one
+    per frame, already at the person's frame rate)."""
     out = []
     for face, r in zip(frames, ratios):
         o = face.openness
@@ -348,25 +392,26 @@ class Holder:
         return out
 
 
-def _answer(footage: Footage, prompt: Prompt, donors: list[list[float]], rng: random.Random,
-            holder: Holder) -> list[FaceInput]:
+def _answer(footage: Footage, prompt: Prompt, donors: list[DonorBlink], rng: random.Random,
+            holder: Holder, reaction_s: float = REACTION_S) -> list[FaceInput]:
     """Frames answering ``prompt``: a reaction time holding still, then the person's own real
     move (or blink); a person with no labelled blink blinks with a donor's eyelid ratios."""
     frames, fps = footage.clip.frames, footage.clip.fps
-    reaction = holder.take(int(round(REACTION_S * fps)))
+    reaction = holder.take(int(round(reaction_s * fps)))
     if prompt in footage.moves:
         return [frames[i][0] for i in reaction] + [frames[i][0] for i in rng.choice(footage.moves[prompt])
                                                    if frames[i]]
-    ratios = rng.choice(donors)
+    ratios = rng.choice(donors).at(fps)
     return [frames[i][0] for i in reaction] + _with_blink([frames[i][0] for i in holder.take(len(ratios))], ratios)
 
 
-def can_answer(footage: Footage, prompt: Prompt, donors: list[list[float]]) -> bool:
+def can_answer(footage: Footage, prompt: Prompt, donors: list[DonorBlink]) -> bool:
     return prompt in footage.moves or (prompt is Prompt.BLINK and bool(donors))
 
 
 def cooperative_run(footage: Footage, config: LivenessConfig, seed: int,
-                    donors: list[list[float]] | None = None) -> tuple[float | None, str]:
+                    donors: list[DonorBlink] | None = None,
+                    reaction_s: float = REACTION_S) -> tuple[float | None, str]:
     """One simulated cooperative person: (seconds from the first frame to ``live`` or
     None, the reason of the last failed try)."""
     rng = random.Random(seed)
@@ -385,7 +430,7 @@ def cooperative_run(footage: Footage, config: LivenessConfig, seed: int,
             if code in {p.value for p in Prompt} and can_answer(footage, Prompt(code), donors) \
                     and key not in answered:
                 answered.add(key)
-                queue = _answer(footage, Prompt(code), donors, rng, holder)
+                queue = _answer(footage, Prompt(code), donors, rng, holder, reaction_s)
             else:
                 queue = [footage.clip.frames[i][0] for i in holder.take(1)]
         face = queue.pop(0)
@@ -398,18 +443,29 @@ def cooperative_run(footage: Footage, config: LivenessConfig, seed: int,
 
 
 def cooperative_footage(clips: list[ClipInputs], config: LivenessConfig) -> list[Footage]:
-    """One Footage per source clip (all its camera variants pooled)."""
-    by_person: dict[str, list[ClipInputs]] = {}
+    """One Footage per source clip (all its camera variants pooled; moves are found in the
+    clip's real motion, see :func:`cut_footage`)."""
+    by_person: dict[str, tuple[ClipInputs, list[ClipInputs]]] = {}
     for clip in clips:
-        for variant in move_variants(clip):
-            by_person.setdefault(person_of(variant.name), []).append(variant)
-    return [f for f in (cut_footage(pool_clips(parts), config) for parts in by_person.values()) if f.neutral]
+        by_person[person_of(clip.name)] = (clip, move_variants(clip))
+    out = []
+    for clip, parts in by_person.values():
+        pooled = pool_clips(parts)
+        real = _poses(clip)
+        gap = [None] * int(POOL_GAP_S * clip.fps)
+        source = real + [p for _ in parts[1:] for p in gap + real]
+        footage = cut_footage(pooled, config, source)
+        if footage.neutral:
+            out.append(footage)
+    return out
 
 
-def cooperative_runs(clips: list[ClipInputs], config: LivenessConfig, runs: int, seed: int) -> dict:
+def cooperative_runs(clips: list[ClipInputs], config: LivenessConfig, runs: int, seed: int,
+                     reaction_s: float = REACTION_S) -> dict:
     """``runs`` simulated cooperative people: each draws a challenge and is played by a
     person (one source clip and its move variants) whose footage answers every kind of
-    prompt (so a second try can be answered too), else at least every prompt of the draw."""
+    prompt (so a second try can be answered too), else at least every prompt of the draw;
+    each starts a move or blink ``reaction_s`` seconds after its prompt appeared."""
     footage = cooperative_footage(clips, config)
     donors = blink_ratios(footage)
     rng = random.Random(seed)
@@ -424,7 +480,7 @@ def cooperative_runs(clips: list[ClipInputs], config: LivenessConfig, runs: int,
         if not able:
             unanswerable += 1
             continue
-        t, why = cooperative_run(rng.choice(able), config, run_seed, donors)
+        t, why = cooperative_run(rng.choice(able), config, run_seed, donors, reaction_s)
         if t is None:
             key = why.split(" for ")[0]
             reasons[key] = reasons.get(key, 0) + 1
@@ -435,5 +491,6 @@ def cooperative_runs(clips: list[ClipInputs], config: LivenessConfig, runs: int,
             "cooperative_median_s": statistics.median(times) if times else None,
             "cooperative_p95_s": float(np.percentile(times, 95)) if times else None,
             "cooperative_runs": judged, "cooperative_unanswerable_draws": unanswerable,
+            "cooperative_reaction_s": reaction_s,
             "cooperative_failures": reasons,
             "cooperative_footage": {f.clip.name: {p.value: len(v) for p, v in f.moves.items()} for f in footage}}
