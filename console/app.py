@@ -18,6 +18,7 @@ import bottle
 from console import (pages_attendance, pages_auth, pages_enrol, pages_live, pages_people, pages_privacy,
                      pages_reports, pages_sessions, pages_settings, pages_users)
 from console.auth import SESSIONS_FILE, LoginLimiter, Sessions, load_or_make_key
+from console.bulkjobs import BulkJobs
 from console.context import Context
 from console.kiosk import KioskToken
 from console.security import SecurityPlugin, install_hooks
@@ -49,7 +50,8 @@ def create_app(config_path: str | os.PathLike | None = None, *, client=None,
                   users=Users(secrets_dir, password_hasher),
                   sessions=Sessions(load_or_make_key(secrets_dir), clock=clock,
                                     path=secrets_dir / SESSIONS_FILE),
-                  limiter=LoginLimiter(clock=monotonic), kiosk=KioskToken(secrets_dir), clock=clock)
+                  limiter=LoginLimiter(clock=monotonic), kiosk=KioskToken(secrets_dir), clock=clock,
+                  bulk=BulkJobs(clock=clock))
     ctx.gate = PasswordGate(ctx.limiter, clock=monotonic)
     app = bottle.Bottle()
     app.config["rollcall.ctx"] = ctx

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import bottle
 
 from console.auth import LoginLimiter, Sessions
+from console.bulkjobs import BulkJobs
 from console.kiosk import KioskToken
 from console.throttle import PasswordGate
 from console.users import Users
@@ -43,6 +44,7 @@ class Context:
     kiosk: KioskToken
     clock: Callable[[], float] = time.time
     gate: PasswordGate | None = None
+    bulk: BulkJobs = field(default_factory=BulkJobs)
     _status: tuple[float, dict | None, str | None] = (0.0, None, None)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cache: dict = field(default_factory=dict)

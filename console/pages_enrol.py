@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import bottle
 
+from console.bulkjobs import BulkJob, JobBusy
 from console.pages_people import secure_context
 from console.uploads import PhotoZip, ZipRejected, clean_image
 from firmware.domain import bulk
@@ -28,15 +29,18 @@ def q(value: str) -> str:
 
 
 class ConsoleTarget:
-    """:class:`firmware.domain.bulk.BulkTarget` over the firmware's control API."""
+    """:class:`firmware.domain.bulk.BulkTarget` over the firmware's control API. ``fw`` is
+    the control client acting for the user who started the upload (a background job has no
+    request to take the user from); by default the logged-in user's."""
 
-    def __init__(self, ctx, basis: str) -> None:
+    def __init__(self, ctx, basis: str, fw=None) -> None:
         self.ctx, self.basis = ctx, basis
+        self.fw = fw if fw is not None else ctx.fw
         self.max_bytes = int(ctx.config.console.max_upload_mb * 1048576)
 
     def exists(self, person_id: str) -> bool:
         try:
-            self.ctx.fw.person(person_id)
+            self.fw.person(person_id)
             return True
         except ControlError as exc:
             if exc.status == 404:
@@ -44,10 +48,10 @@ class ConsoleTarget:
             raise
 
     def create(self, person_id: str, name: str, external_id: str | None) -> None:
-        self.ctx.fw.create_person(name, person_id=person_id, external_id=external_id, basis=self.basis)
+        self.fw.create_person(name, person_id=person_id, external_id=external_id, basis=self.basis)
 
     def delete(self, person_id: str) -> None:
-        self.ctx.fw.delete_person(person_id)
+        self.fw.delete_person(person_id)
 
     def enrol(self, person_id: str, photos: list[bytes], confirm_duplicate: bool) -> list[dict]:
         """One result per photo, in order; photos the console refuses never reach the firmware."""
@@ -64,10 +68,14 @@ class ConsoleTarget:
 
     def _send(self, person_id: str, images: list[bytes], confirm: bool) -> list[dict]:
         try:
-            answer = self.ctx.fw.add_photos(person_id, images, timeout=120, confirm_duplicate=confirm)
+            answer = self.fw.add_photos(person_id, images, timeout=120, confirm_duplicate=confirm)
             return answer.get("results", [])
         except ControlError as exc:
             return [{"ok": False, "reason": "error", "message": str(exc)} for _ in images]
+
+
+class BulkRefused(ValueError):
+    """The upload as a whole cannot be run (the message is shown as it is)."""
 
 
 def _upload_bytes(name: str, limit: int) -> bytes | None:
@@ -75,27 +83,51 @@ def _upload_bytes(name: str, limit: int) -> bytes | None:
     return upload.file.read(limit + 1) if upload is not None else None
 
 
-def run_bulk_upload(ctx, csv_data: bytes, zip_data: bytes, confirm: bool,
-                    basis: str = "") -> tuple[list[dict], str]:
-    """(row reports as dicts, an error for the whole upload or ""); ``basis`` is recorded for
-    every person the upload creates (required unless ``privacy.default_basis`` is set)."""
+def prepare_bulk_upload(ctx, csv_data: bytes, zip_data: bytes,
+                        basis: str = "") -> tuple[list[bulk.Row], PhotoZip, str]:
+    """(rows, the open photo zip, the legal basis) of a valid upload; raises
+    :class:`BulkRefused` for a CSV, zip or basis that cannot be used. ``basis`` is recorded
+    for every person the upload creates (required unless ``privacy.default_basis`` is set)."""
     try:
         rows = bulk.parse_csv(csv_data)
         photos = PhotoZip(zip_data)
     except (bulk.BulkError, ZipRejected) as exc:
-        return [], str(exc)
+        raise BulkRefused(str(exc)) from None
     basis = basis or ctx.config.privacy.default_basis or ""
     if basis not in BASES:
         photos.close()
-        return [], "choose the legal basis for keeping these people's face data"
+        raise BulkRefused("choose the legal basis for keeping these people's face data")
+    return rows, photos, basis
+
+
+def start_bulk_job(ctx, csv_data: bytes, zip_data: bytes, confirm: bool, basis: str = "") -> BulkJob:
+    """Validate the upload here and now, then run its rows as the console's background job
+    (raises :class:`BulkRefused`, or :class:`console.bulkjobs.JobBusy` while a job runs).
+    The audit log names who started it and gets a summary when it ends."""
+    rows, photos, basis = prepare_bulk_upload(ctx, csv_data, zip_data, basis)
+    user = ctx.user() or "anonymous"
+    target = ConsoleTarget(ctx, basis, ctx.client.as_actor(user))
+
+    def started(job: BulkJob) -> None:
+        ctx.audit("bulk.started", job.id, {"rows": job.total, "basis": basis, "confirm_duplicate": confirm},
+                  actor=user)
+
+    def ended(job: BulkJob) -> None:
+        summary = job.summary()
+        logger.info("bulk enrolment %s by %s %s: %s%s", job.id, user, job.state, summary,
+                    f" ({job.error})" if job.error else "")
+        details = {"state": job.state, "rows": job.total, "done": sum(summary.values()), "summary": summary}
+        if job.error:
+            details["error"] = job.error
+        ctx.audit("bulk.finished", job.id, details, actor=user)
+
     try:
-        reports = bulk.run_bulk(rows, photos.read, ConsoleTarget(ctx, basis), confirm_duplicate=confirm)
-    except ControlError as exc:
-        return [], f"the firmware did not answer: {exc}"
-    finally:
+        return ctx.bulk.start(user, rows, photos.read, target, confirm_duplicate=confirm,
+                              options={"basis": basis, "confirm_duplicate": confirm},
+                              on_start=started, on_end=ended, cleanup=photos.close)
+    except JobBusy:
         photos.close()
-    logger.info("bulk enrolment by %s: %s", ctx.user(), bulk.summary(reports))
-    return [r.as_dict() for r in reports], ""
+        raise
 
 
 def _capture_status(ctx) -> dict | None:
@@ -108,28 +140,64 @@ def _capture_status(ctx) -> dict | None:
 
 
 def register(app: bottle.Bottle, ctx) -> None:
+    def bulk_form(error: str = "", status: int = 200):
+        bottle.response.status = status
+        return ctx.render("bulk.tpl", title="Bulk enrolment", nav="/people", error=error,
+                          job=ctx.bulk.latest(), default_basis=ctx.config.privacy.default_basis)
+
     @app.get("/people/bulk")
     def bulk_page():
-        return ctx.render("bulk.tpl", title="Bulk enrolment", nav="/people", reports=None, error="", counts={},
-                          default_basis=ctx.config.privacy.default_basis)
+        return bulk_form()
 
     @app.post("/people/bulk")
     def bulk_upload():
+        """Validate at once (errors answer here, as before), then 303 to the job's page:
+        a reload of that page re-runs nothing. JSON clients get 202 and the job to poll."""
         limit = int(ctx.config.console.max_upload_mb * 1048576)
         csv_data, zip_data = _upload_bytes("csv", limit), _upload_bytes("zip", limit)
         confirm = bottle.request.forms.get("confirm_duplicate") == "1"
-        if not csv_data or not zip_data:
-            reports, error = [], "choose a CSV file and a zip of photos"
-        else:
-            reports, error = run_bulk_upload(ctx, csv_data, zip_data, confirm,
-                                             bottle.request.forms.get("basis") or "")
-        counts: dict[str, int] = {}
-        for r in reports:
-            counts[r["label"]] = counts.get(r["label"], 0) + 1
-        if bottle.request.headers.get("Accept", "").startswith("application/json"):
-            return {"reports": reports, "error": error, "counts": counts}
-        return ctx.render("bulk.tpl", title="Bulk enrolment", nav="/people", reports=reports, error=error,
-                          counts=counts, default_basis=ctx.config.privacy.default_basis)
+        wants_json = bottle.request.headers.get("Accept", "").startswith("application/json")
+        error, status, running = "", 200, None
+        try:
+            if not csv_data or not zip_data:
+                raise BulkRefused("choose a CSV file and a zip of photos")
+            job = start_bulk_job(ctx, csv_data, zip_data, confirm, bottle.request.forms.get("basis") or "")
+        except BulkRefused as exc:
+            error = str(exc)
+        except JobBusy as exc:
+            error, status, running = str(exc), 409, exc.job
+        if error:
+            if wants_json:
+                bottle.response.status = status
+                return {"reports": [], "error": error, "counts": {},
+                        "job": running.id if running is not None else None}
+            return bulk_form(error, status)
+        if wants_json:
+            bottle.response.status = 202
+            return {"job": job.id, "state": job.state, "total": job.total,
+                    "url": f"/api/bulk/{job.id}", "page": f"/people/bulk/{job.id}"}
+        bottle.redirect(f"/people/bulk/{job.id}", 303)
+
+    @app.get("/people/bulk/<job_id>")
+    def bulk_job_page(job_id: str):
+        job = ctx.bulk.get(job_id)
+        if job is None:
+            raise bottle.HTTPError(404, "this bulk enrolment is no longer kept: the console keeps the "
+                                        f"last {ctx.bulk.keep} in memory until it restarts (the people it "
+                                        "enrolled are listed under People and in the audit log)")
+        view = job.snapshot()
+        return ctx.render("bulk_job.tpl", title="Bulk enrolment", nav="/people", job=view,
+                          reports=view["reports"], counts=view["counts"])
+
+    @app.get("/api/bulk/<job_id>")
+    def bulk_job_api(job_id: str):
+        """The job's progress; ``?since=N`` sends only the row reports after the first N."""
+        job = ctx.bulk.get(job_id)
+        if job is None:
+            raise bottle.HTTPError(404, "no such bulk enrolment (the console keeps the last "
+                                        f"{ctx.bulk.keep} until it restarts)")
+        since = bottle.request.query.get("since", "0")
+        return job.snapshot(int(since) if since.isdigit() else 0)
 
     @app.post("/people/<person_id>/capture")
     def capture_start(person_id: str):

@@ -214,6 +214,74 @@ function wireCapture() {
   });
 }
 
+function bulkRow(r) {
+  /* One report row, the same markup as views/bulk_report.tpl. */
+  const tr = document.createElement("tr");
+  tr.dataset.status = r.status;
+  const cell = (text, cls) => {
+    const td = document.createElement("td");
+    if (cls) td.className = cls;
+    td.textContent = text;
+    tr.appendChild(td);
+    return td;
+  };
+  cell(String(r.line));
+  const who = cell(r.name + " ");
+  const small = document.createElement("small");
+  small.textContent = "(" + r.person_id + ")";
+  who.appendChild(small);
+  cell(r.label, r.status === "ok" || r.status === "already" ? "ok" : "error");
+  const details = cell(r.message);
+  if ((r.photos || []).length > 1) {
+    const ul = document.createElement("ul");
+    ul.className = "photo-results";
+    r.photos.forEach(ph => {
+      const li = document.createElement("li");
+      li.textContent = ph.file + ": " + (ph.ok ? "ok" : ph.message);
+      ul.appendChild(li);
+    });
+    details.appendChild(ul);
+  }
+  return tr;
+}
+
+function wireBulkJob() {
+  /* A running bulk enrolment: progress, counts and rows as they come; the final report is
+     the server's page (reloaded once when the job ends: a GET, it re-runs nothing). */
+  const card = document.getElementById("bulk-job");
+  if (!card || !card.dataset.poll) return;
+  const body = document.querySelector("#bulk-report tbody");
+  const note = document.getElementById("bulk-note");
+  async function tick() {
+    try {
+      const res = await fetch(card.dataset.poll + "?since=" + body.rows.length,
+        {credentials: "same-origin", headers: {"Accept": "application/json"}});
+      if (res.status === 401 || res.status === 403 || res.status === 404) {
+        const data = await res.json().catch(() => ({}));
+        note.textContent = (data.error || ("HTTP " + res.status)) + " (reload the page to try again)";
+        note.className = "flash error";
+        return;
+      }
+      if (res.ok) {
+        const job = await res.json();
+        if (job.since === body.rows.length) job.reports.forEach(r => body.appendChild(bulkRow(r)));
+        document.getElementById("bulk-done").textContent = job.done;
+        document.getElementById("bulk-total").textContent = job.total;
+        document.getElementById("bulk-progress").value = job.done;
+        document.getElementById("bulk-counts").textContent = Object.keys(job.counts).sort()
+          .map(label => job.counts[label] + " " + label).join(", ");
+        const state = document.getElementById("bulk-state");
+        state.textContent = job.state;
+        state.className = "pill " + job.state;
+        card.dataset.state = job.state;
+        if (job.state !== "running") { window.location.reload(); return; }
+      }
+    } catch (e) { /* console restarting: try again */ }
+    setTimeout(tick, 700);
+  }
+  setTimeout(tick, 700);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  wireButtons(); wireKiosk(); wireGrid(); wireCamera(); wireCapture();
+  wireButtons(); wireKiosk(); wireGrid(); wireCamera(); wireCapture(); wireBulkJob();
 });

@@ -3,7 +3,8 @@
 <section class="card">
 <p>Upload a CSV with a header row and the columns <code>name</code> and <code>photos</code> (file names in the
 zip, separated by <code>;</code>), optionally <code>person_id</code> and <code>external_id</code>, plus a zip
-of the photos. Running the same files again changes nothing.</p>
+of the photos. Running the same files again changes nothing. The enrolment runs in the console:
+you can follow its progress, or close the page and come back here for its report.</p>
 <form method="post" action="/people/bulk" enctype="multipart/form-data" id="bulk-form">
   <input type="hidden" name="csrf" value="{{csrf}}">
   <label>People (CSV) <input type="file" name="csv" accept=".csv,text/csv" required></label>
@@ -24,26 +25,15 @@ of the photos. Running the same files again changes nothing.</p>
 % if error:
 <p class="flash error" id="bulk-error">{{error}}</p>
 % end
-% if reports:
-<section class="card" id="bulk-report">
-<h2>Report</h2>
-<p id="bulk-counts">{{', '.join(f'{n} {label}' for label, n in sorted(counts.items()))}}</p>
-<table>
-<thead><tr><th>Line</th><th>Person</th><th>Result</th><th>Details</th></tr></thead>
-<tbody>
-% for r in reports:
-<tr data-status="{{r['status']}}"><td>{{r['line']}}</td><td>{{r['name']}} <small>({{r['person_id']}})</small></td>
-<td class="{{'ok' if r['status'] in ('ok', 'already') else 'error'}}">{{r['label']}}</td><td>{{r['message']}}
-% if len(r['photos']) > 1:
-<ul class="photo-results">
-% for ph in r['photos']:
-<li>{{ph['file']}}: {{'ok' if ph.get('ok') else ph.get('message')}}</li>
+% if get('job'):
+<section class="card" id="bulk-last">
+% if job.running:
+<p>A bulk enrolment started by <strong>{{job.user}}</strong> at {{when(job.started_at)}} is running:
+<a href="/people/bulk/{{job.id}}">follow its progress and report</a>.</p>
+% else:
+<p>Last bulk enrolment: started by <strong>{{job.user}}</strong> at {{when(job.started_at)}},
+{{'finished' if job.state == 'done' else 'stopped'}} at {{when(job.finished_at)}}:
+<a href="/people/bulk/{{job.id}}">see its report</a>.</p>
 % end
-</ul>
-% end
-</td></tr>
-% end
-</tbody>
-</table>
 </section>
 % end

@@ -185,11 +185,15 @@ def run_row(row: Row, read_photo: Callable[[str], bytes], target: BulkTarget,
 
 def run_bulk(rows: list[Row], read_photo: Callable[[str], bytes], target: BulkTarget, *,
              confirm_duplicate: bool = False,
-             progress: Callable[[int, int], None] | None = None) -> list[RowReport]:
-    """Every row in order; ``progress(done, total)`` after each."""
+             progress: Callable[[int, int], None] | None = None,
+             on_report: Callable[[RowReport], None] | None = None) -> list[RowReport]:
+    """Every row in order; ``on_report(report)`` then ``progress(done, total)`` after each
+    (the console's background job shows each row as soon as it is done)."""
     reports = []
     for done, row in enumerate(rows, 1):
         reports.append(run_row(row, read_photo, target, confirm_duplicate))
+        if on_report is not None:
+            on_report(reports[-1])
         if progress is not None:
             progress(done, len(rows))
     return reports

@@ -317,3 +317,102 @@ def test_browser_camera_capture_enrols_a_photo(pw, stack, lfw10, tmp_path):
         assert result.startswith("accepted"), result
     finally:
         browser.close()
+
+
+BULK_PEOPLE = ("Ariel_Sharon", "Arnold_Schwarzenegger", "Colin_Powell", "Donald_Rumsfeld",
+               "Gerhard_Schroeder", "Hugo_Chavez", "Jacques_Chirac", "Vladimir_Putin")
+
+
+def _bulk_files(lfw10: Path) -> tuple[bytes, bytes, int, list[int]]:
+    """(CSV, zip, rows, the index of each person's first row): per person a row with two
+    photos, then a row for each of their other photos under a new id, then every photo once
+    more under yet another id (refused as duplicates unless ticked), a row whose photo is not
+    in the zip and a row without a name: ~150 rows of real enrolment work, so the job runs
+    for seconds while the page polls every 0.7 s."""
+    import zipfile
+
+    out, buf = io.StringIO(), io.BytesIO()
+    writer = csv.writer(out)
+    writer.writerow(["name", "photos", "person_id"])
+    rows, first = 0, []
+    with zipfile.ZipFile(buf, "w") as zf:
+        for person in BULK_PEOPLE:
+            photos = sorted(p.name for p in (lfw10 / person).glob("*.jpg"))
+            for photo in photos:
+                zf.write(lfw10 / person / photo, f"photos/{photo}")
+            name = person.replace("_", " ")
+            first.append(rows)
+            writer.writerow([name, ";".join(photos[:2]), ""])
+            rows += 1
+            for k, photo in enumerate(photos[2:], 3):
+                writer.writerow([f"{name} {k}", photo, f"bulk-{person.lower()}-{k}"])
+                rows += 1
+            for k, photo in enumerate(photos, 1):
+                writer.writerow([f"{name} again {k}", photo, f"bulk-{person.lower()}-again-{k}"])
+                rows += 1
+        writer.writerow(["Nobody", "not-in-the-zip.jpg", ""])
+        writer.writerow(["", "Ariel_Sharon_0001.jpg", ""])
+    return out.getvalue().encode(), buf.getvalue(), rows + 2, first
+
+
+def _js(page, script: str):
+    """``page.evaluate`` that answers None while the page is reloading (the job page reloads
+    itself once when the job ends)."""
+    from playwright.sync_api import Error
+
+    try:
+        return page.evaluate(script)
+    except Error:
+        return None
+
+
+def test_bulk_enrolment_runs_as_a_job_with_progress_then_the_report(page, stack, lfw10):
+    """The upload answers at once with the job's page; the page fills in (rows done, counts,
+    report rows) while the real firmware enrols, then shows the final report; a reload re-runs
+    nothing; the bulk page links to the job."""
+    csv_data, zip_data, rows, first = _bulk_files(lfw10)
+    page.goto(stack["base"] + "/people")
+    page.click("#bulk-link")
+    page.set_input_files("input[name=csv]", files=[{"name": "people.csv", "mimeType": "text/csv",
+                                                    "buffer": csv_data}])
+    page.set_input_files("input[name=zip]", files=[{"name": "photos.zip", "mimeType": "application/zip",
+                                                    "buffer": zip_data}])
+    page.select_option("select[name=basis]", "consent")
+    page.click("#bulk-form button[type=submit]")
+    page.wait_for_url("**/people/bulk/*")
+    job_url = page.url
+    assert page.inner_text("#bulk-user") == "admin" and page.inner_text("#bulk-total") == str(rows)
+    seen: list[tuple] = []
+
+    def progress():
+        got = _js(page, "[document.getElementById('bulk-job').dataset.state, "
+                        "+document.getElementById('bulk-done').textContent, "
+                        "document.querySelectorAll('#bulk-report tbody tr').length, "
+                        "(document.getElementById('bulk-counts') || {}).textContent || '']")
+        if got and got[0] == "running" and 0 < got[1] < rows:
+            seen.append(tuple(got))
+        return seen
+
+    _wait(progress, 120, "the job page to show rows done while the job runs")
+    state, done, table_rows, counts = seen[-1]
+    assert table_rows == done and counts, seen  # the rows and counts so far, filled in by the page
+    shot(page, "16-bulk-progress")
+    _wait(lambda: _js(page, "document.getElementById('bulk-job').dataset.state") == "done"
+          and _js(page, "!document.getElementById('bulk-job').dataset.poll"), 600,
+          "the job page to show the final report")
+    shot(page, "17-bulk-report")
+    assert page.url == job_url
+    statuses = page.eval_on_selector_all("#bulk-report tbody tr", "trs => trs.map(tr => tr.dataset.status)")
+    assert len(statuses) == rows and page.inner_text("#bulk-done") == str(rows)
+    assert statuses[-2:] == ["missing_photo", "bad_row"], statuses
+    assert [statuses[i] for i in first].count("ok") >= len(BULK_PEOPLE) - 1, statuses  # real faces: allow one miss
+    counts = page.inner_text("#bulk-counts")
+    assert "1 bad row" in counts and "1 missing photo" in counts, counts
+    assert sum(int(part.split(" ", 1)[0]) for part in counts.split(", ")) == rows, counts
+    page.reload()  # a GET of the job: nothing runs again
+    assert page.eval_on_selector_all("#bulk-report tbody tr", "trs => trs.map(tr => tr.dataset.status)") == statuses
+    page.goto(stack["base"] + "/people/bulk")
+    assert page.get_attribute("#bulk-last a", "href") == job_url.removeprefix(stack["base"])
+    page.goto(stack["base"] + "/audit")
+    audit = page.inner_text("#audit-table")
+    assert audit.count("bulk.started") == 1 and audit.count("bulk.finished") == 1, audit[:2000]

@@ -1,6 +1,7 @@
 """Console bulk enrolment against the real firmware side: the console app (in-process WSGI)
 -> the real control API on a Unix socket -> the real Device and Enroller with the real
-models on real faces (faces-small). Per-row report, a duplicate confirmed by the admin,
+models on real faces (faces-small). Per-row report (the rows run as the console's background
+job; the test waits for it, then reads the job's page), a duplicate confirmed by the admin,
 idempotent re-run."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from firmware.domain.decisions import DecisionEngine
 from firmware.domain.enrolment import ENROL_DETECTOR
 from firmware.runtime.device import Device
 from firmware.store import Store
-from tests.unit.test_console_support import Browser, setup_admin, write_config
+from tests.unit.test_console_support import Browser, finished_bulk, setup_admin, write_config
 
 pytestmark = pytest.mark.integration
 EMBEDDER = "dlib_resnet_int8"
@@ -79,9 +80,11 @@ def test_console_bulk_upload_with_real_faces(stack, shared_data):
 
     def upload(**fields):
         browser.get("/people/bulk")
-        reply = browser.post_files("/people/bulk", [("csv", "people.csv", csv), ("zip", "p.zip", buf.getvalue())],
-                                   fields={"basis": "consent", **fields})
-        assert reply.status == 200, reply.text[:300]
+        started = browser.post_files("/people/bulk", [("csv", "people.csv", csv), ("zip", "p.zip", buf.getvalue())],
+                                     fields={"basis": "consent", **fields})
+        assert started.status == 303, started.text[:300]  # the rows run as the console's background job
+        reply = finished_bulk(browser, started, timeout=180)
+        assert reply.status == 200 and 'data-state="done"' in reply.text, reply.text[:300]
         return [row.split('"')[1] for row in reply.text.split("<tr data-status=")[1:]], reply.text
 
     statuses, text = upload()
@@ -95,3 +98,4 @@ def test_console_bulk_upload_with_real_faces(stack, shared_data):
     assert [p["source"] for p in store.people.photos("not-blair")] == ["photo"]
     actions = [e["action"] for e in store.audit.list()]
     assert "person.photo_added" in actions and "person.created" in actions
+    assert actions.count("bulk.started") == 3 and actions.count("bulk.finished") == 3

@@ -11,7 +11,7 @@ import zipfile
 import cv2
 import numpy as np
 
-from tests.unit.test_console_support import admin, console_env  # noqa: F401
+from tests.unit.test_console_support import admin, console_env, finished_bulk  # noqa: F401
 
 
 def jpeg(seed: int) -> bytes:
@@ -36,10 +36,12 @@ ZIP = {"ann/1.jpg": jpeg(1), "ann/2.jpg": jpeg(2), "photos/bob.jpg": jpeg(3), "n
 
 
 def _bulk(admin, csv: bytes, zip_data: bytes, **fields):
+    """Upload; a refusal comes back at once, a started job's page once the job ended."""
     fields.setdefault("basis", "consent")
     admin.get("/people/bulk")
-    return admin.post_files("/people/bulk", [("csv", "people.csv", csv), ("zip", "photos.zip", zip_data)],
-                            fields=fields)
+    return finished_bulk(admin, admin.post_files("/people/bulk", [("csv", "people.csv", csv),
+                                                                  ("zip", "photos.zip", zip_data)],
+                                                 fields=fields))
 
 
 def test_bulk_upload_reports_each_row_and_is_idempotent(admin, console_env):

@@ -207,3 +207,21 @@ def admin(console_env) -> Browser:
     assert reply.status in (302, 303) and reply.location.endswith("/setup/device")
     assert browser.get("/setup/device").status == 200  # follow the redirect: new CSRF token
     return browser
+
+
+def bulk_job_of(browser: Browser, reply: Reply):
+    """The console's bulk job a bulk upload's 303 points at (``/people/bulk/<id>``)."""
+    assert reply.status == 303 and "/people/bulk/" in reply.location, (reply.status, reply.text[:300])
+    job = browser.app.config["rollcall.ctx"].bulk.get(reply.location.rstrip("/").rsplit("/", 1)[1])
+    assert job is not None, reply.location
+    return job
+
+
+def finished_bulk(browser: Browser, reply: Reply, timeout: float = 30) -> Reply:
+    """A bulk upload's answer: a refusal as it is; a started job: its page once the job
+    has ended (waiting on the job, at most ``timeout`` seconds)."""
+    if reply.status != 303:
+        return reply
+    job = bulk_job_of(browser, reply)
+    assert job.wait(timeout), f"the bulk job did not end within {timeout} s ({job.snapshot()['done']} rows done)"
+    return browser.follow(reply)

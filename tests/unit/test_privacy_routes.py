@@ -15,7 +15,7 @@ from firmware.errors import ControlError
 from tests.unit.test_console_enrol import jpeg as face_jpeg
 from tests.unit.test_console_enrol import make_zip
 from tests.unit.test_console_security import jpeg
-from tests.unit.test_console_support import admin, console_env  # noqa: F401  (fixtures)
+from tests.unit.test_console_support import admin, console_env, finished_bulk  # noqa: F401  (fixtures)
 from tests.unit.test_store_support import unit_vector
 
 
@@ -114,9 +114,9 @@ def test_bulk_and_camera_enrolment_need_a_basis(admin, console_env, client):
     reply = admin.post_files("/people/bulk", [("csv", "people.csv", csv),
                                               ("zip", "photos.zip", make_zip({"ann.jpg": face_jpeg(1)}))])
     assert "choose the legal basis" in reply.text and console_env.store.people.list() == []
-    reply = admin.post_files("/people/bulk", [("csv", "people.csv", csv),
-                                              ("zip", "photos.zip", make_zip({"ann.jpg": face_jpeg(1)}))],
-                             fields={"basis": "contract"})
+    reply = finished_bulk(admin, admin.post_files(
+        "/people/bulk", [("csv", "people.csv", csv), ("zip", "photos.zip", make_zip({"ann.jpg": face_jpeg(1)}))],
+        fields={"basis": "contract"}))
     assert 'data-status="ok"' in reply.text, reply.text[-1500:]
     [ann] = console_env.store.people.list()
     assert ann["consent"]["basis"] == "contract" and ann["consent"]["recorded_by"] == "admin"
