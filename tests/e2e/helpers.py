@@ -4,12 +4,14 @@ bounded waits, and starting / stopping the real `rollcall` processes."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -21,6 +23,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = REPO / "test-artifacts" / "e2e"
 ROLLCALL = [sys.executable, "-m", "firmware.cli"]
+KEEP_LOGS = "ROLLCALL_E2E_LOGS"  # a folder to copy the firmware and console logs to
 
 
 def need_chromium() -> None:
@@ -65,3 +68,28 @@ def until(page, script: str, timeout: float = 20, what: str = "") -> None:
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@contextmanager
+def chromium_context(width: int = 1280, height: int = 860, **options) -> Iterator:
+    """Debian's headless Chromium with one browser context (that viewport, a 20 s default
+    timeout); closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        context = browser.new_context(viewport={"width": width, "height": height}, **options)
+        context.set_default_timeout(20000)
+        try:
+            yield context
+        finally:
+            context.close()
+            browser.close()
+
+
+def remove_stack(root: Path) -> None:
+    """Delete a stack's temporary folder, first copying its logs to ``$ROLLCALL_E2E_LOGS``
+    when that is set (what a failed run leaves to read)."""
+    if os.environ.get(KEEP_LOGS):
+        shutil.copytree(root / "log", os.environ[KEEP_LOGS], dirs_exist_ok=True)
+    shutil.rmtree(root, ignore_errors=True)

@@ -17,14 +17,14 @@ Screenshots go to test-artifacts/e2e/ (30-...). ``ROLLCALL_E2E_LOGS=DIR`` keeps 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port, models_dir, shared_data_dir
-from tests.e2e.helpers import ARGS, CHROMIUM, need_chromium, port_open, shot, start, stop, until, wait_for
+from tests.e2e.helpers import (KEEP_LOGS, chromium_context, need_chromium, port_open, remove_stack, shot, start,
+                               stop, until, wait_for)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -32,7 +32,6 @@ PASSWORD = "e2e-Camera-passphrase-31"
 CLIP = os.environ.get("ROLLCALL_E2E_BLINK_CLIP", "blink/blinking_4.mp4")
 NAME = "Camera Person"
 FRAMES = 3
-KEEP_LOGS = "ROLLCALL_E2E_LOGS"
 
 
 @pytest.fixture(scope="module")
@@ -75,22 +74,13 @@ def stack():
     finally:
         for proc in procs:
             stop(proc)
-        if os.environ.get(KEEP_LOGS):
-            shutil.copytree(root / "log", os.environ[KEEP_LOGS], dirs_exist_ok=True)
-        shutil.rmtree(root, ignore_errors=True)
+        remove_stack(root)
 
 
 @pytest.fixture(scope="module")
 def browser(stack):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        context = chromium.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(20000)
+    with chromium_context(1280, 900) as context:
         yield context
-        context.close()
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,6 @@ clip under the shared data (e.g. ``blink/WDA_AlexandriaOcasioCortez_000.mp4``);
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +37,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port, models_dir, shared_data_dir
-from tests.e2e.helpers import ARGS, CHROMIUM, need_chromium, port_open, shot, start, stop, until, wait_for
+from tests.e2e.helpers import (KEEP_LOGS, chromium_context, need_chromium, port_open, remove_stack, shot, start,
+                               stop, until, wait_for)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -47,7 +47,6 @@ CLIP = os.environ.get("ROLLCALL_E2E_BLINK_CLIP", "blink/blinking_4.mp4")
 NAME = "Blink Clip"
 ENROL_AT_S = (0.2, 0.6)  # enrolment photos: frames of the clip's first second
 STILL_AT_S = 0.9         # the "printed photo": one frame, eyes open
-KEEP_LOGS = "ROLLCALL_E2E_LOGS"  # a folder to copy the firmware and console logs to
 GRID_STATUS = "document.querySelector('tr[data-person] [data-status]').textContent"
 
 
@@ -154,22 +153,13 @@ def stack():
         yield stack
     finally:
         stack.close()
-        if os.environ.get(KEEP_LOGS):
-            shutil.copytree(root / "log", os.environ[KEEP_LOGS], dirs_exist_ok=True)
-        shutil.rmtree(root, ignore_errors=True)
+        remove_stack(root)
 
 
 @pytest.fixture(scope="module")
 def browser(stack):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        context = chromium.new_context(viewport={"width": 1280, "height": 860})
-        context.set_default_timeout(20000)
+    with chromium_context(1280, 860) as context:
         yield context
-        context.close()
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, free_port
-from tests.e2e.helpers import ARGS, CHROMIUM, SHOTS, need_chromium, port_open, shot, start, stop, until
-from tests.e2e.helpers import wait_for
+from tests.e2e.helpers import SHOTS, chromium_context, need_chromium, port_open, shot, start, stop, until, wait_for
 
 pytestmark = [pytest.mark.e2e]
 
@@ -84,22 +83,15 @@ def stack():
 
 @pytest.fixture(scope="module")
 def page(stack):
-    from playwright.sync_api import sync_playwright
-
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        context = browser.new_context(viewport={"width": 1100, "height": 800})
+    with chromium_context(1100, 800) as context:
         tab = context.new_page()
-        tab.set_default_timeout(20000)
         tab.goto(stack["base"] + "/")
         tab.fill("input[name=password]", PASSWORD)
         tab.fill("input[name=password2]", PASSWORD)
         tab.click("button[type=submit]")
         tab.wait_for_url("**/setup/device")
         yield tab
-        context.close()
-        browser.close()
 
 
 def _row(person_id: str) -> str:
