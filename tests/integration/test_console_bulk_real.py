@@ -23,20 +23,11 @@ from firmware.domain.enrolment import ENROL_DETECTOR
 from firmware.runtime.device import Device
 from firmware.store import Store
 from tests.unit.test_console_support import Browser, finished_bulk, setup_admin, write_config
+from tests.doubles.indicators import QuietIndicators
 
 pytestmark = pytest.mark.integration
 EMBEDDER = "dlib_resnet_int8"
 
-
-class _Quiet:
-    def show(self, pattern: str) -> None:
-        pass
-
-    def prompt(self, stage: str) -> None:
-        pass
-
-    def status(self) -> dict:
-        return {"state": "ok", "message": ""}
 
 
 @pytest.fixture
@@ -49,7 +40,7 @@ def stack(built_models):
     config.recognition.embedder = EMBEDDER
     config.paths.models_dir, config.paths.data_dir = built_models, root / "data"
     store = Store(config.paths.data_dir)
-    device = Device(config, store=store, engine=DecisionEngine(), indicators=_Quiet(), camera=None)
+    device = Device(config, store=store, engine=DecisionEngine(), indicators=QuietIndicators(), camera=None)
     server = ControlServer(root / "control.sock", store, device).start()
     app = create_app(write_config(root, root / "control.sock"),
                      password_hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))

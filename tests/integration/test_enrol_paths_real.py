@@ -21,6 +21,7 @@ from firmware.inference import images
 from firmware.runtime.device import Device
 from firmware.runtime.enrol import Enroller
 from firmware.store import Store
+from tests.doubles.indicators import QuietIndicators
 
 pytestmark = pytest.mark.integration
 EMBEDDER = "dlib_resnet_int8"
@@ -133,7 +134,7 @@ def test_an_unknown_face_is_kept_with_the_closest_person_score_and_threshold(mod
         engine = DecisionEngine(embeddings_per_track=1)
         device = Device(config, store=store, engine=engine, camera=None, indicators=None,
                         config_path=tmp_path / "config.toml")
-        device.indicators = _Quiet()
+        device.indicators = QuietIndicators()
         try:
             for pid, name in (("tblair", "Tony_Blair"), ("cpowell", "Colin_Powell")):
                 photos = [(lfw10 / name / f"{name}_{i:04d}.jpg").read_bytes() for i in (1, 2)]
@@ -164,18 +165,6 @@ def test_an_unknown_face_is_kept_with_the_closest_person_score_and_threshold(mod
         finally:
             device.enroller.close()
 
-
-class _Quiet:
-    """Indicators that show nothing (the pins are not what this test is about)."""
-
-    def show(self, pattern: str) -> None:
-        pass
-
-    def prompt(self, stage: str) -> None:
-        pass
-
-    def status(self) -> dict:
-        return {"state": "ok", "message": ""}
 
 
 def test_a_small_face_from_the_door_camera_is_accepted_where_an_upload_is_not(models, shared_data, tmp_path):
