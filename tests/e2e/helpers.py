@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import pytest
 
 from console.benchstack import port_open  # noqa: F401 - the e2e tests import it from here
-from tests.conftest import REPO
+from tests.conftest import REPO, models_dir, shared_data_dir
 
 CHROMIUM = os.environ.get("ROLLCALL_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -29,6 +29,19 @@ KEEP_LOGS = "ROLLCALL_E2E_LOGS"  # a folder to copy the firmware and console log
 def need_chromium() -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium or set ROLLCALL_CHROMIUM)")
+
+
+def need_clip_and_models(clip: str) -> tuple[Path, Path]:
+    """(the shared-data clip, the built models folder) for a stack that replays a real clip
+    through the real firmware; skips when Chromium, the clip or the models are missing."""
+    need_chromium()
+    path = shared_data_dir() / clip
+    if not path.is_file():
+        pytest.skip(f"clip not found at {path} (set ROLLCALL_SHARED_DATA)")
+    models = models_dir()
+    if not any(models.glob("*.tflite")):
+        pytest.skip(f"models not built in {models}: run `rollcall models build --out {models}`")
+    return path, models
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:

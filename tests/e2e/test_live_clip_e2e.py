@@ -36,8 +36,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, models_dir, shared_data_dir
-from tests.e2e.helpers import (KEEP_LOGS, chromium_context, need_chromium, port_open, remove_stack, shot, start,
+from tests.conftest import free_port
+from tests.e2e.helpers import (KEEP_LOGS, chromium_context, need_clip_and_models, port_open, remove_stack, shot, start,
                                stop, until, wait_for)
 
 pytestmark = [pytest.mark.e2e]
@@ -129,13 +129,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack():
-    need_chromium()
-    clip = shared_data_dir() / CLIP
-    if not clip.is_file():
-        pytest.skip(f"blink clip not found at {clip} (set ROLLCALL_SHARED_DATA)")
-    models = models_dir()
-    if not any(models.glob("*.tflite")):
-        pytest.skip(f"models not built in {models}: run `rollcall models build --out {models}`")
+    clip, models = need_clip_and_models(CLIP)
     import numpy as np
 
     root = Path(tempfile.mkdtemp(prefix="rc-e2e-clip-"))
