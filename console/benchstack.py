@@ -71,11 +71,12 @@ def port_open(port: int) -> bool:
         return False
 
 
-def stop(proc: subprocess.Popen | None) -> None:
+def stop(proc: subprocess.Popen | None, grace_s: float = 30.0) -> None:
+    """SIGTERM (the clean shutdown path), SIGKILL after ``grace_s`` seconds."""
     if proc is not None and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(30)
+            proc.wait(grace_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

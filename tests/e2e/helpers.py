@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from typing import Callable, Iterator
 import pytest
 
 from console.benchstack import port_open  # noqa: F401 - the e2e tests import it from here
+from console.benchstack import stop as stop_process
 from tests.conftest import REPO, models_dir, shared_data_dir
 
 CHROMIUM = os.environ.get("ROLLCALL_CHROMIUM", "/usr/bin/chromium")
@@ -63,13 +63,7 @@ def start(args: list[str], log: Path) -> subprocess.Popen:
 
 def stop(proc: subprocess.Popen) -> None:
     """SIGTERM (the clean shutdown path), SIGKILL after 15 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, grace_s=15.0)
 
 
 def until(page, script: str, timeout: float = 20, what: str = "") -> None:
