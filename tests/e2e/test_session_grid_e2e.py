@@ -24,7 +24,7 @@ from tests.e2e.helpers import SHOTS, chromium_context, need_chromium, port_open,
 pytestmark = [pytest.mark.e2e]
 
 PASSWORD = "e2e-Grid-passphrase-42"
-NAMES = ("Ada Byron", "Ben Okri", "Cleo Sand", "Dan Brown", "Eve Moss")
+NAMES = ("Ada Quill", "Ben Ashdown", "Cleo Sand", "Dan Pell", "Eve Moss")  # made-up names
 
 
 def _seed(data: Path) -> dict:
